@@ -14,6 +14,10 @@ import sys
 #: Verb modules under ``agent.commands``, in the order ``--help`` lists them.
 COMMANDS = [
     "validate",
+    "hosts",
+    "convert",
+    "reconcile",
+    "run",
 ]
 
 

@@ -166,6 +166,8 @@ class CPU:
     model: str | None = None
     features: list[CpuFeature] = field(default_factory=list)
     numa: list[NumaCell] = field(default_factory=list)
+    #: xl's legacy ``cpuid = [ "leaf:reg=bits,..." ]`` list, kept verbatim (no domain XML form).
+    cpuid_legacy: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -211,6 +213,7 @@ class Disk:
     script: str | None = None  # xl disk script=
     discard: str | None = None
     address: dict[str, str] | None = None  # <address type='drive' .../>
+    backend_domain: str | None = None  # xl disk backend= (<backenddomain name=.../>)
 
     @property
     def is_cdrom(self) -> bool:
@@ -343,6 +346,7 @@ class USBDevice:
     """A host USB device passed through (`usbdev=` / `<hostdev type='usb'>`)."""
     bus: int
     device: int
+    managed: bool = False
 
 
 @dataclass

@@ -1,0 +1,71 @@
+"""``xenreconcile list --uri URI [--json]``: a host's domains, like ``xl list``.
+
+The columns are xl's (Name, ID, Mem in MiB, VCPUs, the six-letter state, CPU time in seconds) plus
+the owner marker, so an operator can see at a glance which domains this agent manages; ``--json``
+prints every field of the backend's DomainInfo for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from agent.log import configure as configure_logging
+from libxl.backend import Backend, DomainInfo
+from libxl.errors import BackendError, BackendUnavailable
+
+#: xl's state letters, in xl's order: running, blocked, paused, shutdown, crashed, dying.
+_STATE_LETTERS = "rbpscd"
+_STATE_INDEX = {"running": 0, "blocked": 1, "paused": 2, "shutdown": 3, "crashed": 4, "dying": 5}
+
+
+def state_flags(state: str) -> str:
+    """``paused`` -> ``--p---`` (xl list's State column)."""
+    index = _STATE_INDEX.get(state)
+    return "".join(letter if i == index else "-" for i, letter in enumerate(_STATE_LETTERS))
+
+
+def format_table(domains: list[DomainInfo]) -> str:
+    lines = [f"{'Name':<40} {'ID':>5} {'Mem':>5} {'VCPUs':>5} {'State':<6} {'Time(s)':>9}  Owner"]
+    for d in sorted(domains, key=lambda d: d.domid):
+        lines.append(f"{d.name:<40} {d.domid:>5} {d.memory_kib // 1024:>5} {d.vcpus_online:>5} "
+                     f"{state_flags(d.state):<6} {d.cpu_time_ns / 1e9:>9.1f}  {d.owner or '-'}")
+    return "\n".join(lines) + "\n"
+
+
+def format_json(domains: list[DomainInfo]) -> str:
+    rows = [dataclasses.asdict(d) for d in sorted(domains, key=lambda d: d.domid)]
+    return json.dumps(rows, indent=2) + "\n"
+
+
+def open_backend(uri: str) -> Backend:
+    """Imported late: ``xen:///system`` loads the native binding only when asked for."""
+    from libxl.uri import open_backend as open_uri
+
+    return open_uri(uri)
+
+
+def run(args: argparse.Namespace) -> int:
+    # stdout is the table (or JSON): libxl's own warnings go to stderr, its chatter nowhere.
+    configure_logging(level="warning", stream=sys.stderr)
+    try:
+        backend = open_backend(args.uri)
+        try:
+            domains = backend.list_domains()
+        finally:
+            backend.close()
+    except (BackendError, BackendUnavailable) as err:
+        print(f"xenreconcile list: {err}", file=sys.stderr)
+        return 1
+    sys.stdout.write(format_json(domains) if args.json else format_table(domains))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("list", help="list the domains of a host, like `xl list`")
+    parser.add_argument("--uri", default="xen:///system",
+                        help="host to ask: xen:///system, test:///default or test:///ABS/PATH.json")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)

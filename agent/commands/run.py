@@ -1,0 +1,140 @@
+"""``xenreconcile run`` (the agent) and ``xenreconcile status`` (ask a running agent).
+
+``run`` flags are generated from ``AgentConfig``, one per setting, so every key of the TOML file can
+be overridden on the command line and no flag can exist without a documented, checked setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from agent import log as agentlog
+from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
+from agent.loop import Controller
+from agent.metrics import AgentMetrics, Endpoints, MetricsServer
+from agent.systemd import Notifier
+from libxl.errors import BackendUnavailable, ConfigError
+from libxl.uri import open_backend
+
+DEFAULT_STATUS_URL = f"http://{AgentConfig().metrics_listen}"
+#: Short flags for the settings people type most.
+_ALIASES = {"desired_dir": ["--dir"]}
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run = sub.add_parser(
+        "run", help="run the agent: watch the desired directory and keep the host matching it",
+        description="Run the reconciliation agent. Settings come from the TOML file (--config, default "
+                    f"{DEFAULT_CONFIG_PATH} if it exists); every flag below overrides its key. Metrics, "
+                    "/healthz, /readyz and /status are served on --metrics-listen.")
+    run.add_argument("--config", type=Path, metavar="FILE", help="the agent's TOML settings file")
+    defaults = AgentConfig()
+    for f in fields(AgentConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        names = [flag, *_ALIASES.get(f.name, [])]
+        if isinstance(default, bool):
+            run.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                             help=f"override {f.name} (default {str(default).lower()})")
+        else:
+            run.add_argument(*names, dest=f.name, type=type(default), default=None,
+                             metavar=f.name.upper().replace("_", "-"),
+                             help=f"override {f.name} (default {default})")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="print the per-domain status of a running agent",
+                            description="Read /status from a running agent's HTTP endpoint and print one "
+                                        "line per domain (or the JSON document with --json).")
+    status.add_argument("--url", default=DEFAULT_STATUS_URL,
+                        help=f"the agent's metrics address (default {DEFAULT_STATUS_URL})")
+    status.add_argument("--json", action="store_true", help="print the raw JSON status document")
+    status.set_defaults(func=cmd_status)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in fields(AgentConfig) if getattr(args, f.name) is not None}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    overrides = _overrides(args)
+    try:
+        settings = load_config(args.config, overrides)
+    except AgentConfigError as err:
+        print(f"xenreconcile run: {err}", file=sys.stderr)
+        return 2
+    agentlog.configure(settings.log_format, settings.log_level)
+    log = agentlog.get_logger(component="run")
+    try:
+        backend = open_backend(settings.uri)
+    except ConfigError as err:
+        print(f"xenreconcile run: uri: {err}", file=sys.stderr)
+        return 2
+    except BackendUnavailable as err:
+        print(f"xenreconcile run: {err}", file=sys.stderr)
+        return 1
+    metrics = AgentMetrics()
+    controller = Controller(settings, backend, metrics=metrics, notifier=Notifier(),
+                            config_loader=lambda: load_config(args.config, overrides))
+    try:
+        server = MetricsServer(settings.metrics_address, metrics.registry,
+                               Endpoints(controller.healthy, controller.ready, controller.status_document))
+    except OSError as err:
+        print(f"xenreconcile run: metrics_listen {settings.metrics_listen}: {err.strerror}", file=sys.stderr)
+        backend.close()
+        return 1
+    server.start()
+    host, port = server.address
+    log.info("agent starting", uri=settings.uri, desired_dir=settings.desired_dir,
+             state_dir=settings.state_dir, metrics=f"http://{host}:{port}/metrics")
+    signal.signal(signal.SIGTERM, lambda *_: controller.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: controller.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: controller.request_reload())
+    try:
+        return controller.run()
+    finally:
+        server.stop()
+
+
+def format_status(doc: dict[str, Any]) -> list[str]:
+    """One line per domain (name, state, last action, file, error), then invalid files."""
+    rows = []
+    for name, s in sorted(doc.get("domains", {}).items()):
+        rows.append([name, s.get("state") or "-", s.get("last_action") or "-", s.get("file") or "-",
+                     s.get("last_error") or ""])
+    known = {s.get("file") for s in doc.get("domains", {}).values()}
+    for path, error in sorted(doc.get("invalid_files", {}).items()):
+        if path not in known:
+            rows.append(["-", "invalid", "-", path, error])
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(r)).rstrip()
+            for r in rows]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    url = args.url.rstrip("/") + "/status"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            doc = json.load(resp)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        print(f"xenreconcile status: cannot read {url}: {reason}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2, sort_keys=True)
+        print()
+        return 0
+    for line in format_status(doc):
+        print(line)
+    if not doc.get("ready"):
+        print("(agent not ready yet: first full reconcile not done)", file=sys.stderr)
+    return 0

@@ -1,0 +1,90 @@
+"""``xenreconcile validate PATH...``: check desired-state files before they reach a host.
+
+Meant for GitOps CI: one line per problem (``FILE:LINE: element: problem``), exit status 1 when
+anything is wrong. Besides each file on its own it checks what only the set can show: two files
+declaring the same name or uuid, which the agent treats as a conflict and applies neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from libxl.errors import ConfigError
+from libxl.formats.load import is_desired_name, load_domain_file
+from libxl.model import Domain
+
+
+@dataclass
+class Report:
+    files: list[Path]
+    valid: dict[Path, Domain]
+    problems: list[str]
+
+
+def collect(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """Files named on the command line, plus the desired-state files directly inside directories."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if is_desired_name(p.name) and not p.is_dir()))
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    return files, problems
+
+
+def _conflicts(valid: dict[Path, Domain]) -> list[str]:
+    """One line per file whose name or uuid another file also declares."""
+    lines = []
+    for key, label in ((lambda d: d.name, "name"), (lambda d: d.uuid, "uuid")):
+        owners: dict[str, list[Path]] = {}
+        for path, dom in valid.items():
+            if (value := key(dom)) is not None:
+                owners.setdefault(value, []).append(path)
+        for value, files in owners.items():
+            for path in files[1:]:
+                lines.append(f"{path}: conflict: {label} {value!r} is also declared by {files[0]}")
+    return lines
+
+
+def validate(paths: list[Path]) -> Report:
+    files, problems = collect(paths)
+    valid: dict[Path, Domain] = {}
+    for path in files:
+        try:
+            valid[path] = load_domain_file(path)
+        except ConfigError as err:
+            problems.append(str(err.located(str(path))))
+    return Report(files, valid, problems + _conflicts(valid))
+
+
+def summary(path: Path, dom: Domain) -> str:
+    kind = "hvm" if dom.os.is_hvm else "pvh" if dom.os.is_pvh else "pv"
+    devs = dom.devices
+    return (f"{path}: ok: {dom.name} ({kind}), {dom.memory_kib // 1024} MiB, {dom.vcpu.count} vcpus, "
+            f"{len(devs.disks)} disks, {len(devs.interfaces)} nics")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = validate([Path(p) for p in args.paths])
+    for line in report.problems:
+        print(line)
+    if args.verbose:
+        for path, dom in report.valid.items():
+            print(summary(path, dom))
+        print(f"{len(report.files)} files checked, {len(report.valid)} parsed, "
+              f"{len(report.problems)} problems", file=sys.stderr)
+    return 1 if report.problems else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("validate", help="check desired-state files (domain XML, xl.cfg)",
+                            description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="a file, or a directory of *.xml/*.cfg")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also print a line per valid guest")
+    parser.set_defaults(func=run)

@@ -1,0 +1,211 @@
+"""The agent's settings: one flat TOML file (``etc/xenreconcile.toml``) plus CLI overrides.
+
+Every setting has a default and a checker here, in one table, so the sample file, the ``run`` flags
+and the validation cannot drift apart. A bad file is refused as a whole with one message naming the
+offending key (the caller exits 2): starting half-configured is worse than not starting, because the
+agent would act on a host with settings nobody asked for (e.g. prune on).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from reconcilers.policy import DEFAULT_OWNER, PRUNE_POLICIES, RESTART_POLICIES, Policy
+
+#: Where ``run`` looks when ``--config`` is not given (absent file: defaults only).
+DEFAULT_CONFIG_PATH = Path("/etc/xenreconcile/xenreconcile.toml")
+#: The fixed metrics port, chosen to sit away from the node exporter family (9100..9199).
+DEFAULT_METRICS_PORT = 9977
+
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class AgentConfigError(Exception):
+    """The agent's own configuration is unusable; ``key`` names the setting at fault."""
+
+    def __init__(self, key: str, problem: str, *, source: str | None = None) -> None:
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Resolved settings; field names are the TOML keys (and ``--flag-names`` with dashes)."""
+    uri: str = "xen:///system"
+    desired_dir: str = "/etc/xenreconcile/desired"
+    state_dir: str = "/var/lib/xenreconcile"
+    metrics_listen: str = f"127.0.0.1:{DEFAULT_METRICS_PORT}"
+    resync_interval: float = 60.0
+    resync_jitter: float = 0.1
+    debounce: float = 0.1
+    workers: int = 4
+    backoff_base: float = 0.005
+    backoff_cap: float = 60.0
+    rate_limit: float = 10.0
+    rate_burst: int = 100
+    prune: str = "none"
+    restart: str = "never"
+    allow_empty: bool = False
+    adopt: bool = False
+    shutdown_timeout: float = 30.0
+    owner: str = DEFAULT_OWNER
+    polling: bool = False
+    poll_interval: float = 2.0
+    log_format: str = "auto"
+    log_level: str = "info"
+
+    @property
+    def metrics_address(self) -> tuple[str, int]:
+        """``metrics_listen`` split into host and port (validated on load)."""
+        return parse_listen(self.metrics_listen)
+
+    def policy(self) -> Policy:
+        """The reconciler's policy from the settings that belong to it."""
+        return Policy(prune=self.prune, restart=self.restart, allow_empty=self.allow_empty, adopt=self.adopt,
+                      shutdown_timeout=self.shutdown_timeout, owner=self.owner)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); raises ValueError with the reason."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = host.strip("[]")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"port must be 0..65535, got {port!r}")
+    return host, int(port)
+
+
+def _nonempty_str(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    return None
+
+
+def _number(minimum: float, *, above: bool = False) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number"
+        if value < minimum or (above and value == minimum):
+            return f"must be {'>' if above else '>='} {minimum:g}"
+        return None
+    return check
+
+
+def _integer(minimum: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be an integer"
+        if value < minimum:
+            return f"must be >= {minimum}"
+        return None
+    return check
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in options else f"must be one of {', '.join(options)} (got {value!r})"
+    return check
+
+
+def _listen(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string HOST:PORT"
+    try:
+        parse_listen(value)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def _fraction(value: Any) -> str | None:
+    problem = _number(0.0)(value)
+    if problem is None and value >= 1:
+        return "must be below 1 (a fraction of resync_interval)"
+    return problem
+
+
+#: key -> checker returning the problem, or None when the value is acceptable.
+CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "uri": _nonempty_str,
+    "desired_dir": _nonempty_str,
+    "state_dir": _nonempty_str,
+    "metrics_listen": _listen,
+    "resync_interval": _number(0.0, above=True),
+    "resync_jitter": _fraction,
+    "debounce": _number(0.0),
+    "workers": _integer(1),
+    "backoff_base": _number(0.0, above=True),
+    "backoff_cap": _number(0.0, above=True),
+    "rate_limit": _number(0.0, above=True),
+    "rate_burst": _integer(1),
+    "prune": _choice(PRUNE_POLICIES),
+    "restart": _choice(RESTART_POLICIES),
+    "allow_empty": _boolean,
+    "adopt": _boolean,
+    "shutdown_timeout": _number(0.0),
+    "owner": _nonempty_str,
+    "polling": _boolean,
+    "poll_interval": _number(0.0, above=True),
+    "log_format": _choice(LOG_FORMATS),
+    "log_level": _choice(LOG_LEVELS),
+}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Integers are fine where floats are expected (``debounce = 1``)."""
+    default = getattr(AgentConfig, key)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def apply_settings(base: AgentConfig, settings: dict[str, Any], *, source: str | None = None) -> AgentConfig:
+    """Validate ``settings`` (TOML keys) and lay them over ``base``; the first bad key raises."""
+    for key, value in settings.items():
+        if key not in CHECKS:
+            raise AgentConfigError(key, "unknown setting", source=source)
+        problem = CHECKS[key](value)
+        if problem:
+            raise AgentConfigError(key, problem, source=source)
+    merged = replace(base, **{k: _coerce(k, v) for k, v in settings.items()})
+    if merged.backoff_cap < merged.backoff_base:
+        raise AgentConfigError("backoff_cap", "must be >= backoff_base", source=source)
+    return merged
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> AgentConfig:
+    """Defaults <- the TOML file (when ``path`` exists or was asked for) <- CLI ``overrides``.
+
+    ``path=None`` means "the default location if present", so a bare ``run`` works without a file;
+    an explicitly named file that is missing is an error.
+    """
+    config = AgentConfig()
+    target = path if path is not None else DEFAULT_CONFIG_PATH
+    if path is not None or target.exists():
+        try:
+            data = tomllib.loads(target.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise AgentConfigError("--config", f"cannot read {target}: {err.strerror}") from err
+        except tomllib.TOMLDecodeError as err:
+            raise AgentConfigError("--config", f"{target}: not valid TOML: {err}") from err
+        for key, value in data.items():
+            if isinstance(value, dict):
+                raise AgentConfigError(key, "tables are not used; settings are top-level keys",
+                                       source=str(target))
+        config = apply_settings(config, data, source=str(target))
+    if overrides:
+        config = apply_settings(config, {k: v for k, v in overrides.items() if v is not None},
+                                source="command line")
+    return config

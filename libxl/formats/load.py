@@ -1,0 +1,59 @@
+"""Read one desired-state file into a Domain, choosing the format by the file's suffix.
+
+The validator, the desired-set loader and the agent all read files through here, so they agree on
+which files count (``DESIRED_SUFFIXES``) and every failure, including an unreadable file, is the
+same located ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from libxl.errors import ConfigError
+from libxl.formats.domxml import MAX_XML_BYTES, parse_domain_xml
+from libxl.formats.xl import parse_xl
+from libxl.model import Domain
+
+#: Suffixes of desired-state files: libvirt domain XML and xl.cfg(5).
+DESIRED_SUFFIXES = (".xml", ".cfg")
+#: Names editors and tools leave next to the files they save (vim's ``4913`` write probe included).
+_LITTER_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".bak", ".orig", ".rej", ".dpkg-new", ".dpkg-old")
+_LITTER_NAMES = frozenset({"4913"})
+
+
+def is_desired_name(name: str) -> bool:
+    """True for a file name a desired-state directory scan reads: known suffix, no dotfile
+    (``.#x`` lock files, ``.x.swp``), no ``#x#`` autosave, no editor or packaging litter."""
+    if name.startswith((".", "#")) or name in _LITTER_NAMES or name.endswith(_LITTER_SUFFIXES):
+        return False
+    return name.lower().endswith(DESIRED_SUFFIXES)
+
+
+def _read(path: Path) -> bytes:
+    """At most one byte over the size limit: enough for the parser to reject a huge file."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_XML_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"cannot read: {err.strerror or err}", file=str(path)) from None
+
+
+def load_domain_file(path: Path) -> Domain:
+    """Parse ``path`` as domain XML (``.xml``) or xl.cfg (``.cfg``)."""
+    suffix = path.suffix.lower()
+    if suffix not in DESIRED_SUFFIXES:
+        expected = ", ".join(DESIRED_SUFFIXES)
+        raise ConfigError(f"unknown file type {path.suffix!r} (expected {expected})", file=str(path))
+    data = _read(path)
+    if suffix == ".xml":
+        return parse_domain_xml(data, file=str(path))
+    if len(data) > MAX_XML_BYTES:
+        raise ConfigError(f"file is over the {MAX_XML_BYTES} byte limit", file=str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not UTF-8 text (byte {err.start})", file=str(path)) from None
+    return parse_xl(text, file=str(path))
+
+
+__all__ = ["DESIRED_SUFFIXES", "is_desired_name", "load_domain_file"]

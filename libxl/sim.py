@@ -1,0 +1,598 @@
+"""A simulated Xen host that behaves like libxl (libvirt's ``test:///default`` idea).
+
+It lets the reconciler, the CLI and the end-to-end tests run anywhere: same ``Backend`` interface
+as the real binding, same JSON configs, and the refusals libxl would make (duplicate names,
+out-of-memory, bad enums, a vdev already in use, ...), with libxl-like error text.
+
+``test:///default`` keeps the host in memory. ``test:///ABS/PATH.json`` keeps it in a file so that
+separate processes (the agent and a CLI, two agents) see one host: every operation takes an
+exclusive ``fcntl`` lock on ``PATH.lock``, loads the state, changes it and replaces the file
+atomically (temp file + ``os.replace``), so a reader never sees half a write.
+
+Time-dependent behaviour (a guest obeying a shutdown request after a delay) is stored as due times
+and applied by whichever caller touches the state next, which works across processes without a
+daemon. Events are kept in a bounded log inside the state; ``watch_events`` replays new entries.
+
+Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``; fault injection through
+``fail_rate``, ``latency`` and ``seed`` (constructor arguments or attributes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import json
+import os
+import random
+import re
+import tempfile
+import threading
+import time
+import uuid as _uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
+from libxl.errors import BackendError
+
+State = dict[str, Any]
+_log = structlog.get_logger(__name__)
+
+GIB_KIB = 1024 * 1024
+DOM0_UUID = "00000000-0000-0000-0000-000000000000"
+#: How many events the state keeps for watchers that poll it.
+EVENT_LOG_SIZE = 256
+#: How often the event thread looks at the state (s).
+POLL_INTERVAL = 0.02
+
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+_MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+_DOMAIN_TYPES = ("pv", "pvh", "hvm")
+_ENUMS = {
+    "backend": ("unknown", "phy", "tap", "qdisk", "standalone"),
+    "format": ("unknown", "qcow", "qcow2", "vhd", "raw", "empty", "qed"),
+    "nictype": ("unknown", "vif_ioemu", "vif"),
+    "action": ("destroy", "restart", "restart_rename", "preserve", "coredump_destroy",
+               "coredump_restart", "soft_reset"),
+    "tsc_mode": ("default", "always_emulate", "native", "native_paravirt"),
+    "vga": ("none", "stdvga", "cirrus", "qxl"),
+    "bios": ("unknown", "rombios", "seabios", "ovmf"),
+}
+#: libxl's vcpu limits per guest type (HVM_MAX_VCPUS for hvm/pvh).
+_MAX_VCPUS = {"pv": 512, "pvh": 128, "hvm": 128}
+#: What each kind of shutdown consults (libxl_domain_config's on_* fields).
+_REASON_ACTION = {"poweroff": "on_poweroff", "reboot": "on_reboot", "crash": "on_crash",
+                  "watchdog": "on_watchdog", "soft_reset": "on_soft_reset"}
+
+
+def _fail(op: str, message: str, name: str | None = None, *, transient: bool = False) -> BackendError:
+    return BackendError(op, f"libxl: error: {message}", domain=name, transient=transient)
+
+
+# ---- config validation (what libxl_domain_config_from_json / libxl__domain_config_setdefault refuse)
+
+def _check_size(op: str, where: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise _fail(op, f"{where}: invalid value {value!r} (must be a non-negative integer)")
+
+
+def _check_enum(op: str, where: str, value: Any, kind: str) -> None:
+    if value is not None and (not isinstance(value, str) or value.lower() not in _ENUMS[kind]):
+        raise _fail(op, f"{where}: invalid {kind} {value!r}")
+
+
+def validate_disk(op: str, disk: Any) -> None:
+    if not isinstance(disk, dict) or not disk.get("vdev"):
+        raise _fail(op, "disk: vdev is required")
+    where = f"disk {disk['vdev']}"
+    _check_enum(op, f"{where} backend", disk.get("backend"), "backend")
+    _check_enum(op, f"{where} format", disk.get("format"), "format")
+    empty = str(disk.get("format", "")).lower() == "empty"
+    if empty and not disk.get("is_cdrom"):
+        raise _fail(op, f"{where}: only a cdrom may be empty")
+    if not disk.get("pdev_path") and not empty and not disk.get("is_cdrom"):
+        raise _fail(op, f"{where}: pdev_path is required")
+
+
+def validate_nic(op: str, nic: Any) -> None:
+    if not isinstance(nic, dict):
+        raise _fail(op, "nic: not an object")
+    mac = nic.get("mac")
+    if mac is not None and (not isinstance(mac, str) or not _MAC_RE.fullmatch(mac)):
+        raise _fail(op, f"nic: invalid mac address {mac!r}")
+    _check_enum(op, "nic nictype", nic.get("nictype"), "nictype")
+    _check_size(op, "nic rate_bytes_per_interval", nic.get("rate_bytes_per_interval"))
+    _check_size(op, "nic rate_interval_usecs", nic.get("rate_interval_usecs"))
+
+
+def validate_config(op: str, config: Any) -> None:
+    """Refuse what libxl refuses: bad shapes, enums, uuids, macs, sizes, and inconsistent variants."""
+    if not isinstance(config, dict):
+        raise _fail(op, "domain config is not a JSON object")
+    c_info, b_info = config.get("c_info"), config.get("b_info")
+    if not isinstance(c_info, dict) or not isinstance(b_info, dict):
+        raise _fail(op, "domain config needs c_info and b_info objects")
+    name = c_info.get("name")
+    if not isinstance(name, str) or not name:
+        raise _fail(op, "c_info.name is required")
+    kind = c_info.get("type")
+    if not isinstance(kind, str) or kind.lower() not in _DOMAIN_TYPES:
+        raise _fail(op, f"c_info.type: invalid domain type {kind!r}", name)
+    kind = kind.lower()
+    uuid = c_info.get("uuid")
+    if uuid is not None and (not isinstance(uuid, str) or not _UUID_RE.fullmatch(uuid)):
+        raise _fail(op, f"c_info.uuid: invalid uuid {uuid!r}", name)
+    variants = [k for k in b_info if k.startswith("type.")]
+    if len(variants) > 1:
+        raise _fail(op, f"b_info has several type variants {variants}", name)
+    if variants and variants[0] != f"type.{kind}":
+        raise _fail(op, f"b_info.{variants[0]} does not match c_info.type {kind!r}", name)
+    for key in ("max_memkb", "target_memkb", "video_memkb", "shadow_memkb", "max_vcpus",
+                "event_channels", "max_grant_frames"):
+        _check_size(op, f"b_info.{key}", b_info.get(key))
+    max_vcpus = b_info.get("max_vcpus", 1)
+    if not 1 <= max_vcpus <= _MAX_VCPUS[kind]:
+        raise _fail(op, f"b_info.max_vcpus {max_vcpus} not within 1..{_MAX_VCPUS[kind]} for {kind}", name)
+    avail = b_info.get("avail_vcpus", list(range(max_vcpus)))
+    if not isinstance(avail, list) or any(not isinstance(c, int) or not 0 <= c < max_vcpus for c in avail):
+        raise _fail(op, f"b_info.avail_vcpus {avail!r} beyond max_vcpus {max_vcpus}", name)
+    max_memkb = b_info.get("max_memkb")
+    if not max_memkb:
+        raise _fail(op, "b_info.max_memkb is required", name)
+    if b_info.get("target_memkb", max_memkb) > max_memkb:
+        raise _fail(op, "b_info.target_memkb exceeds max_memkb", name)
+    _check_enum(op, "b_info.tsc_mode", b_info.get("tsc_mode"), "tsc_mode")
+    variant = b_info.get(f"type.{kind}", {})
+    if not isinstance(variant, dict):
+        raise _fail(op, f"b_info.type.{kind} is not an object", name)
+    if kind == "pv" and not b_info.get("kernel") and not variant.get("bootloader"):
+        raise _fail(op, "PV guest needs a kernel or a bootloader", name)
+    if kind == "pvh" and not b_info.get("kernel"):
+        raise _fail(op, "PVH guest needs a kernel", name)
+    if kind == "hvm":
+        _check_enum(op, "b_info.type.hvm.vga.kind", variant.get("vga", {}).get("kind"), "vga")
+        _check_enum(op, "b_info.type.hvm.bios", variant.get("bios"), "bios")
+    for event in ("on_poweroff", "on_reboot", "on_crash", "on_watchdog", "on_soft_reset"):
+        _check_enum(op, event, config.get(event), "action")
+    disks, nics = config.get("disks", []), config.get("nics", [])
+    for disk in disks:
+        validate_disk(op, disk)
+    for nic in nics:
+        validate_nic(op, nic)
+    vdevs = [d["vdev"] for d in disks]
+    macs = [n["mac"].lower() for n in nics if n.get("mac")]
+    for label, values in (("vdev", vdevs), ("mac", macs)):
+        dups = sorted({v for v in values if values.count(v) > 1})
+        if dups:
+            raise _fail(op, f"duplicate {label} {', '.join(dups)}", name)
+
+
+# ---- state stores -------------------------------------------------------------------------------
+
+def new_state(total_memory_kib: int, dom0_memory_kib: int, nr_cpus: int) -> State:
+    return {"version": 1, "total_memory_kib": total_memory_kib, "dom0_memory_kib": dom0_memory_kib,
+            "nr_cpus": nr_cpus, "next_domid": 1, "seq": 0, "events": [], "domains": {}}
+
+
+class _MemoryStore:
+    """The state of ``test:///default``: one dict, guarded by a lock."""
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+        self._lock = threading.RLock()
+        self._version = 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[State]:
+        with self._lock:
+            work = copy.deepcopy(self._state)
+            yield work
+            if work != self._state:
+                self._state = work
+                self._version += 1
+
+    def token(self) -> Any:
+        return self._version
+
+
+class _FileStore:
+    """The state of ``test:///PATH``: a JSON file, locked and replaced atomically per operation."""
+
+    def __init__(self, path: Path, initial: State) -> None:
+        self.path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+        self._thread_lock = threading.RLock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self.transaction() as state:
+            if not state:
+                state.update(initial)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[State]:
+        with self._thread_lock, open(self._lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                before = self._load()
+                work = copy.deepcopy(before)
+                yield work
+                if work != before:
+                    self._save(work)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load(self) -> State:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as err:
+            raise BackendError("load", f"simulated host state {self.path} is unreadable: {err}",
+                               transient=False) from err
+
+    def _save(self, state: State) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(state, out, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def token(self) -> Any:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+# ---- the host -------------------------------------------------------------------------------
+
+class SimHost:
+    """The simulated host. Every public operation raises ``BackendError`` on failure."""
+
+    def __init__(self, uri: str = "test:///default", *, path: str | os.PathLike[str] | None = None,
+                 total_memory_kib: int = 16 * GIB_KIB, dom0_memory_kib: int = GIB_KIB, nr_cpus: int = 8,
+                 fail_rate: float = 0.0, latency: float | tuple[float, float] = 0.0,
+                 seed: int | None = None, shutdown_delay: float = 0.01) -> None:
+        if dom0_memory_kib > total_memory_kib:
+            raise ValueError("dom0 memory exceeds the host's total memory")
+        self.uri = uri
+        self.fail_rate = fail_rate
+        self.latency = latency
+        #: How long a guest takes to obey a shutdown request (s).
+        self.shutdown_delay = shutdown_delay
+        self._rng = random.Random(seed)
+        initial = new_state(total_memory_kib, dom0_memory_kib, nr_cpus)
+        self._store: _MemoryStore | _FileStore = (
+            _FileStore(Path(path), initial) if path is not None else _MemoryStore(initial))
+        self._callbacks: list[Callable[[DomainEvent], None]] = []
+        self._watch_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _inject(self, op: str) -> None:
+        """Latency and random failures, before the operation touches the host (like a lost RPC)."""
+        low, high = self.latency if isinstance(self.latency, tuple) else (self.latency, self.latency)
+        if high > 0:
+            time.sleep(self._rng.uniform(low, high))
+        if self.fail_rate > 0 and self._rng.random() < self.fail_rate:
+            raise _fail(op, "injected fault: xenstore transaction failed (ERROR_FAIL)", transient=True)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[State]:
+        """One transaction on the host state, with time brought up to date first."""
+        with self._store.transaction() as state:
+            self._advance(state)
+            yield state
+
+    @contextlib.contextmanager
+    def _op(self, op: str) -> Iterator[State]:
+        self._inject(op)
+        with self._locked() as state:
+            yield state
+
+    @staticmethod
+    def _record(state: State, kind: str, domid: int, name: str | None, reason: str | None = None) -> None:
+        state["seq"] += 1
+        state["events"].append({"seq": state["seq"], "kind": kind, "domid": domid, "name": name,
+                                "reason": reason})
+        del state["events"][:-EVENT_LOG_SIZE]
+
+    @staticmethod
+    def _get(state: State, op: str, domid: int) -> dict[str, Any]:
+        if domid == 0:
+            raise _fail(op, "operation not permitted on domain 0 (Domain-0)")
+        dom = state["domains"].get(str(domid))
+        if dom is None:
+            raise _fail(op, f"domain {domid} does not exist (ERROR_DOMAIN_NOTFOUND)")
+        return dom
+
+    @staticmethod
+    def _free_kib(state: State) -> int:
+        used = sum(d["memory_kib"] for d in state["domains"].values())
+        return state["total_memory_kib"] - state["dom0_memory_kib"] - used
+
+    def _advance(self, state: State) -> None:
+        """Apply what time has done since the last operation: guests obeying shutdown requests."""
+        now = time.time()
+        for dom in list(state["domains"].values()):
+            due = dom.get("shutdown_due")
+            if due is not None and due <= now and dom["state"] == "running":
+                self._guest_shutdown(state, dom, "poweroff")
+
+    def _start(self, state: State, config: LibxlConfig, paused: bool) -> int:
+        domid = state["next_domid"]
+        state["next_domid"] += 1
+        b_info = config["b_info"]
+        state["domains"][str(domid)] = {
+            "domid": domid, "config": config, "state": "paused" if paused else "running",
+            "shutdown_reason": None, "memory_kib": b_info.get("target_memkb", b_info["max_memkb"]),
+            "started": time.time(), "shutdown_due": None, "unresponsive": False,
+        }
+        return domid
+
+    def _guest_shutdown(self, state: State, dom: dict[str, Any], reason: str) -> None:
+        """The guest stopped (``reason``): libxl's toolstack side applies the configured action."""
+        config = dom["config"]
+        name, domid = config["c_info"]["name"], dom["domid"]
+        action = str(config.get(_REASON_ACTION.get(reason, ""), "destroy")).lower()
+        dom["shutdown_due"] = None
+        self._record(state, "crash" if reason == "crash" else "shutdown", domid, name, reason)
+        if action == "preserve":
+            dom["state"], dom["shutdown_reason"] = ("crashed" if reason == "crash" else "shutdown"), reason
+            return
+        del state["domains"][str(domid)]
+        self._record(state, "death", domid, name, reason)
+        if action in ("restart", "restart_rename", "coredump_restart", "soft_reset"):
+            self._start(state, config, paused=False)
+
+    # -- Backend interface ---------------------------------------------------------------
+
+    def host_info(self) -> HostInfo:
+        with self._op("host_info") as state:
+            return HostInfo(total_memory_kib=state["total_memory_kib"], free_memory_kib=self._free_kib(state),
+                            nr_cpus=state["nr_cpus"], xen_version="4.17.0-sim",
+                            extra={"simulated": True, "uri": self.uri})
+
+    def list_domains(self) -> list[DomainInfo]:
+        with self._op("list_domains") as state:
+            now = time.time()
+            rows = [DomainInfo(name="Domain-0", domid=0, uuid=DOM0_UUID, state="running",
+                               memory_kib=state["dom0_memory_kib"], max_memory_kib=state["dom0_memory_kib"],
+                               vcpus_online=state["nr_cpus"], vcpus_max=state["nr_cpus"])]
+            for dom in sorted(state["domains"].values(), key=lambda d: d["domid"]):
+                c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
+                running = dom["state"] in ("running", "paused")
+                rows.append(DomainInfo(
+                    name=c_info["name"], domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
+                    memory_kib=dom["memory_kib"], max_memory_kib=b_info["max_memkb"],
+                    vcpus_online=len(b_info.get("avail_vcpus", [])), vcpus_max=b_info.get("max_vcpus", 1),
+                    shutdown_reason=dom["shutdown_reason"],
+                    owner=(c_info.get("xsdata") or {}).get(OWNER_KEY),
+                    cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0))
+            return rows
+
+    def domain_config(self, domid: int) -> LibxlConfig:
+        with self._op("domain_config") as state:
+            return copy.deepcopy(self._get(state, "domain_config", domid)["config"])
+
+    def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
+        op = "domain_create"
+        with self._op(op) as state:
+            validate_config(op, config)
+            config = copy.deepcopy(config)
+            c_info, b_info = config["c_info"], config["b_info"]
+            name = c_info["name"]
+            c_info["type"] = c_info["type"].lower()
+            c_info["uuid"] = str(_uuid.UUID(c_info["uuid"])) if c_info.get("uuid") else str(_uuid.uuid4())
+            b_info.setdefault("max_vcpus", 1)
+            b_info.setdefault("avail_vcpus", list(range(b_info["max_vcpus"])))
+            b_info.setdefault("target_memkb", b_info["max_memkb"])
+            for other in state["domains"].values():
+                if other["config"]["c_info"]["name"] == name or name == "Domain-0":
+                    raise _fail(op, f"domain with name {name!r} already exists", name)
+                if other["config"]["c_info"]["uuid"] == c_info["uuid"]:
+                    raise _fail(op, f"domain with uuid {c_info['uuid']} already exists", name)
+            free = self._free_kib(state)
+            if b_info["target_memkb"] > free:
+                raise _fail(op, f"not enough free memory: need {b_info['target_memkb']} KiB, "
+                                f"{free} KiB free (ERROR_NOMEM)", name, transient=True)
+            for devid, nic in enumerate(config.get("nics", [])):
+                if nic.get("devid", -1) < 0:
+                    nic["devid"] = devid
+            return self._start(state, config, paused)
+
+    def _set_state(self, op: str, domid: int, new: str) -> None:
+        with self._op(op) as state:
+            dom = self._get(state, op, domid)
+            if dom["state"] not in ("running", "paused"):
+                raise _fail(op, f"domain {domid} is {dom['state']}", dom["config"]["c_info"]["name"])
+            dom["state"] = new
+
+    def unpause(self, domid: int) -> None:
+        self._set_state("domain_unpause", domid, "running")
+
+    def pause(self, domid: int) -> None:
+        self._set_state("domain_pause", domid, "paused")
+
+    def shutdown(self, domid: int, timeout: float) -> bool:
+        op = "domain_shutdown"
+        with self._op(op) as state:
+            dom = self._get(state, op, domid)
+            if dom["state"] not in ("running", "paused"):
+                raise _fail(op, f"domain {domid} is already {dom['state']}", dom["config"]["c_info"]["name"])
+            if not dom["unresponsive"] and dom["shutdown_due"] is None:
+                dom["shutdown_due"] = time.time() + self.shutdown_delay
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._locked() as state:
+                gone = str(domid) not in state["domains"]
+            if gone or time.monotonic() >= deadline:
+                return gone
+            time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+
+    def destroy(self, domid: int) -> None:
+        op = "domain_destroy"
+        with self._op(op) as state:
+            dom = self._get(state, op, domid)
+            del state["domains"][str(domid)]
+            self._record(state, "death", domid, dom["config"]["c_info"]["name"], "destroy")
+
+    @contextlib.contextmanager
+    def _device_op(self, op: str, domid: int) -> Iterator[tuple[State, dict[str, Any], LibxlConfig, str]]:
+        """An operation on a live domain: yields (state, domain record, its config, its name)."""
+        with self._op(op) as state:
+            dom = self._get(state, op, domid)
+            name = dom["config"]["c_info"]["name"]
+            if dom["state"] not in ("running", "paused"):
+                raise _fail(op, f"domain {domid} is {dom['state']}", name)
+            yield state, dom, dom["config"], name
+
+    def disk_add(self, domid: int, disk: LibxlConfig) -> None:
+        op = "device_disk_add"
+        with self._device_op(op, domid) as (_state, _dom, config, name):
+            validate_disk(op, disk)
+            if any(d["vdev"] == disk["vdev"] for d in config.get("disks", [])):
+                raise _fail(op, f"disk vdev {disk['vdev']} already exists (ERROR_DEVICE_EXISTS)", name)
+            config.setdefault("disks", []).append(copy.deepcopy(disk))
+
+    def disk_remove(self, domid: int, disk: LibxlConfig) -> None:
+        op = "device_disk_remove"
+        with self._device_op(op, domid) as (_state, _dom, config, name):
+            disks = config.get("disks", [])
+            keep = [d for d in disks if d["vdev"] != disk.get("vdev")]
+            if len(keep) == len(disks):
+                raise _fail(op, f"disk vdev {disk.get('vdev')} not found (ERROR_NOTFOUND)", name)
+            config["disks"] = keep
+
+    def nic_add(self, domid: int, nic: LibxlConfig) -> None:
+        op = "device_nic_add"
+        with self._device_op(op, domid) as (_state, _dom, config, name):
+            validate_nic(op, nic)
+            nics = config.setdefault("nics", [])
+            mac = (nic.get("mac") or "").lower()
+            if mac and any((n.get("mac") or "").lower() == mac for n in nics):
+                raise _fail(op, f"nic mac {mac} already in use (ERROR_DEVICE_EXISTS)", name)
+            nic = copy.deepcopy(nic)
+            used = {n.get("devid") for n in nics}
+            if nic.get("devid", -1) < 0:
+                nic["devid"] = next(i for i in range(len(nics) + 1) if i not in used)
+            elif nic["devid"] in used:
+                raise _fail(op, f"nic devid {nic['devid']} already exists (ERROR_DEVICE_EXISTS)", name)
+            nics.append(nic)
+
+    def nic_remove(self, domid: int, nic: LibxlConfig) -> None:
+        op = "device_nic_remove"
+        with self._device_op(op, domid) as (_state, _dom, config, name):
+            nics = config.get("nics", [])
+            mac = (nic.get("mac") or "").lower()
+
+            def same(n: LibxlConfig) -> bool:
+                return (n.get("mac") or "").lower() == mac if mac else n.get("devid") == nic.get("devid")
+            keep = [n for n in nics if not same(n)]
+            if len(keep) == len(nics):
+                raise _fail(op, f"nic {mac or nic.get('devid')} not found (ERROR_NOTFOUND)", name)
+            config["nics"] = keep
+
+    def cdrom_insert(self, domid: int, disk: LibxlConfig) -> None:
+        op = "cdrom_insert"
+        with self._device_op(op, domid) as (_state, _dom, config, name):
+            vdev = disk.get("vdev")
+            current = next((d for d in config.get("disks", []) if d["vdev"] == vdev), None)
+            if current is None:
+                raise _fail(op, f"no disk with vdev {vdev} (ERROR_NOTFOUND)", name)
+            if not current.get("is_cdrom"):
+                raise _fail(op, f"disk {vdev} is not a cdrom (ERROR_INVAL)", name)
+            if disk.get("pdev_path"):
+                _check_enum(op, f"disk {vdev} format", disk.get("format"), "format")
+                current["pdev_path"] = disk["pdev_path"]
+                current["format"] = disk.get("format", "raw")
+            else:
+                current.pop("pdev_path", None)
+                current["format"] = "empty"
+
+    def set_memory_target(self, domid: int, target_kib: int) -> None:
+        op = "set_memory_target"
+        with self._device_op(op, domid) as (state, dom, config, name):
+            max_kib = config["b_info"]["max_memkb"]
+            if not 0 < target_kib <= max_kib:
+                raise _fail(op, f"memory target {target_kib} KiB not within 1..{max_kib} KiB (ERROR_INVAL)",
+                            name)
+            grow = target_kib - dom["memory_kib"]
+            if grow > self._free_kib(state):
+                raise _fail(op, f"not enough free memory to grow by {grow} KiB (ERROR_NOMEM)", name,
+                                transient=True)
+            dom["memory_kib"] = target_kib
+            config["b_info"]["target_memkb"] = target_kib
+
+    def set_vcpus_online(self, domid: int, count: int) -> None:
+        op = "set_vcpuonline"
+        with self._device_op(op, domid) as (_state, _dom, config, name):
+            max_vcpus = config["b_info"].get("max_vcpus", 1)
+            if not 0 < count <= max_vcpus:
+                raise _fail(op, f"{count} vcpus requested, maximum is {max_vcpus} (ERROR_INVAL)", name)
+            config["b_info"]["avail_vcpus"] = list(range(count))
+
+    def watch_events(self, callback: Callable[[DomainEvent], None]) -> None:
+        self._callbacks.append(callback)
+        if self._watch_thread is None:
+            with self._locked() as state:
+                start = state["seq"]
+            self._watch_thread = threading.Thread(target=self._watch, args=(start,), name="simhost-events",
+                                                  daemon=True)
+            self._watch_thread.start()
+
+    def _watch(self, seen: int) -> None:
+        """Poll the state cheaply (a version counter or the file's mtime) and replay new events."""
+        token, due = None, False
+        while not self._stop.wait(POLL_INTERVAL):
+            if self._store.token() == token and not due:
+                continue
+            with self._locked() as state:
+                events = [e for e in state["events"] if e["seq"] > seen]
+                due = any(d.get("shutdown_due") for d in state["domains"].values())
+            token = self._store.token()
+            for entry in events:
+                seen = entry["seq"]
+                event = DomainEvent(kind=entry["kind"], domid=entry["domid"], name=entry["name"],
+                                    reason=entry["reason"])
+                for callback in list(self._callbacks):
+                    try:
+                        callback(event)
+                    except Exception:  # one broken watcher must not end delivery to the others
+                        _log.exception("event callback failed", event=str(event))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watch_thread is not None:
+            self._watch_thread.join()
+            self._watch_thread = None
+
+    # -- test hooks ----------------------------------------------------------------------
+
+    def shutdown_from_inside(self, domid: int, reason: str = "poweroff") -> None:
+        """The guest shuts itself down (``poweroff``, ``reboot``, ``crash``...), honouring on_*."""
+        op = "shutdown_from_inside"
+        if reason not in _REASON_ACTION:
+            raise ValueError(f"unknown shutdown reason {reason!r}")
+        with self._locked() as state:
+            dom = self._get(state, op, domid)
+            if dom["state"] not in ("running", "paused"):
+                raise _fail(op, f"domain {domid} is already {dom['state']}")
+            self._guest_shutdown(state, dom, reason)
+
+    def crash(self, domid: int) -> None:
+        self.shutdown_from_inside(domid, "crash")
+
+    def set_unresponsive(self, domid: int, unresponsive: bool = True) -> None:
+        """Make the guest ignore (or obey again) shutdown requests."""
+        with self._locked() as state:
+            self._get(state, "set_unresponsive", domid)["unresponsive"] = unresponsive

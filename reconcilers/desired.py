@@ -1,0 +1,206 @@
+"""The desired set: every domain the desired-state directory declares, as model and libxl config.
+
+Rules the prior art taught (see ../shared/notes/reconciler-prior-art.md):
+
+- only known suffixes (``DESIRED_SUFFIXES``: domain XML and xl.cfg) are read; dotfiles and editor
+  litter (``.swp``, ``~``, ``.#x``, vim's ``4913`` probe) never are, so a backup file never boots a
+  second guest the way xendomains lets it;
+- symlinks are followed and the directory is re-listed through its path on every scan, so a GitOps
+  tool that swaps a symlinked directory is seen at once;
+- two files that declare the same name or uuid are a *conflict*: neither is applied;
+- a file that fails to parse is reported in ``invalid`` and the last good version of its domain
+  stays in force (``last_good``), so a broken file never shuts a guest down (Flux keeps the last
+  applied revision the same way);
+- no candidate file at all sets ``empty_suspicious``: the caller prunes nothing on the strength of
+  it unless the policy allows an empty source (Argo CD's allowEmpty).
+
+Parsing is cached per file by (path, mtime_ns, size, inode), then by content hash, so a no-op rescan
+of a large directory costs one ``stat`` per file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from libxl.backend import LibxlConfig
+from libxl.config import build_config
+from libxl.errors import ConfigError
+from libxl.formats.load import DESIRED_SUFFIXES, load_domain_file
+from libxl.model import Domain
+
+#: Names editors and tools leave next to the files they save.
+_LITTER_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".bak", ".orig", ".rej", ".dpkg-new", ".dpkg-old")
+_LITTER_NAMES = frozenset({"4913"})
+
+
+@dataclass(frozen=True)
+class DesiredDomain:
+    """One domain as a desired file declares it."""
+    name: str
+    file: Path
+    domain: Domain
+    config: LibxlConfig
+    #: sha256 of the file's bytes: the "revision" applied, recorded in the state inventory.
+    content_hash: str
+
+    @property
+    def uuid(self) -> str | None:
+        uuid = (self.config.get("c_info") or {}).get("uuid") or self.domain.uuid
+        return uuid.lower() if uuid else None
+
+    @property
+    def power_state(self) -> str:
+        """running (the default), paused or stopped, from the project's ``<metadata>``."""
+        return self.domain.power_state or "running"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """What the cache knows about one file."""
+    stat_key: tuple[int, int, int, int]  # mtime_ns, size, inode, device
+    content_hash: str
+    result: DesiredDomain | ConfigError
+    #: The most recent successful parse of this path, kept in force while ``result`` is an error.
+    last_good: DesiredDomain | None
+
+
+@dataclass
+class DesiredSet:
+    """The outcome of one scan. ``domains`` is what the reconciler applies."""
+    directory: Path
+    domains: dict[str, DesiredDomain] = field(default_factory=dict)
+    invalid: dict[Path, ConfigError] = field(default_factory=dict)
+    conflicts: dict[str, list[Path]] = field(default_factory=dict)
+    #: Domains in force from an earlier good version of a file that is now invalid, by file.
+    last_good: dict[Path, DesiredDomain] = field(default_factory=dict)
+    empty_suspicious: bool = False
+    _cache: dict[Path, _Entry] = field(default_factory=dict, repr=False)
+
+    def invalid_names(self) -> set[str]:
+        """Names whose file is invalid now (kept in force from ``last_good`` or not known at all)."""
+        return {d.name for d in self.last_good.values()}
+
+
+def is_candidate(name: str) -> bool:
+    """True for a file name the desired set reads: known suffix, no dotfile, no editor litter."""
+    if name.startswith((".", "#")) or name in _LITTER_NAMES or name.endswith(_LITTER_SUFFIXES):
+        return False
+    return name.endswith(tuple(DESIRED_SUFFIXES))
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()  # follows symlinks: a swapped link target changes the inode
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+
+
+def _parse(path: Path, content_hash: str) -> DesiredDomain | ConfigError:
+    try:
+        domain = load_domain_file(path)
+        config = build_config(domain)
+    except ConfigError as err:
+        return err.located(str(path))
+    return DesiredDomain(domain.name, path, domain, config, content_hash)
+
+
+def _evaluate(path: Path, old: _Entry | None) -> _Entry | None:
+    """The cache entry for ``path`` now; None when the file is gone."""
+    try:
+        key = _stat_key(path)
+    except FileNotFoundError:
+        if path.is_symlink():
+            err = ConfigError("dangling symlink", file=str(path))
+            return _Entry((0, 0, 0, 0), "", err, old.last_good if old else None)
+        return None
+    except OSError as exc:
+        return _Entry((0, 0, 0, 0), "", ConfigError(f"cannot stat: {exc.strerror}", file=str(path)),
+                      old.last_good if old else None)
+    if old is not None and old.stat_key == key:
+        return old
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return _Entry(key, "", ConfigError(f"cannot read: {exc.strerror}", file=str(path)),
+                      old.last_good if old else None)
+    digest = hashlib.sha256(data).hexdigest()
+    if old is not None and old.content_hash == digest:
+        return _Entry(key, digest, old.result, old.last_good)
+    result = _parse(path, digest)
+    if isinstance(result, DesiredDomain):
+        return _Entry(key, digest, result, result)
+    return _Entry(key, digest, result, old.last_good if old else None)
+
+
+def _assemble(directory: Path, cache: dict[Path, _Entry]) -> DesiredSet:
+    """Build the set from per-file entries: invalid files, last-good fallbacks, conflicts."""
+    out = DesiredSet(directory=directory, _cache=cache, empty_suspicious=not cache)
+    in_force: list[DesiredDomain] = []
+    for path in sorted(cache):
+        entry = cache[path]
+        if isinstance(entry.result, ConfigError):
+            out.invalid[path] = entry.result
+            if entry.last_good is not None:
+                out.last_good[path] = entry.last_good
+                in_force.append(entry.last_good)
+        else:
+            in_force.append(entry.result)
+    by_name: dict[str, list[DesiredDomain]] = {}
+    by_uuid: dict[str, list[DesiredDomain]] = {}
+    for dom in in_force:
+        by_name.setdefault(dom.name, []).append(dom)
+        if dom.uuid:
+            by_uuid.setdefault(dom.uuid, []).append(dom)
+    for group in [*by_name.values(), *by_uuid.values()]:
+        if len(group) > 1:
+            files = sorted({d.file for d in group})
+            for dom in group:
+                known = out.conflicts.setdefault(dom.name, [])
+                out.conflicts[dom.name] = sorted(set(known) | set(files))
+    out.domains = {d.name: d for d in in_force if d.name not in out.conflicts}
+    return out
+
+
+def _listing(directory: Path) -> list[Path]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        raise ConfigError("desired directory does not exist", file=str(directory)) from None
+    except NotADirectoryError:
+        raise ConfigError("desired path is not a directory", file=str(directory)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot list desired directory: {exc.strerror}", file=str(directory)) from None
+    return [directory / name for name in names if is_candidate(name) and not (directory / name).is_dir()]
+
+
+def load_desired(directory: Path, previous: DesiredSet | None = None) -> DesiredSet:
+    """Scan ``directory`` and return the desired set.
+
+    ``previous`` (the last result for the same directory) supplies the parse cache and the last good
+    version of files that are now broken. Raises ``ConfigError`` only when the directory itself
+    cannot be listed.
+    """
+    directory = Path(directory)
+    old = previous._cache if previous is not None else {}
+    cache = {}
+    for path in _listing(directory):
+        entry = _evaluate(path, old.get(path))
+        if entry is not None:
+            cache[path] = entry
+    return _assemble(directory, cache)
+
+
+def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
+    """Re-read one file (created, changed or removed) and return the updated set.
+
+    The agent's watcher calls this for each event; everything else comes from ``previous``.
+    """
+    path = previous.directory / Path(path).name  # the set is flat: same key as a full scan
+    cache = dict(previous._cache)
+    entry = _evaluate(path, cache.get(path)) if is_candidate(path.name) else None
+    if entry is None:
+        cache.pop(path, None)
+    else:
+        cache[path] = entry
+    return _assemble(previous.directory, cache)

@@ -1,0 +1,272 @@
+"""Field-by-field comparison of a desired and an actual libxl config, with each change classified.
+
+Both sides are libxl JSON (``libxl_domain_config``) and both go through the same ``normalise`` before
+they are compared, because tools that compared raw text restarted guests on every run (NixVirt,
+Ansible's libvirt check mode). Normalising means:
+
+- values libxl leaves out when they equal the default are dropped on both sides (``None``, ``""``,
+  empty lists and dicts, ``0``, ``false``, defbool ``"<default>"``): libxl's ``to_json`` omits them,
+  so an explicit ``"readwrite": 0`` and an absent key must compare equal;
+- enum-like values, uuids and macs are lowercased, defbools become ``"true"``/``"false"``;
+- fields libxl fills in when the config did not say (a generated uuid or mac, the device id, the
+  vif script, the shadow memory...) are compared only when the desired side sets them;
+- the owner marker in ``c_info.xsdata`` is ignored: it is bookkeeping, not configuration;
+- disks are matched by ``vdev``, nics by mac (or by device id when the desired nic has no mac),
+  the vcpu bitmap becomes a count.
+
+Classification (``DomainDiff``): a change is *hot* when libxl can apply it to a running guest (disk
+and nic add/remove, cdrom media, balloon target up to the current maximum, online vcpus up to the
+current maximum); every other change is *restart-required*.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from libxl.backend import OWNER_KEY, LibxlConfig
+
+#: Hot change kinds, each handled by one backend call in ``reconcilers.apply``.
+HOT_KINDS = ("disk-add", "disk-remove", "nic-add", "nic-remove", "cdrom-change", "set-memory", "set-vcpus")
+RESTART = "restart"
+
+#: Keys whose values libxl parses case-insensitively (enums, uuids, macs).
+_CASELESS_KEYS = frozenset({
+    "type", "backend", "format", "nictype", "uuid", "mac", "on_poweroff", "on_reboot", "on_watchdog",
+    "on_crash", "on_soft_reset", "tsc_mode", "device_model_version", "kind", "rdm_policy",
+})
+_DEFBOOLS = {"true": "true", "false": "false"}
+
+#: Top-level fields libxl generates when the config leaves them out.
+_GENERATED_TOP = (("c_info", "uuid"), ("b_info", "shadow_memkb"), ("b_info", "video_memkb"),
+                  ("b_info", "device_model_version"))
+#: Device fields libxl generates when the config leaves them out.
+_GENERATED_DISK = frozenset({"devid", "backend", "backend_domid", "format"})
+_GENERATED_NIC = frozenset({"devid", "mac", "script", "nictype", "backend_domid", "ifname"})
+#: Disk fields a cdrom media change may alter without a restart.
+_MEDIA_FIELDS = frozenset({"pdev_path", "format", "backend"})
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference. ``desired``/``actual`` hold the libxl values (for device changes, the whole
+    un-normalised device dict, which is what the backend's hotplug calls take)."""
+    path: str
+    kind: str  # one of HOT_KINDS or RESTART
+    desired: Any = None
+    actual: Any = None
+
+
+@dataclass
+class DomainDiff:
+    hot: list[Change] = field(default_factory=list)
+    restart: list[Change] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.hot and not self.restart
+
+    @property
+    def classification(self) -> str:
+        """``none``, ``hot`` or ``restart-required`` (the latter wins when both are present)."""
+        if self.restart:
+            return "restart-required"
+        return "hot" if self.hot else "none"
+
+
+@dataclass
+class Normalised:
+    """A libxl config in comparable form. ``disks``/``nics`` keep the raw dicts for the backend."""
+    dtype: str
+    tree: dict[str, Any]  # everything but memory, vcpus, disks and nics
+    max_memkb: int | None
+    target_memkb: int | None
+    max_vcpus: int
+    online_vcpus: int
+    disks: dict[str, tuple[dict[str, Any], LibxlConfig]]
+    nics: list[tuple[str | None, int, dict[str, Any], LibxlConfig]]  # (mac, devid, norm, raw)
+
+
+def _clean(value: Any, key: str = "") -> Any:
+    """Lowercase caseless values and drop defaults, recursively; returns None for a default."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            cleaned = _clean(v, k)
+            if cleaned is not None:
+                out[k] = cleaned
+        return out or None
+    if isinstance(value, list):
+        items = [_clean(v, key) for v in value]
+        return items or None
+    if isinstance(value, bool):
+        return value or None
+    if isinstance(value, str):
+        low = value.lower()
+        if value == "" or low == "<default>":
+            return None
+        if low in _DEFBOOLS:
+            return _DEFBOOLS[low]
+        return low if key in _CASELESS_KEYS else value
+    if value == 0:
+        return None
+    return value
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def normalise(config: LibxlConfig) -> Normalised:
+    """Bring one libxl config into the form ``diff_domain`` compares (pure; input untouched)."""
+    raw = copy.deepcopy(config)
+    c_info = raw.get("c_info") or {}
+    xsdata = c_info.get("xsdata")
+    if isinstance(xsdata, dict):
+        xsdata.pop(OWNER_KEY, None)
+    b_info = raw.get("b_info") or {}
+    max_vcpus = _int(b_info.pop("max_vcpus", None), 1) or 1
+    avail = b_info.pop("avail_vcpus", None)
+    online = len(avail) if isinstance(avail, list) and avail else max_vcpus
+    max_mem = b_info.pop("max_memkb", None)
+    target = b_info.pop("target_memkb", None)
+    max_mem = _int(max_mem, 0) or None
+    target = _int(target, 0) or max_mem
+
+    disks: dict[str, tuple[dict[str, Any], LibxlConfig]] = {}
+    for original in config.get("disks") or []:
+        vdev = str(original.get("vdev", ""))
+        disks[vdev] = (_clean(original) or {}, original)
+    nics = []
+    for index, original in enumerate(config.get("nics") or []):
+        mac = original.get("mac")
+        devid = original.get("devid")
+        nics.append((mac.lower() if isinstance(mac, str) and mac else None,
+                     _int(devid, index) if devid is not None else index,
+                     _clean(original) or {}, original))
+    raw.pop("disks", None)
+    raw.pop("nics", None)
+    tree = _clean(raw) or {}
+    return Normalised(dtype=str(tree.get("c_info", {}).get("type", "pv")), tree=tree, max_memkb=max_mem,
+                      target_memkb=target, max_vcpus=max_vcpus, online_vcpus=online,
+                      disks=disks, nics=nics)
+
+
+def _leaf_diffs(desired: Any, actual: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    """Yield (path, desired, actual) for every differing leaf; lists compare as a whole."""
+    if isinstance(desired, dict | None) and isinstance(actual, dict | None) and (desired or actual):
+        desired, actual = desired or {}, actual or {}
+        for key in sorted(set(desired) | set(actual)):
+            yield from _leaf_diffs(desired.get(key), actual.get(key), f"{path}.{key}" if path else key)
+    elif desired != actual:
+        yield path, desired, actual
+
+
+def _drop_generated(desired: dict[str, Any], actual: dict[str, Any], generated: frozenset[str]) -> dict:
+    """The actual device without the generated fields the desired device leaves to libxl."""
+    return {k: v for k, v in actual.items() if k not in generated or k in desired}
+
+
+def _hotpluggable_disk(dtype: str, vdev: str) -> bool:
+    """PV and PVH guests take any PV disk live; an HVM guest only its PV (``xvd*``) disks, not the
+    emulated IDE/SCSI/SATA ones, which exist only from the device model's start."""
+    return dtype != "hvm" or vdev.startswith("xvd")
+
+
+def _diff_disks(want: Normalised, have: Normalised, out: DomainDiff) -> None:
+    for vdev in sorted(set(want.disks) | set(have.disks)):
+        path = f"disks[{vdev}]"
+        if vdev not in have.disks:
+            norm, raw = want.disks[vdev]
+            hot = _hotpluggable_disk(have.dtype, vdev) and not norm.get("is_cdrom")
+            (out.hot if hot else out.restart).append(Change(path, "disk-add" if hot else RESTART, raw, None))
+            continue
+        if vdev not in want.disks:
+            norm, raw = have.disks[vdev]
+            hot = _hotpluggable_disk(have.dtype, vdev) and not norm.get("is_cdrom")
+            (out.hot if hot else out.restart).append(
+                Change(path, "disk-remove" if hot else RESTART, None, raw))
+            continue
+        (d_norm, d_raw), (a_norm, a_raw) = want.disks[vdev], have.disks[vdev]
+        a_norm = _drop_generated(d_norm, a_norm, _GENERATED_DISK)
+        changed = {p.split(".")[0] for p, _, _ in _leaf_diffs(d_norm, a_norm, "")}
+        if not changed:
+            continue
+        if d_norm.get("is_cdrom") and a_norm.get("is_cdrom") and changed <= _MEDIA_FIELDS:
+            out.hot.append(Change(path, "cdrom-change", d_raw, a_raw))
+        else:
+            out.restart.extend(Change(f"{path}.{p}", RESTART, d, a)
+                               for p, d, a in _leaf_diffs(d_norm, a_norm, ""))
+
+
+def _match_nics(want: Normalised, have: Normalised) -> tuple[list, list, list]:
+    """Pair desired and actual nics: by mac when the desired nic has one, else by device id."""
+    unused = list(range(len(have.nics)))
+    pairs, added = [], []
+    for d in want.nics:
+        d_mac, d_devid = d[0], d[1]
+        if d_mac is not None:
+            found = next((i for i in unused if have.nics[i][0] == d_mac), None)
+        else:
+            found = next((i for i in unused if have.nics[i][1] == d_devid), None)
+        if found is None:
+            added.append(d)
+        else:
+            unused.remove(found)
+            pairs.append((d, have.nics[found]))
+    return pairs, added, [have.nics[i] for i in unused]
+
+
+def _nic_label(nic: tuple[str | None, int, dict[str, Any], LibxlConfig]) -> str:
+    return f"nics[{nic[0] or '#' + str(nic[1])}]"
+
+
+def _diff_nics(want: Normalised, have: Normalised, out: DomainDiff) -> None:
+    pairs, added, removed = _match_nics(want, have)
+    out.hot.extend(Change(_nic_label(n), "nic-add", n[3], None) for n in added)
+    out.hot.extend(Change(_nic_label(n), "nic-remove", None, n[3]) for n in removed)
+    for d, a in pairs:
+        a_norm = _drop_generated(d[2], a[2], _GENERATED_NIC)
+        out.restart.extend(Change(f"{_nic_label(d)}.{p}", RESTART, dv, av)
+                           for p, dv, av in _leaf_diffs(d[2], a_norm, ""))
+
+
+def _diff_sizes(want: Normalised, have: Normalised, out: DomainDiff) -> None:
+    """Memory target and online vcpus are hot only up to the maximum the guest was started with."""
+    if want.max_memkb != have.max_memkb:
+        out.restart.append(Change("b_info.max_memkb", RESTART, want.max_memkb, have.max_memkb))
+    if want.target_memkb != have.target_memkb:
+        hot = want.target_memkb is not None and have.max_memkb is not None \
+            and want.target_memkb <= have.max_memkb
+        (out.hot if hot else out.restart).append(Change(
+            "b_info.target_memkb", "set-memory" if hot else RESTART, want.target_memkb, have.target_memkb))
+    if want.max_vcpus != have.max_vcpus:
+        out.restart.append(Change("b_info.max_vcpus", RESTART, want.max_vcpus, have.max_vcpus))
+    if want.online_vcpus != have.online_vcpus:
+        hot = want.online_vcpus <= have.max_vcpus
+        (out.hot if hot else out.restart).append(Change(
+            "b_info.avail_vcpus", "set-vcpus" if hot else RESTART, want.online_vcpus, have.online_vcpus))
+
+
+def diff_domain(desired: LibxlConfig, actual: LibxlConfig) -> DomainDiff:
+    """Compare two libxl configs of one domain and classify every difference (pure).
+
+    ``desired`` comes from the desired file (``libxl.config.build_config``), ``actual`` from the
+    host (``Backend.domain_config``).
+    """
+    want, have = normalise(desired), normalise(actual)
+    out = DomainDiff()
+    tree = copy.deepcopy(have.tree)
+    for section, key in _GENERATED_TOP:
+        if key not in want.tree.get(section, {}) and key in tree.get(section, {}):
+            del tree[section][key]
+    out.restart.extend(Change(p, RESTART, d, a) for p, d, a in _leaf_diffs(want.tree, tree, ""))
+    _diff_sizes(want, have, out)
+    _diff_disks(want, have, out)
+    _diff_nics(want, have, out)
+    return out

@@ -1,0 +1,279 @@
+"""From desired set + actual host + policy to an ordered list of actions, with a reason for each.
+
+Pure: the plan reads the desired set, a snapshot of the host (``ActualDomain``: ``xl list`` row plus
+the retrieved libxl config), the policy and the ownership inventory, and decides. ``apply`` executes
+a plan; ``xenreconcile plan`` prints one. Level-triggered: the same inputs give the same plan
+whatever event led here, and a plan computed right after a successful apply is empty.
+
+Ownership gates every destructive or hotplug action: a domain is ours when its xsdata marker is
+our owner id or the inventory lists its uuid; Domain-0 never is. Anything else with a desired name
+is reported (``Unowned``) and left alone, unless ``Policy.adopt``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from libxl.backend import DomainInfo, LibxlConfig
+from reconcilers import status as st
+from reconcilers.desired import DesiredDomain, DesiredSet
+from reconcilers.diff import diff_domain
+from reconcilers.policy import Policy
+from reconcilers.state import Inventory, OwnedDomain
+
+# Action kinds.
+CREATE = "create"
+UNPAUSE = "unpause"
+PAUSE = "pause"
+SHUTDOWN = "shutdown"
+DESTROY = "destroy"
+RECREATE = "recreate"
+ADOPT = "adopt"
+#: diff change kind -> action kind
+HOT_ACTIONS = {
+    "disk-add": "hotplug-disk-add", "disk-remove": "hotplug-disk-remove",
+    "nic-add": "hotplug-nic-add", "nic-remove": "hotplug-nic-remove",
+    "cdrom-change": "cdrom-change", "set-memory": "set-memory", "set-vcpus": "set-vcpus",
+}
+#: Execution phases: free resources first (prune, dead remains), then start, then adjust.
+_PHASE = {ADOPT: 0, SHUTDOWN: 0, DESTROY: 0, RECREATE: 1, CREATE: 2, PAUSE: 5, UNPAUSE: 5}
+_HOT_PHASE = 4
+#: terraform-style symbols for the printed plan.
+SYMBOLS = {CREATE: "+", RECREATE: "-/+", SHUTDOWN: "-", DESTROY: "-"}
+
+# Note kinds.
+RESTART_REQUIRED = "RestartRequired"
+CONFLICT = "Conflict"
+UNOWNED = "Unowned"
+INVALID = "Invalid"
+ORPHAN = "Orphan"
+EMPTY_DESIRED = "EmptyDesired"
+PENDING = "Pending"
+
+_DEAD_STATES = ("shutdown", "crashed")
+
+
+@dataclass(frozen=True)
+class ActualDomain:
+    """One domain on the host; ``config`` is None when it was not retrieved (not ours, not desired)."""
+    info: DomainInfo
+    config: LibxlConfig | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """One backend operation. ``details`` holds what the backend call needs (domid, config, device)."""
+    domain: str
+    kind: str
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def phase(self) -> int:
+        return _PHASE.get(self.kind, _HOT_PHASE)
+
+    @property
+    def symbol(self) -> str:
+        return SYMBOLS.get(self.kind, "~")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe summary: device and config payloads are left out (they are the desired files)."""
+        out: dict[str, Any] = {"domain": self.domain, "kind": self.kind, "reason": self.reason}
+        out.update({k: v for k, v in self.details.items() if k not in ("config", "device")})
+        return out
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the reconciler will not do, and why."""
+    domain: str
+    kind: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"domain": self.domain, "kind": self.kind, "message": self.message}
+
+
+@dataclass
+class DomainPlan:
+    """The plan for one name (one work-queue key)."""
+    name: str
+    file: Path | None = None
+    actions: list[Action] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    #: The status once the actions succeed (``in-sync``, ``restart-required``, ``invalid``...).
+    outcome: str = st.IN_SYNC
+
+    def act(self, kind: str, reason: str, **details: Any) -> None:
+        self.actions.append(Action(self.name, kind, reason, details))
+
+    def note(self, kind: str, message: str, outcome: str) -> None:
+        self.notes.append(Note(self.name, kind, message))
+        self.outcome = outcome
+
+
+@dataclass
+class Plan:
+    domains: list[DomainPlan] = field(default_factory=list)
+
+    @property
+    def actions(self) -> list[Action]:
+        """All actions in execution order (stable by phase; per domain in planned order)."""
+        return sorted((a for d in self.domains for a in d.actions), key=lambda a: a.phase)
+
+    @property
+    def notes(self) -> list[Note]:
+        return [n for d in self.domains for n in d.notes]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(d.actions for d in self.domains)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"changes": self.has_changes,
+                "actions": [a.to_json() for a in self.actions],
+                "notes": [n.to_json() for n in self.notes],
+                "domains": {d.name: {"file": str(d.file) if d.file else None, "outcome": d.outcome}
+                            for d in self.domains}}
+
+
+def is_owned(info: DomainInfo, inventory: Inventory, policy: Policy) -> bool:
+    """Ours: our marker in xsdata, or our inventory lists the uuid. Domain-0 never."""
+    if info.domid == 0:
+        return False
+    return info.owner == policy.owner or inventory.owns(info.uuid)
+
+
+def index_actual(actual: list[ActualDomain]) -> dict[str, ActualDomain]:
+    """By name; a dying domain yields to a live one of the same name."""
+    out: dict[str, ActualDomain] = {}
+    for dom in actual:
+        old = out.get(dom.info.name)
+        if old is None or old.info.state == "dying":
+            out[dom.info.name] = dom
+    return out
+
+
+def _invalid_error(name: str, desired: DesiredSet, owned: OwnedDomain | None) -> str | None:
+    """The parse error of the file that declares (or, per the inventory entry of the guest on the
+    host, last declared) ``name``, if that file is broken now."""
+    for path, dom in desired.last_good.items():
+        if dom.name == name:
+            return str(desired.invalid[path])
+    if owned is not None and owned.file is not None:
+        for path, err in desired.invalid.items():
+            if str(path) == owned.file:
+                return str(err)
+    return None
+
+
+def _plan_orphan(out: DomainPlan, act: ActualDomain, desired: DesiredSet, policy: Policy) -> None:
+    """An owned domain that no desired file declares any more."""
+    if desired.empty_suspicious and not policy.allow_empty:
+        out.note(EMPTY_DESIRED, "desired directory is empty: nothing is pruned unless allow_empty",
+                 st.DRIFTED)
+        return
+    if policy.prune == "none":
+        out.note(ORPHAN, "desired file removed; prune policy 'none' keeps the guest", st.DRIFTED)
+        return
+    reason = f"desired file removed (prune={policy.prune})"
+    if policy.prune == "shutdown" and act.info.state not in _DEAD_STATES:
+        out.act(SHUTDOWN, reason, domid=act.info.domid, uuid=act.info.uuid, prune=True)
+    else:
+        out.act(DESTROY, reason, domid=act.info.domid, uuid=act.info.uuid, prune=True)
+    out.outcome = st.PRUNED
+
+
+def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, policy: Policy) -> None:
+    """A live, owned domain that is desired running or paused: diff, hot changes, power state."""
+    info = act.info
+    if act.config is None:
+        out.note(PENDING, "current config could not be retrieved", st.PENDING)
+        return
+    paused = want.power_state == "paused"
+    changes = diff_domain(want.config, act.config)
+    if changes.restart:
+        paths = ", ".join(c.path for c in changes.restart)
+        if policy.restart == "always":
+            out.act(RECREATE, f"restart-required changes: {paths}", domid=info.domid, uuid=info.uuid,
+                    config=want.config, paused=paused, changes=[c.path for c in changes.restart])
+            return
+        out.note(RESTART_REQUIRED, f"changes need a restart (restart policy 'never'): {paths}",
+                 st.RESTART_REQUIRED)
+    for change in changes.hot:
+        kind = HOT_ACTIONS[change.kind]
+        if kind == "set-memory":
+            out.act(kind, f"memory target {change.actual} -> {change.desired} KiB", domid=info.domid,
+                    target_kib=change.desired)
+        elif kind == "set-vcpus":
+            out.act(kind, f"online vcpus {change.actual} -> {change.desired}", domid=info.domid,
+                    count=change.desired)
+        else:
+            device = change.desired if change.desired is not None else change.actual
+            out.act(kind, f"{change.path}", domid=info.domid, device=device)
+    if paused and info.state in ("running", "blocked"):
+        out.act(PAUSE, "desired power state paused", domid=info.domid)
+    elif not paused and info.state == "paused":
+        out.act(UNPAUSE, "desired power state running", domid=info.domid)
+
+
+def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain], policy: Policy,
+                inventory: Inventory) -> DomainPlan:
+    """Plan one name: the agent's per-key reconcile. ``actual`` comes from ``index_actual``."""
+    want = desired.domains.get(name)
+    act = actual.get(name)
+    out = DomainPlan(name, file=want.file if want else None)
+    if name in desired.conflicts:
+        files = ", ".join(str(f) for f in desired.conflicts[name])
+        out.file = desired.conflicts[name][0]
+        out.note(CONFLICT, f"declared by more than one file (name or uuid): {files}; none applied",
+                 st.CONFLICT)
+        return out
+    error = _invalid_error(name, desired, inventory.domains.get(act.info.uuid.lower()) if act else None)
+    if act is not None and act.info.state == "dying":
+        out.note(PENDING, "domain is being destroyed", st.PENDING)
+        return out
+    owned = act is not None and is_owned(act.info, inventory, policy)
+    if act is not None and not owned and want is not None:
+        if not policy.adopt or act.info.domid == 0:
+            out.note(UNOWNED, f"a domain named {name!r} exists but was not created by {policy.owner!r}; "
+                     "left alone (enable adopt to take it over)", st.CONFLICT)
+            return out
+        out.act(ADOPT, "unowned domain with a desired name (adopt enabled)", domid=act.info.domid,
+                uuid=act.info.uuid)
+        owned = True
+    if want is None:
+        if error is not None:
+            out.note(INVALID, f"desired file is invalid; guest left as is: {error}", st.INVALID)
+        elif act is not None and owned:
+            _plan_orphan(out, act, desired, policy)
+        return out
+    if error is not None:
+        out.note(INVALID, f"desired file is invalid; last good version stays in force: {error}", st.INVALID)
+    if act is None:
+        if want.power_state != "stopped":
+            out.act(CREATE, "not on the host", config=want.config, paused=want.power_state == "paused")
+        return out
+    if act.info.state in _DEAD_STATES:
+        why = act.info.shutdown_reason or act.info.state
+        out.act(DESTROY, f"remains of a guest that is {act.info.state} ({why})", domid=act.info.domid,
+                uuid=act.info.uuid)
+        if want.power_state != "stopped":
+            out.act(CREATE, f"desired running, was {act.info.state} ({why})", config=want.config,
+                    paused=want.power_state == "paused")
+        return out
+    if want.power_state == "stopped":
+        out.act(SHUTDOWN, "desired power state stopped", domid=act.info.domid, uuid=act.info.uuid)
+        return out
+    _plan_running(out, want, act, policy)
+    return out
+
+
+def plan(desired: DesiredSet, actual: list[ActualDomain], policy: Policy, inventory: Inventory) -> Plan:
+    """Plan every name that is desired, in conflict, invalid, or owned on the host (pure)."""
+    by_name = index_actual(actual)
+    names = set(desired.domains) | set(desired.conflicts) | desired.invalid_names()
+    names |= {n for n, a in by_name.items() if is_owned(a.info, inventory, policy)}
+    return Plan([plan_domain(n, desired, by_name, policy, inventory) for n in sorted(names)])

@@ -1,0 +1,112 @@
+"""The agent's state directory: the inventory of domains it owns, as one JSON file.
+
+Like Terraform's state file and Flux's inventory, this is the ownership record that survives
+restarts of the agent, next to the marker in the guest's ``c_info.xsdata``; it is also the only
+record of guests adopted with ``Policy.adopt`` (whose xsdata the agent never wrote). Entries are keyed
+by uuid, because a name can be reused by someone else's guest after ours is gone. Writes are atomic
+(temporary file, fsync, rename, fsync of the directory), so a crash leaves the old or the new
+inventory, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from libxl.errors import XenReconcileError
+
+#: Where the agent keeps its state unless told otherwise.
+DEFAULT_STATE_DIR = Path("/var/lib/xenreconcile")
+INVENTORY_FILE = "inventory.json"
+_VERSION = 1
+
+
+class StateError(XenReconcileError):
+    """The state directory cannot be read or written (a corrupt inventory is never guessed at)."""
+
+
+@dataclass(frozen=True)
+class OwnedDomain:
+    name: str
+    uuid: str
+    file: str | None = None
+    #: Content hash of the desired file last applied (``DesiredDomain.content_hash``).
+    content_hash: str | None = None
+    #: True when the agent adopted the domain instead of creating it.
+    adopted: bool = False
+
+
+@dataclass
+class Inventory:
+    """Owned domains by uuid. Plain data: ``StateDir`` loads and saves it."""
+    domains: dict[str, OwnedDomain] = field(default_factory=dict)
+
+    def by_name(self, name: str) -> OwnedDomain | None:
+        return next((d for d in self.domains.values() if d.name == name), None)
+
+    def owns(self, uuid: str) -> bool:
+        return uuid.lower() in self.domains
+
+    def add(self, entry: OwnedDomain) -> None:
+        """Record ``entry``, replacing older entries of the same uuid or name (a recreated guest)."""
+        for key in [k for k, d in self.domains.items() if d.name == entry.name]:
+            del self.domains[key]
+        self.domains[entry.uuid.lower()] = entry
+
+    def remove(self, uuid: str) -> None:
+        self.domains.pop(uuid.lower(), None)
+
+
+class StateDir:
+    """One state directory; created on first save."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.path / INVENTORY_FILE
+
+    def load(self) -> Inventory:
+        """The saved inventory, or an empty one when none was ever saved."""
+        try:
+            text = self.inventory_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return Inventory()
+        except OSError as exc:
+            raise StateError(f"{self.inventory_path}: cannot read: {exc.strerror}") from exc
+        try:
+            data = json.loads(text)
+            if data.get("version") != _VERSION:
+                raise ValueError(f"unsupported version {data.get('version')!r}")
+            entries = [OwnedDomain(**entry) for entry in data["domains"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StateError(f"{self.inventory_path}: corrupt inventory: {exc}") from exc
+        return Inventory({e.uuid.lower(): e for e in entries})
+
+    def save(self, inventory: Inventory) -> None:
+        data = {"version": _VERSION,
+                "domains": [asdict(d) for d in sorted(inventory.domains.values(), key=lambda d: d.name)]}
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".inventory.", dir=self.path)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(data, handle, indent=2, sort_keys=True)
+                    handle.write("\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.inventory_path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            dir_fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot write inventory: {exc.strerror or exc}") from exc

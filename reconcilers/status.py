@@ -1,0 +1,89 @@
+"""Per-domain reconcile status, the one place the agent's metrics and status output read from.
+
+Like a Kubernetes condition, a status keeps the time of its last *transition* apart from the time
+of the last reconcile, so "drifted since 03:12" survives a hundred no-op resyncs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+IN_SYNC = "in-sync"
+DRIFTED = "drifted"
+RESTART_REQUIRED = "restart-required"
+INVALID = "invalid"
+CONFLICT = "conflict"
+ERROR = "error"
+PENDING = "pending"
+PRUNED = "pruned"
+STATES = (IN_SYNC, DRIFTED, RESTART_REQUIRED, INVALID, CONFLICT, ERROR, PENDING, PRUNED)
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where one domain (by name, never by domid) stands after its last reconcile."""
+    name: str
+    state: str
+    file: str | None = None
+    last_error: str | None = None
+    #: Epoch seconds when ``state`` last changed.
+    last_transition: float = 0.0
+    #: Epoch seconds of the last reconcile of this domain.
+    last_time: float = 0.0
+    #: The last action applied to the domain (e.g. ``set-memory``), kept across no-op reconciles.
+    last_action: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "state": self.state, "file": self.file, "last_error": self.last_error,
+                "last_transition": self.last_transition, "last_time": self.last_time,
+                "last_action": self.last_action}
+
+
+class StatusBook:
+    """Thread-safe map of domain name -> Status; agent workers write, metrics and status read."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._by_name: dict[str, Status] = {}
+
+    def record(self, name: str, state: str, *, file: str | None = None, error: str | None = None,
+               action: str | None = None) -> Status:
+        """Store the outcome of one reconcile; ``action`` None keeps the previous last action."""
+        if state not in STATES:
+            raise ValueError(f"unknown status {state!r}")
+        now = self._clock()
+        with self._lock:
+            old = self._by_name.get(name)
+            if old is None:
+                new = Status(name, state, file, error, now, now, action)
+            else:
+                new = replace(old, state=state, file=file if file is not None else old.file,
+                              last_error=error, last_time=now,
+                              last_transition=now if state != old.state else old.last_transition,
+                              last_action=action if action is not None else old.last_action)
+            self._by_name[name] = new
+            return new
+
+    def get(self, name: str) -> Status | None:
+        with self._lock:
+            return self._by_name.get(name)
+
+    def forget(self, name: str) -> None:
+        """Drop a domain that is neither desired nor on the host any more."""
+        with self._lock:
+            self._by_name.pop(name, None)
+
+    def snapshot(self) -> dict[str, Status]:
+        with self._lock:
+            return dict(self._by_name)
+
+    def counts(self) -> dict[str, int]:
+        """Number of domains per state, every state present (gauges want zeros too)."""
+        counts = dict.fromkeys(STATES, 0)
+        for status in self.snapshot().values():
+            counts[status.state] += 1
+        return counts

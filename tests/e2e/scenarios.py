@@ -1,0 +1,492 @@
+"""The end-to-end scenarios: the real agent on ``xen:///system`` in dom0, checked with Xen's own ``xl``.
+
+Every check reads Xen's view (``xl list``, ``xl block-list``, ``xl network-list``, ``xl list -l``,
+xenstore, the guest's console log written by xenconsoled), never the project's code: the project's
+output is only what is being tested. The agent runs as it would under systemd: detached, JSON logs
+to a file, its desired directory in dom0. Scenarios run in order and share the host; each one states
+what it needs, so a missing piece fails the scenarios that need it with one clear reason instead of
+a cascade of timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vm import Dom0, quote
+
+DESIRED = "/srv/desired"
+STATE_DIR = "/var/lib/xenreconcile"
+AGENT_LOG = "/var/log/xenreconcile/agent.json"
+AGENT_CONFIG = "/etc/xenreconcile/e2e.toml"
+AGENT_PIDFILE = "/run/xenreconcile-e2e.pid"
+METRICS = "127.0.0.1:9977"
+VENV = "/opt/xr"
+XR = f"{VENV}/bin/xenreconcile"
+GUEST_DIR = "/var/lib/xr-e2e"
+KERNEL = f"{GUEST_DIR}/vmlinux"
+KERNEL_ALT = f"{GUEST_DIR}/vmlinux-alt"
+RAMDISK = f"{GUEST_DIR}/guest-initrd.gz"
+MARKER = "XR-E2E-GUEST-UP"
+BRIDGE = "xenbr0"
+NIC_MAC = "00:16:3e:e2:e0:01"
+#: xvdb as Xen numbers it in ``xl block-list`` (202 << 8 | 16).
+XVDB = 51728
+#: Generous: boots under TCG vary 2x with the machine's load.
+TIMEOUT = 240.0
+
+
+def domain_xml(name: str, *, kernel: str = KERNEL, current_mib: int = 128, disk: str | None = None,
+               nic: bool = False) -> str:
+    """The PV test guest as libvirt domain XML, with the optional hot-pluggable pieces."""
+    devices = ["    <console type='pty'><target type='xen' port='0'/></console>"]
+    if disk:
+        devices.insert(0, f"    <disk type='block' device='disk'><driver name='phy'/>"
+                          f"<source dev='{disk}'/><target dev='xvdb' bus='xen'/></disk>")
+    if nic:
+        devices.insert(0, f"    <interface type='bridge'><mac address='{NIC_MAC}'/>"
+                          f"<source bridge='{BRIDGE}'/></interface>")
+    return "\n".join([
+        "<domain type='xen'>",
+        f"  <name>{name}</name>",
+        "  <memory unit='MiB'>128</memory>",
+        f"  <currentMemory unit='MiB'>{current_mib}</currentMemory>",
+        "  <vcpu>1</vcpu>",
+        "  <os>",
+        "    <type arch='x86_64' machine='xenpv'>linux</type>",
+        f"    <kernel>{kernel}</kernel>",
+        f"    <initrd>{RAMDISK}</initrd>",
+        "    <cmdline>console=hvc0</cmdline>",
+        "  </os>",
+        "  <on_poweroff>destroy</on_poweroff>",
+        "  <on_reboot>restart</on_reboot>",
+        "  <on_crash>destroy</on_crash>",
+        "  <devices>",
+        *devices,
+        "  </devices>",
+        "</domain>",
+        "",
+    ])
+
+
+def xl_cfg(name: str) -> str:
+    """The same PV guest as an xl.cfg file."""
+    return (f'name = "{name}"\ntype = "pv"\nmemory = 128\nvcpus = 1\n'
+            f'kernel = "{KERNEL}"\nramdisk = "{RAMDISK}"\ncmdline = "console=hvc0"\n')
+
+
+@dataclass
+class Outcome:
+    name: str
+    passed: bool
+    secs: float
+    detail: str = ""
+
+
+@dataclass
+class Scenario:
+    name: str
+    run: Callable[[E2E], str]
+    #: Names of earlier scenarios that must have passed (else this one fails at once, saying why).
+    needs: tuple[str, ...] = ()
+
+
+class ScenarioFailed(AssertionError):
+    pass
+
+
+@dataclass
+class E2E:
+    """The state the scenarios share: the VM, the domids they must not see change, the figures."""
+    d: Dom0
+    figures: dict[str, float] = field(default_factory=dict)
+    handmade_domid: int | None = None
+    agent_policy: dict[str, str] = field(default_factory=dict)
+
+    # --- reading Xen's view -------------------------------------------------------------------
+    def domid(self, name: str) -> int | None:
+        res = self.d.sh(f"xl domid {quote(name)}", 60)
+        return int(res.out.strip()) if res.ok and res.out.strip().isdigit() else None
+
+    def domains(self) -> dict[str, tuple[int, str]]:
+        """name -> (domid, state flags) from ``xl list``."""
+        rows: dict[str, tuple[int, str]] = {}
+        for line in self.d.check("xl list", 60).splitlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 6 and parts[1].isdigit():
+                rows[parts[0]] = (int(parts[1]), parts[4])
+        return rows
+
+    def markers(self, name: str) -> int:
+        res = self.d.sh(f"grep -c {MARKER} /var/log/xen/console/guest-{name}.log", 30)
+        return int(res.out.strip() or 0) if res.out.strip().isdigit() else 0
+
+    def block_vdevs(self, name: str) -> list[int]:
+        out = self.d.check(f"xl block-list {quote(name)}", 60)
+        return [int(line.split()[0]) for line in out.splitlines()[1:] if line.split()[:1]
+                and line.split()[0].isdigit()]
+
+    def nic_macs(self, name: str) -> list[str]:
+        out = self.d.check(f"xl network-list {quote(name)}", 60)
+        return [line.split()[2].lower() for line in out.splitlines()[1:] if len(line.split()) > 2
+                and line.split()[0].isdigit()]
+
+    def xl_config(self, name: str) -> dict:
+        data = json.loads(self.d.check(f"xl list -l {quote(name)}", 60))
+        return data[0]["config"]
+
+    def wait(self, what: str, probe: Callable[[], object], timeout: float = TIMEOUT,
+             interval: float = 1.0) -> object:
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            last = probe()
+            if last:
+                return last
+            time.sleep(interval)
+        raise ScenarioFailed(f"timed out after {timeout:.0f} s waiting for {what} (last seen: {last!r})"
+                             f"\n--- agent log tail ---\n{self.agent_log_tail()}")
+
+    def running(self, name: str) -> int | None:
+        """The domid when ``name`` exists and is not paused (created and unpaused)."""
+        row = self.domains().get(name)
+        return row[0] if row and "p" not in row[1] else None
+
+    def wait_guest_up(self, name: str, markers_before: int = 0) -> int:
+        domid = int(self.wait(f"{name} to be running (xl list)", lambda: self.running(name)))
+        self.wait(f"{name}'s marker line on its console",
+                  lambda: self.markers(name) > markers_before)
+        return domid
+
+    def expect_same_domid(self, name: str, domid: int) -> None:
+        now = self.domid(name)
+        if now != domid:
+            raise ScenarioFailed(f"{name} was touched: domid {domid} became {now}")
+
+    # --- the agent ----------------------------------------------------------------------------
+    def agent_log_tail(self, lines: int = 25) -> str:
+        return self.d.sh(f"tail -n {lines} {AGENT_LOG} 2>/dev/null", 30).out.strip()
+
+    def agent_pid(self) -> int | None:
+        res = self.d.sh(f"p=$(cat {AGENT_PIDFILE} 2>/dev/null) && kill -0 $p 2>/dev/null && echo $p", 30)
+        return int(res.out) if res.ok and res.out.strip().isdigit() else None
+
+    def start_agent(self, **policy: str) -> None:
+        """Start ``xenreconcile run`` detached with ``policy`` in its config file; wait for /readyz."""
+        self.agent_policy = dict(policy)
+        settings = {"log_format": '"json"', **{k: f'"{v}"' for k, v in policy.items()}}
+        self.d.check(f"mkdir -p /etc/xenreconcile /var/log/xenreconcile {DESIRED} {STATE_DIR}")
+        self.d.write(AGENT_CONFIG, "".join(f"{k} = {v}\n" for k, v in settings.items()))
+        run = (f"exec {XR} run --config {AGENT_CONFIG} --uri xen:///system --dir {DESIRED} "
+               f"--state-dir {STATE_DIR} --metrics-listen {METRICS} >>{AGENT_LOG} 2>&1 </dev/null")
+        self.d.check(f"setsid -f sh -c {quote(f'echo $$ > {AGENT_PIDFILE}; {run}')}")
+
+        def ready() -> bool:
+            if self.agent_pid() is None:
+                raise ScenarioFailed(f"the agent exited at start (policy {policy or 'default'}):\n"
+                                     f"{self.agent_log_tail()}")
+            return self.d.sh(f"{VENV}/bin/python -c {quote(_READYZ)}", 30).ok
+        self.wait("the agent's /readyz", ready, interval=2.0)
+
+    def stop_agent(self, signal: str = "TERM") -> None:
+        pid = self.agent_pid()
+        if pid is None:
+            return
+        self.d.sh(f"kill -{signal} {pid}", 30)
+        self.wait(f"the agent (pid {pid}) to exit after SIG{signal}",
+                  lambda: self.agent_pid() is None, timeout=90)
+
+    def agent_says(self, name: str, pattern: str) -> str | None:
+        """A line of ``status`` or of the agent's log about ``name`` matching ``pattern``."""
+        regex = re.compile(pattern, re.IGNORECASE)
+        status = self.d.sh(f"{XR} status --metrics-listen {METRICS} 2>&1 || {XR} status 2>&1", 60).out
+        log = self.d.sh(f"grep -F {quote(name)} {AGENT_LOG} | tail -n 200", 30).out
+        for line in (status + "\n" + log).splitlines():
+            if name in line and regex.search(line):
+                return line.strip()
+        return None
+
+    def metrics(self) -> str:
+        res = self.d.sh(f"{VENV}/bin/python -c {quote(_SCRAPE)}", 60)
+        if not res.ok:
+            raise ScenarioFailed(f"scraping http://{METRICS}/metrics in dom0 failed: {res.text()[-500:]}")
+        return res.out
+
+
+_READYZ = f"import urllib.request; urllib.request.urlopen('http://{METRICS}/readyz', timeout=5)"
+_SCRAPE = (f"import urllib.request; "
+           f"print(urllib.request.urlopen('http://{METRICS}/metrics', timeout=10).read().decode())")
+_POLL_RUNNING = r"""
+until xl list "$1" 2>/dev/null | awk 'NR==2 && $5 !~ /p/ {ok=1} END {exit !ok}'; do sleep 0.05; done
+"""
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+def s_install(e: E2E) -> str:
+    """Install the project from the read-only share into a venv in dom0, building the cffi module."""
+    d = e.d
+    d.check("rm -rf /opt/src && mkdir -p /opt/src && tar -C /mnt/src --exclude=./.venv --exclude=./.git "
+            "--exclude=./build --exclude='*.so' --exclude=__pycache__ --exclude='*.egg-info' -cf - . "
+            "| tar -C /opt/src -xf -")
+    d.check(f"python3 -m venv --system-site-packages {VENV}")
+    wheels = d.sh("ls /mnt/wheels/*.whl >/dev/null 2>&1", 30).ok
+    deps = "--find-links /mnt/wheels" if wheels else "--no-deps"
+    res = d.sh(f"cd /opt && {VENV}/bin/pip install -q --no-index {deps} --no-build-isolation /opt/src",
+               timeout=600)
+    if not res.ok:
+        raise ScenarioFailed(f"pip install of the checkout in dom0 failed:\n{res.text()[-2000:]}")
+    native = d.sh(f"find {VENV}/lib -name '_libxl*.so' | head -1", 30).out.strip()
+    if not native:
+        raise ScenarioFailed("pip built no native libxl module in dom0 (libxen-dev and gcc are in the image)")
+    listing = d.sh(f"{XR} list --uri xen:///system", 120)
+    if not listing.ok or "Domain-0" not in listing.out:
+        raise ScenarioFailed(f"`xenreconcile list --uri xen:///system` did not list Domain-0 "
+                             f"(rc {listing.rc}):\n{listing.text()[-1500:]}")
+    return f"native module {native.rsplit('/', 1)[-1]}; deps from {'wheelhouse' if wheels else 'Debian'}"
+
+
+def s_host_setup(e: E2E) -> str:
+    """The bridge, the loop devices, the desired directory, and a guest made by hand with ``xl``."""
+    d = e.d
+    d.check(f"ip link add {BRIDGE} type bridge && ip link set {BRIDGE} up")
+    d.check(f"losetup /dev/loop0 {GUEST_DIR}/disk1.img && losetup /dev/loop1 {GUEST_DIR}/disk2.img")
+    d.check(f"mkdir -p {DESIRED} {STATE_DIR}")
+    d.write("/root/handmade.cfg", xl_cfg("e2e-handmade"))
+    d.check("xl create /root/handmade.cfg")
+    e.handmade_domid = e.wait_guest_up("e2e-handmade")
+    return f"e2e-handmade is domid {e.handmade_domid}"
+
+
+def s_create_xml(e: E2E) -> str:
+    e.d.write(f"{DESIRED}/e2e-xml.xml", domain_xml("e2e-xml"))
+    start = time.monotonic()
+    e.start_agent()
+    domid = e.wait_guest_up("e2e-xml")
+    return f"domid {domid}, marker after {time.monotonic() - start:.1f} s from agent start"
+
+
+def s_create_cfg(e: E2E) -> str:
+    start = time.monotonic()
+    e.d.write(f"{DESIRED}/e2e-cfg.cfg", xl_cfg("e2e-cfg"))
+    domid = e.wait_guest_up("e2e-cfg")
+    return f"domid {domid}, marker {time.monotonic() - start:.1f} s after the file appeared"
+
+
+def s_disk_add(e: E2E) -> str:
+    domid = e.domid("e2e-xml")
+    e.d.write(f"{DESIRED}/e2e-xml.xml", domain_xml("e2e-xml", disk="/dev/loop0"))
+    e.wait("xvdb in `xl block-list e2e-xml`", lambda: XVDB in e.block_vdevs("e2e-xml"))
+    e.expect_same_domid("e2e-xml", domid)
+    return f"hot-plugged into domid {domid}"
+
+
+def s_disk_remove(e: E2E) -> str:
+    domid = e.domid("e2e-xml")
+    e.d.write(f"{DESIRED}/e2e-xml.xml", domain_xml("e2e-xml"))
+    e.wait("xvdb gone from `xl block-list e2e-xml`", lambda: XVDB not in e.block_vdevs("e2e-xml"))
+    e.expect_same_domid("e2e-xml", domid)
+    return "unplugged"
+
+
+def s_nic_add(e: E2E) -> str:
+    domid = e.domid("e2e-xml")
+    e.d.write(f"{DESIRED}/e2e-xml.xml", domain_xml("e2e-xml", nic=True))
+    e.wait(f"{NIC_MAC} in `xl network-list e2e-xml`", lambda: NIC_MAC in e.nic_macs("e2e-xml"))
+    vif = f"vif{domid}.0"
+    e.wait(f"{vif} on {BRIDGE}",
+           lambda: e.d.sh(f"test -e /sys/class/net/{BRIDGE}/brif/{vif}", 30).ok, timeout=60)
+    e.expect_same_domid("e2e-xml", domid)
+    return f"{vif} on {BRIDGE}"
+
+
+def s_memory(e: E2E) -> str:
+    domid = e.domid("e2e-xml")
+    e.d.write(f"{DESIRED}/e2e-xml.xml", domain_xml("e2e-xml", nic=True, current_mib=96))
+
+    def target() -> bool:
+        res = e.d.sh(f"xenstore-read /local/domain/{domid}/memory/target", 30)
+        return res.ok and res.out.strip() == str(96 * 1024)
+    e.wait("xenstore memory/target = 98304 KiB", target)
+    e.expect_same_domid("e2e-xml", domid)
+    e.wait("the guest to balloon down (xl list Mem <= 96)",
+           lambda: e.d.sh("xl list e2e-xml | awk 'NR==2 {exit !($3 <= 96)}'", 30).ok, timeout=60)
+    return "target 98304 KiB in xenstore; xl list shows <= 96 MiB"
+
+
+def s_kernel_never(e: E2E) -> str:
+    domid = e.domid("e2e-xml")
+    e.d.write(f"{DESIRED}/e2e-xml.xml",
+              domain_xml("e2e-xml", nic=True, current_mib=96, kernel=KERNEL_ALT))
+    line = e.wait("RestartRequired for e2e-xml in `status` or the agent's log",
+                  lambda: e.agent_says("e2e-xml", r"restart[-_ ]?required"))
+    time.sleep(3)
+    e.expect_same_domid("e2e-xml", domid)
+    kernel = e.xl_config("e2e-xml")["b_info"].get("kernel")
+    if kernel != KERNEL:
+        raise ScenarioFailed(f"the running guest's kernel changed to {kernel} under restart=never")
+    return f"reported: {line[:120]}"
+
+
+def s_kernel_always(e: E2E) -> str:
+    domid = e.domid("e2e-xml")
+    before = e.markers("e2e-xml")
+    e.stop_agent()
+    e.start_agent(restart="always")
+    new = e.wait("e2e-xml recreated with a new domid", lambda: (e.running("e2e-xml") or domid) != domid)
+    e.wait_guest_up("e2e-xml", before)
+    kernel = e.xl_config("e2e-xml")["b_info"].get("kernel")
+    if kernel != KERNEL_ALT:
+        raise ScenarioFailed(f"recreated e2e-xml runs kernel {kernel}, not {KERNEL_ALT}")
+    return f"domid {domid} -> {new}; kernel {kernel}"
+
+
+def s_broken_file(e: E2E) -> str:
+    domid = e.domid("e2e-cfg")
+    e.d.write(f"{DESIRED}/e2e-cfg.cfg", 'name = "e2e-cfg"\nmemory = [[[ broken\n')
+    line = e.wait("the broken file reported (status or log)",
+                  lambda: e.agent_says("e2e-cfg", r"invalid|error|parse|syntax"))
+    time.sleep(5)
+    e.expect_same_domid("e2e-cfg", domid)
+    e.d.write(f"{DESIRED}/e2e-cfg.cfg", xl_cfg("e2e-cfg"))
+    time.sleep(3)
+    e.expect_same_domid("e2e-cfg", domid)
+    return f"guest untouched; reported: {line[:120]}"
+
+
+def s_death_event(e: E2E) -> str:
+    domid = e.domid("e2e-cfg")
+    start = time.monotonic()
+    e.d.check("xl destroy e2e-cfg")
+    new = e.wait("e2e-cfg recreated after `xl destroy`",
+                 lambda: (e.running("e2e-cfg") or domid) != domid, interval=0.5)
+    return f"domid {domid} -> {new} in {time.monotonic() - start:.1f} s"
+
+
+def s_sigkill(e: E2E) -> str:
+    names = ["e2e-k1", "e2e-k2"]
+    for name in names:
+        e.d.write(f"{DESIRED}/{name}.cfg", xl_cfg(name))
+    time.sleep(1.5)
+    pid = e.agent_pid()
+    e.stop_agent("KILL")
+    mid = sorted(n for n in e.domains() if n in names)
+    e.start_agent(restart="always", prune="destroy")
+    for name in names:
+        e.wait(f"{name} running after the restart", lambda n=name: e.running(n))
+    time.sleep(5)
+    rows = e.domains()
+    expected = {"Domain-0", "e2e-handmade", "e2e-xml", "e2e-cfg", *names}
+    extra = set(rows) - expected
+    paused = [n for n, (_, flags) in rows.items() if "p" in flags]
+    if extra or paused:
+        raise ScenarioFailed(f"after the restart: unexpected domains {sorted(extra)}, paused {paused}")
+    return f"killed pid {pid} with {mid or 'none'} already created; converged with no duplicate"
+
+
+def s_prune_destroy(e: E2E) -> str:
+    if e.agent_policy.get("prune") != "destroy":
+        e.stop_agent()
+        e.start_agent(restart="always", prune="destroy")
+    for name in ("e2e-k1", "e2e-k2", "e2e-cfg"):
+        e.d.check(f"rm -f {DESIRED}/{name}.cfg")
+    for name in ("e2e-k1", "e2e-k2", "e2e-cfg"):
+        e.wait(f"{name} destroyed after its file was deleted", lambda n=name: e.domid(n) is None)
+    return "3 guests destroyed"
+
+
+def s_create_timing(e: E2E) -> str:
+    """Trigger to running-and-unpaused, the same poll loop for both: ``xl create`` then the agent."""
+    d = e.d
+    d.write("/root/poll-running.sh", _POLL_RUNNING)
+    d.write("/root/e2e-time.cfg", xl_cfg("e2e-time"))
+    xl_times, agent_times = [], []
+    for _ in range(3):
+        out = d.check("s=$(date +%s.%N); xl create /root/e2e-time.cfg >/dev/null 2>&1; "
+                      "bash /root/poll-running.sh e2e-time; e=$(date +%s.%N); "
+                      "python3 -c \"print($e - $s)\"", 300)
+        xl_times.append(float(out.split()[-1]))
+        d.check("xl destroy e2e-time")
+        out = d.check(f"cp /root/e2e-time.cfg /root/.e2e-time.cfg; s=$(date +%s.%N); "
+                      f"mv /root/.e2e-time.cfg {DESIRED}/e2e-time.cfg; bash /root/poll-running.sh e2e-time; "
+                      f"e=$(date +%s.%N); python3 -c \"print($e - $s)\"", 300)
+        agent_times.append(float(out.split()[-1]))
+        d.check(f"rm -f {DESIRED}/e2e-time.cfg")
+        e.wait("e2e-time pruned", lambda: e.domid("e2e-time") is None)
+    xl_med, agent_med = statistics.median(xl_times), statistics.median(agent_times)
+    e.figures.update(xl_create_s=xl_med, agent_create_s=agent_med, agent_vs_xl_ratio=agent_med / xl_med)
+    return (f"xl create {xl_med:.2f} s, agent {agent_med:.2f} s (median of 3), "
+            f"ratio {agent_med / xl_med:.2f}")
+
+
+def s_metrics(e: E2E) -> str:
+    text = e.metrics()
+    ours = [line for line in text.splitlines() if line.startswith("xenreconcile_")]
+    if not ours:
+        raise ScenarioFailed("no xenreconcile_ samples in /metrics")
+
+    def counted(word: str) -> list[str]:
+        return [line for line in ours if word in line.split(" ")[0] and float(line.rsplit(" ", 1)[1]) > 0]
+    missing = [w for w in ("create", "destroy") if not counted(w)]
+    if missing:
+        raise ScenarioFailed(f"/metrics shows no non-zero sample for action(s) {missing}; "
+                             f"{len(ours)} xenreconcile_ samples, e.g.:\n" + "\n".join(ours[:15]))
+    return "; ".join(counted("create")[:1] + counted("destroy")[:1])
+
+
+def s_handmade_untouched(e: E2E) -> str:
+    if e.handmade_domid is None:
+        raise ScenarioFailed("the hand-made guest was never created")
+    e.expect_same_domid("e2e-handmade", e.handmade_domid)
+    if not e.running("e2e-handmade"):
+        raise ScenarioFailed("e2e-handmade is no longer running")
+    touched = e.d.sh(f"grep -F e2e-handmade {AGENT_LOG} | grep -iE 'destroy|shutdown|disk_|nic_|memory' "
+                     f"| head -3", 30).out.strip()
+    if touched:
+        raise ScenarioFailed(f"the agent acted on e2e-handmade:\n{touched}")
+    return f"domid {e.handmade_domid} unchanged and running"
+
+
+AGENT = ("install", "host setup", "create from domain XML")
+SCENARIOS = [
+    Scenario("install", s_install),
+    Scenario("host setup", s_host_setup),
+    Scenario("create from domain XML", s_create_xml, ("install",)),
+    Scenario("create from xl.cfg", s_create_cfg, AGENT),
+    Scenario("disk hot-plug", s_disk_add, AGENT),
+    Scenario("disk unplug", s_disk_remove, AGENT),
+    Scenario("nic hot-plug on a bridge", s_nic_add, AGENT),
+    Scenario("memory balloon", s_memory, AGENT),
+    Scenario("kernel change, restart=never", s_kernel_never, AGENT),
+    Scenario("kernel change, restart=always", s_kernel_always, AGENT),
+    Scenario("broken file leaves the guest", s_broken_file, (*AGENT, "create from xl.cfg")),
+    Scenario("xl destroy -> recreated by death event", s_death_event, (*AGENT, "create from xl.cfg")),
+    Scenario("SIGKILL mid-way, restart converges", s_sigkill, AGENT),
+    Scenario("prune=destroy on file delete", s_prune_destroy, AGENT),
+    Scenario("agent create vs xl create", s_create_timing, AGENT),
+    Scenario("metrics show the actions", s_metrics, AGENT),
+    Scenario("hand-made domain never touched", s_handmade_untouched, ("host setup",)),
+]
+
+
+def run_all(e: E2E, report: Callable[[Outcome], None]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    passed: set[str] = set()
+    for sc in SCENARIOS:
+        start = time.monotonic()
+        missing = [n for n in sc.needs if n not in passed]
+        if missing:
+            outcome = Outcome(sc.name, False, 0.0, f"not run: needs {', '.join(missing)} to pass first")
+        else:
+            try:
+                outcome = Outcome(sc.name, True, 0.0, sc.run(e))
+                passed.add(sc.name)
+            except (AssertionError, TimeoutError, ValueError, KeyError) as exc:
+                outcome = Outcome(sc.name, False, 0.0, f"{type(exc).__name__}: {exc}")
+        outcome.secs = time.monotonic() - start
+        outcomes.append(outcome)
+        report(outcome)
+    return outcomes

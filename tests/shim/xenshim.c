@@ -1,0 +1,125 @@
+/*
+ * xenshim: an LD_PRELOAD library for the tests ONLY. It lets the real libxenlight allocate a
+ * context on a machine without a Xen hypervisor, so the tests can prove that the configs the
+ * project builds survive libxl's own JSON parser and printer, and can run `xl -N create` (dry run)
+ * as a reference converter.
+ *
+ * The fake xc/xs handles are PROT_NONE guard pages: any libxc/xenstore call that really needs Xen
+ * and is not faked here dereferences them and crashes at once, instead of returning made-up data.
+ * The few calls that are faked (version, cpu count, physinfo, sharing counters) describe a fixed
+ * x86_64 host (16 cpus, 8 NUMA nodes, 16 GiB: enough for the corpus vNUMA guests); they are what
+ * `xl -N create` asks before it prints the config.
+ */
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <xenctrl.h>
+#include <xenstore.h>
+#include <xen/version.h>
+
+static void *guard_page(void)
+{
+    void *p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void release_page(void *p)
+{
+    if (p)
+        munmap(p, (size_t)sysconf(_SC_PAGESIZE));
+}
+
+xc_interface *xc_interface_open(xentoollog_logger *logger, xentoollog_logger *dombuild_logger,
+                                unsigned open_flags)
+{
+    (void)logger; (void)dombuild_logger; (void)open_flags;
+    return guard_page();
+}
+
+int xc_interface_close(xc_interface *xch)
+{
+    release_page(xch);
+    return 0;
+}
+
+struct xs_handle *xs_open(unsigned long flags)
+{
+    (void)flags;
+    return guard_page();
+}
+
+void xs_close(struct xs_handle *xsh)
+{
+    release_page(xsh);
+}
+
+static int copy_text(void *arg, size_t size, const char *text)
+{
+    strncpy((char *)arg, text, size - 1);
+    ((char *)arg)[size - 1] = '\0';
+    return 0;
+}
+
+int xc_version(xc_interface *xch, int cmd, void *arg)
+{
+    (void)xch;
+    switch (cmd) {
+    case XENVER_version:
+        return (4 << 16) | 17;
+    case XENVER_extraversion:
+        return copy_text(arg, sizeof(xen_extraversion_t), ".0-shim");
+    case XENVER_capabilities:
+        return copy_text(arg, sizeof(xen_capabilities_info_t),
+                         "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64");
+    case XENVER_changeset:
+        return copy_text(arg, sizeof(xen_changeset_info_t), "shim");
+    case XENVER_commandline:
+        return copy_text(arg, sizeof(xen_commandline_t), "");
+    case XENVER_compile_info:
+        memset(arg, 0, sizeof(xen_compile_info_t));
+        return 0;
+    case XENVER_platform_parameters:
+        memset(arg, 0, sizeof(xen_platform_parameters_t));
+        return 0;
+    case XENVER_pagesize:
+        return 4096;
+    default:
+        return -1;
+    }
+}
+
+int xc_get_max_cpus(xc_interface *xch)
+{
+    (void)xch;
+    return 16;
+}
+
+int xc_physinfo(xc_interface *xch, xc_physinfo_t *info)
+{
+    (void)xch;
+    memset(info, 0, sizeof(*info));
+    info->threads_per_core = 1;
+    info->cores_per_socket = 16;
+    info->nr_cpus = 16;
+    info->max_cpu_id = 15;
+    info->nr_nodes = 8;
+    info->max_node_id = 7;
+    info->cpu_khz = 2000000;
+    info->capabilities = XEN_SYSCTL_PHYSCAP_hvm | XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_hap
+                         | XEN_SYSCTL_PHYSCAP_shadow;
+    info->total_pages = 1u << 22; /* 16 GiB */
+    info->free_pages = 1u << 21;
+    return 0;
+}
+
+long xc_sharing_freed_pages(xc_interface *xch)
+{
+    (void)xch;
+    return 0;
+}
+
+long xc_sharing_used_frames(xc_interface *xch)
+{
+    (void)xch;
+    return 0;
+}

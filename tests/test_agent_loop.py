@@ -1,0 +1,182 @@
+"""The controller end to end in one process: real watcher, queue, reconciler and simulated host."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from pathlib import Path
+
+from agent.loop import Gate, affected_names
+from agent.queue import Outcome
+from libxl.uri import open_backend
+from reconcilers.desired import load_desired
+from tests.agent_helpers import names_on_host, running, settings, wait_for, write_atomic
+from tests.reconcile_fixtures import domain_xml
+
+
+def test_initial_sync_creates_guests_and_becomes_ready(tmp_path: Path) -> None:
+    cfg = settings(tmp_path)
+    for name in ("web", "db"):
+        (Path(cfg.desired_dir) / f"{name}.xml").write_text(domain_xml(name, memory_mib=64))
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as c:
+        wait_for(lambda: c.state.ready, what="ready")
+        assert names_on_host(backend) == ["db", "web"]
+        assert c.ready() == (True, "ready")
+        assert c.healthy() == (True, "ok")
+        doc = c.status_document()
+        assert {n: s["state"] for n, s in doc["domains"].items()} == {"db": "in-sync", "web": "in-sync"}
+        assert c.metrics.registry.get_sample_value("xenreconcile_last_full_sync_timestamp_seconds") > 0
+
+
+def test_edit_create_and_delete_are_applied(tmp_path: Path) -> None:
+    cfg = settings(tmp_path, prune="destroy")
+    desired = Path(cfg.desired_dir)
+    write_atomic(desired / "web.xml", domain_xml("web", memory_mib=256, current_mib=128))
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as c:
+        wait_for(lambda: c.state.ready)
+
+        def memory(name: str) -> int | None:
+            return next((d.memory_kib for d in backend.list_domains() if d.name == name), None)
+
+        assert memory("web") == 128 * 1024
+        write_atomic(desired / "web.xml", domain_xml("web", memory_mib=256, current_mib=200))
+        wait_for(lambda: memory("web") == 200 * 1024, what="memory target applied")
+        write_atomic(desired / "db.xml", domain_xml("db", memory_mib=64))
+        wait_for(lambda: "db" in names_on_host(backend), what="db created")
+        (desired / "db.xml").unlink()
+        wait_for(lambda: "db" not in names_on_host(backend), what="db pruned")
+        assert names_on_host(backend) == ["web"]
+
+
+def test_invalid_file_is_terminal_until_it_changes(tmp_path: Path) -> None:
+    cfg = settings(tmp_path)
+    desired = Path(cfg.desired_dir)
+    write_atomic(desired / "web.xml", domain_xml("web", memory_mib=64))
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as c:
+        wait_for(lambda: c.state.ready)
+        calls: collections.Counter[str] = collections.Counter()
+        outcomes: list[Outcome] = []
+        handle = c._handle
+
+        def counting(name: object) -> Outcome:
+            calls[str(name)] += 1
+            outcomes.append(handle(name))
+            return outcomes[-1]
+
+        c.pool._handler = counting
+        write_atomic(desired / "web.xml", "<domain type='xen'><name>web</name>")  # broken XML
+        wait_for(lambda: calls["web"] == 1, what="reconcile of the broken file")
+        wait_for(lambda: c.queue.in_flight() == 0)
+        threading.Event().wait(0.5)
+        assert calls["web"] == 1, "an invalid file must not be retried"
+        assert outcomes == [Outcome.TERMINAL]
+        assert c.status.get("web").state == "invalid"
+        assert names_on_host(backend) == ["web"], "the last good version stays in force"
+        assert c.metrics.registry.get_sample_value("xenreconcile_desired_files_invalid") == 1
+        write_atomic(desired / "web.xml", domain_xml("web", memory_mib=64))
+        wait_for(lambda: calls["web"] == 2, what="reconcile after the fix")
+        wait_for(lambda: c.status.get("web").state == "in-sync")
+
+
+def test_thousand_file_burst_reconciles_each_domain_once(tmp_path: Path) -> None:
+    cfg = settings(tmp_path, workers=4)
+    desired = Path(cfg.desired_dir)
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as c:
+        wait_for(lambda: c.state.ready)
+        calls: collections.Counter[str] = collections.Counter()
+        reconcile = c.reconciler.reconcile
+        lock = threading.Lock()
+
+        def counting(name: str, desired_set: object) -> object:
+            with lock:
+                calls[name] += 1
+            return reconcile(name, desired_set)  # type: ignore[arg-type]
+
+        c.reconciler.reconcile = counting  # type: ignore[method-assign]
+        names = [f"g{i:04d}" for i in range(1000)]
+        for name in names:
+            write_atomic(desired / f"{name}.xml", domain_xml(name, memory_mib=16, vcpus=1))
+        wait_for(lambda: len(names_on_host(backend)) == 1000, timeout=120, what="1000 guests created")
+        wait_for(lambda: c.queue.in_flight() == 0 and len(c.queue) == 0)
+        assert set(calls) == set(names)
+        assert max(calls.values()) == 1, [n for n, k in calls.items() if k > 1][:10]
+        assert c.metrics.registry.get_sample_value("xenreconcile_reconcile_total", {"result": "success"}) >= 1000
+
+
+def test_backend_event_requeues_the_domain_at_once(tmp_path: Path) -> None:
+    cfg = settings(tmp_path)
+    write_atomic(Path(cfg.desired_dir) / "web.xml",
+                 domain_xml("web", memory_mib=64, lifecycle="<on_crash>preserve</on_crash>"))
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as c:
+        wait_for(lambda: c.state.ready)
+        first = next(d for d in backend.list_domains() if d.name == "web")
+        backend.crash(first.domid)
+        # No resync is due for an hour: only the crash event can bring the guest back.
+        wait_for(lambda: any(d.name == "web" and d.domid != first.domid and d.state != "crashed"
+                             for d in backend.list_domains()), what="crashed guest recreated")
+        assert names_on_host(backend) == ["web"]
+
+
+def test_overflow_rescan_picks_up_changes_the_watcher_missed(tmp_path: Path) -> None:
+    cfg = settings(tmp_path)
+    desired = Path(cfg.desired_dir)
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as c:
+        wait_for(lambda: c.state.ready)
+        c.watcher.stop()  # events from here on are lost, as after an inotify overflow
+        write_atomic(desired / "web.xml", domain_xml("web", memory_mib=64))
+        threading.Event().wait(0.3)
+        assert names_on_host(backend) == []
+        c.watcher = c._new_watcher(c.settings)
+        c.watcher.start()
+        c.watcher.overflowed()
+        wait_for(lambda: names_on_host(backend) == ["web"], what="rescan after overflow")
+        assert c.metrics.registry.get_sample_value("xenreconcile_watch_overflows_total") == 1
+
+
+def test_periodic_resync_repairs_drift_without_events(tmp_path: Path) -> None:
+    cfg = settings(tmp_path, resync_interval=0.3, resync_jitter=0.0)
+    write_atomic(Path(cfg.desired_dir) / "web.xml", domain_xml("web", memory_mib=64, current_mib=32))
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as c:
+        wait_for(lambda: c.state.ready)
+        dom = next(d for d in backend.list_domains() if d.name == "web")
+        backend.set_memory_target(dom.domid, 48 * 1024)  # drift behind the agent's back
+        wait_for(lambda: next(d for d in backend.list_domains() if d.name == "web").memory_kib == 32 * 1024,
+                 what="drift repaired by resync")
+
+
+def test_affected_names_sees_content_renames_and_touches(tmp_path: Path) -> None:
+    (tmp_path / "a.xml").write_text(domain_xml("a"))
+    (tmp_path / "b.xml").write_text(domain_xml("b"))
+    one = load_desired(tmp_path)
+    assert affected_names(None, one, set()) == {"a", "b"}
+    assert affected_names(one, one, set()) == set()
+    assert affected_names(one, one, {tmp_path / "b.xml"}) == {"b"}
+    (tmp_path / "a.xml").write_text(domain_xml("a", memory_mib=1024))
+    (tmp_path / "b.xml").rename(tmp_path / "c.xml")
+    two = load_desired(tmp_path, one)
+    assert affected_names(one, two, set()) == {"a", "b"}
+
+
+def test_gate_excludes_workers_during_a_full_resync() -> None:
+    gate = Gate()
+    order: list[str] = []
+    entered = threading.Event()
+
+    def worker() -> None:
+        with gate.shared():
+            order.append("worker")
+
+    with gate.exclusive():
+        t = threading.Thread(target=worker)
+        t.start()
+        entered.wait(0.2)
+        order.append("resync")
+    t.join(2)
+    assert order == ["resync", "worker"]

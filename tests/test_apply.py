@@ -1,0 +1,283 @@
+"""Scenario tests of the Reconciler on the simulated host: files in a directory, a real apply."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from reconcile_fixtures import OWNER, config, domain_xml, uuid_for
+
+from libxl.sim import SimHost
+from reconcilers.apply import Reconciler
+from reconcilers.desired import DesiredSet, load_desired
+from reconcilers.policy import Policy
+
+
+class Env:
+    """A desired directory, a simulated host and a reconciler over them."""
+
+    def __init__(self, root: Path, **policy: object) -> None:
+        self.dir = root / "desired"
+        self.dir.mkdir()
+        self.state_dir = root / "state"
+        self.host = SimHost(shutdown_delay=0.0)
+        self.desired: DesiredSet | None = None
+        self.reconciler = self.make(**policy)
+
+    def make(self, **policy: object) -> Reconciler:
+        args = {"owner": OWNER, "shutdown_timeout": 5.0, **policy}
+        return Reconciler(self.host, Policy(**args), self.state_dir)  # type: ignore[arg-type]
+
+    def write(self, name: str, text: str) -> None:
+        (self.dir / name).write_text(text)
+
+    def sync(self, reconciler: Reconciler | None = None) -> dict[str, object]:
+        """Rescan (keeping the last good versions, like the agent) and reconcile everything."""
+        self.desired = load_desired(self.dir, self.desired)
+        results = (reconciler or self.reconciler).reconcile_all(self.desired)
+        return {r.name: r for r in results}
+
+    def plan_is_empty(self) -> bool:
+        return not self.reconciler.plan(load_desired(self.dir, self.desired)).has_changes
+
+    def dom(self, name: str):
+        return next((d for d in self.host.list_domains() if d.name == name), None)
+
+    def inventory(self) -> dict[str, str]:
+        data = json.loads((self.state_dir / "inventory.json").read_text())
+        return {d["name"]: d["uuid"] for d in data["domains"]}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return Env(tmp_path)
+
+
+def actions(result) -> list[str]:
+    return [a.kind for a in result.applied]
+
+
+def test_create_marks_ownership_and_is_idempotent(env: Env) -> None:
+    env.write("web.xml", domain_xml("web"))
+    first = env.sync()
+    assert actions(first["web"]) == ["create"]
+    web = env.dom("web")
+    assert web.state == "running" and web.owner == OWNER
+    assert env.inventory() == {"web": uuid_for("web")}
+    assert env.reconciler.status.get("web").state == "in-sync"
+    assert env.reconciler.status.get("web").last_action == "create"
+    second = env.sync()
+    assert actions(second["web"]) == []
+    assert env.dom("web").domid == web.domid
+    assert env.plan_is_empty()
+
+
+def test_memory_edit_balloons_the_running_guest(env: Env) -> None:
+    env.write("web.xml", domain_xml("web", memory_mib=1024))
+    env.sync()
+    domid = env.dom("web").domid
+    env.write("web.xml", domain_xml("web", memory_mib=1024, current_mib=512))
+    assert actions(env.sync()["web"]) == ["set-memory"]
+    web = env.dom("web")
+    assert (web.domid, web.memory_kib) == (domid, 524288)
+    assert env.plan_is_empty()
+
+
+def test_added_disk_is_hotplugged_and_vcpus_onlined(env: Env) -> None:
+    env.write("web.xml", domain_xml("web", vcpus=4, current_vcpus=1))
+    env.sync()
+    domid = env.dom("web").domid
+    env.write("web.xml", domain_xml("web", vcpus=4, current_vcpus=3, disks=("xvda", "xvdb")))
+    assert sorted(actions(env.sync()["web"])) == ["hotplug-disk-add", "set-vcpus"]
+    assert env.dom("web").domid == domid and env.dom("web").vcpus_online == 3
+    assert [d["vdev"] for d in env.host.domain_config(domid)["disks"]] == ["xvda", "xvdb"]
+    env.write("web.xml", domain_xml("web", vcpus=4, current_vcpus=3))
+    assert actions(env.sync()["web"]) == ["hotplug-disk-remove"]
+    assert env.plan_is_empty()
+
+
+def test_kernel_change_is_reported_restart_required_and_the_guest_kept(env: Env) -> None:
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    domid = env.dom("web").domid
+    env.write("web.xml", domain_xml("web", kernel="/boot/vmlinuz-new"))
+    result = env.sync()["web"]
+    assert actions(result) == []
+    assert [n.kind for n in result.notes] == ["RestartRequired"]
+    assert env.reconciler.status.get("web").state == "restart-required"
+    assert env.dom("web").domid == domid
+    assert env.host.domain_config(domid)["b_info"]["kernel"] == "/boot/vmlinuz"
+    assert env.plan_is_empty()
+
+
+def test_restart_always_recreates_with_shutdown_first(env: Env) -> None:
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    old = env.dom("web").domid
+    env.write("web.xml", domain_xml("web", kernel="/boot/vmlinuz-new"))
+    result = env.sync(env.make(restart="always"))["web"]
+    assert actions(result) == ["recreate"]
+    new = env.dom("web")
+    assert new.domid != old and new.owner == OWNER
+    assert env.host.domain_config(new.domid)["b_info"]["kernel"] == "/boot/vmlinuz-new"
+    assert env.inventory() == {"web": uuid_for("web")}
+
+
+def test_restart_always_destroys_a_guest_that_ignores_shutdown(env: Env) -> None:
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    old = env.dom("web").domid
+    env.host.set_unresponsive(old)
+    env.write("web.xml", domain_xml("web", kernel="/boot/vmlinuz-new"))
+    result = env.sync(env.make(restart="always", shutdown_timeout=0.0))["web"]
+    assert result.ok and actions(result) == ["recreate"]
+    assert env.dom("web").domid != old
+
+
+@pytest.mark.parametrize(("prune", "still_there", "status"),
+                         [("none", True, "drifted"), ("shutdown", False, "pruned"),
+                          ("destroy", False, "pruned")])
+def test_deleted_file_follows_the_prune_policy(tmp_path: Path, prune: str, still_there: bool,
+                                               status: str) -> None:
+    env = Env(tmp_path, prune=prune)
+    env.write("web.xml", domain_xml("web"))
+    env.write("db.xml", domain_xml("db"))
+    env.sync()
+    (env.dir / "web.xml").unlink()
+    env.sync()
+    assert (env.dom("web") is not None) is still_there
+    assert env.dom("db") is not None
+    assert env.reconciler.status.get("web").state == status
+    assert ("web" in env.inventory()) is still_there
+    assert env.plan_is_empty()
+
+
+def test_empty_directory_prunes_nothing_unless_allowed(tmp_path: Path) -> None:
+    env = Env(tmp_path, prune="destroy")
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    (env.dir / "web.xml").unlink()
+    env.sync()
+    assert env.dom("web") is not None
+    env.sync(env.make(prune="destroy", allow_empty=True))
+    assert env.dom("web") is None
+
+
+def test_broken_file_leaves_the_guest_untouched(tmp_path: Path) -> None:
+    env = Env(tmp_path, prune="destroy", restart="always")
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    domid = env.dom("web").domid
+    env.write("web.xml", domain_xml("web", memory_mib=2048).replace("</domain>", "<oops"))
+    result = env.sync()["web"]
+    assert actions(result) == [] and [n.kind for n in result.notes] == ["Invalid"]
+    assert env.reconciler.status.get("web").state == "invalid"
+    # A fresh process (the CLI) has no last good version: the inventory still protects the guest.
+    cold = env.make(prune="destroy", restart="always")
+    cold_result = cold.reconcile_all(load_desired(env.dir))
+    assert [n.kind for n in cold_result[0].notes] == ["Invalid"] and cold_result[0].applied == []
+    assert env.dom("web").domid == domid
+
+
+def test_duplicate_names_create_nothing(env: Env) -> None:
+    env.write("a.xml", domain_xml("web"))
+    env.write("b.xml", domain_xml("web", uuid=uuid_for("other")))
+    result = env.sync()["web"]
+    assert actions(result) == [] and result.status == "conflict"
+    assert env.dom("web") is None
+
+
+def test_unowned_domain_is_never_touched(tmp_path: Path) -> None:
+    env = Env(tmp_path, prune="destroy", restart="always", allow_empty=True)
+    theirs = env.host.create(config("web"))
+    other = env.host.create(config("legacy"))
+    before = {d: env.host.domain_config(d) for d in (theirs, other)}
+    env.write("web.xml", domain_xml("web", memory_mib=1024, kernel="/other"))
+    result = env.sync()["web"]
+    assert actions(result) == [] and result.status == "conflict"
+    assert [n.kind for n in result.notes] == ["Unowned"]
+    (env.dir / "web.xml").unlink()
+    env.sync()
+    assert {d: env.host.domain_config(d) for d in (theirs, other)} == before
+    assert [(d.name, d.state) for d in env.host.list_domains()[1:]] == [("web", "running"),
+                                                                         ("legacy", "running")]
+
+
+def test_adopt_takes_an_unowned_domain_into_the_inventory(tmp_path: Path) -> None:
+    env = Env(tmp_path, adopt=True)
+    domid = env.host.create(config("web", memkb=524288))
+    env.write("web.xml", domain_xml("web", memory_mib=512, current_mib=256))
+    result = env.sync()["web"]
+    assert actions(result) == ["adopt", "set-memory"]
+    assert env.inventory() == {"web": uuid_for("web")}
+    assert (env.dom("web").domid, env.dom("web").memory_kib) == (domid, 262144)
+    assert env.plan_is_empty()
+
+
+def test_crashed_desired_domain_is_created_again(env: Env) -> None:
+    env.write("web.xml", domain_xml("web"))
+    env.write("db.xml", domain_xml("db", lifecycle="<on_crash>preserve</on_crash>"))
+    env.sync()
+    env.host.crash(env.dom("web").domid)  # on_crash destroy: gone
+    env.host.crash(env.dom("db").domid)  # on_crash preserve: listed as crashed
+    assert env.dom("db").state == "crashed"
+    results = env.sync()
+    assert actions(results["web"]) == ["create"]
+    assert actions(results["db"]) == ["destroy", "create"]
+    assert env.dom("web").state == env.dom("db").state == "running"
+    assert env.plan_is_empty()
+
+
+def test_power_states(env: Env) -> None:
+    env.write("web.xml", domain_xml("web", power="paused"))
+    env.sync()
+    assert env.dom("web").state == "paused"
+    env.write("web.xml", domain_xml("web", power="running"))
+    assert actions(env.sync()["web"]) == ["unpause"]
+    env.write("web.xml", domain_xml("web", power="stopped"))
+    assert actions(env.sync()["web"]) == ["shutdown"]
+    assert env.dom("web") is None
+    assert env.plan_is_empty()
+
+
+def test_backend_failure_is_a_per_domain_error(env: Env) -> None:
+    env.write("huge.xml", domain_xml("huge", memory_mib=64 * 1024))
+    env.write("web.xml", domain_xml("web"))
+    results = env.sync()
+    assert not results["huge"].ok and "not enough free memory" in results["huge"].error
+    status = env.reconciler.status.get("huge")
+    assert status.state == "error" and "not enough free memory" in status.last_error
+    assert results["web"].ok and env.dom("web") is not None
+
+
+def test_reconcile_one_key_touches_only_that_domain(env: Env) -> None:
+    env.write("web.xml", domain_xml("web"))
+    env.write("db.xml", domain_xml("db"))
+    desired = load_desired(env.dir)
+    result = env.reconciler.reconcile("web", desired)
+    assert actions(result) == ["create"]
+    assert env.dom("web") is not None and env.dom("db") is None
+    assert actions(env.reconciler.reconcile("web", desired)) == []
+
+
+def test_executor_refuses_unowned_domids_even_if_a_plan_asks(env: Env) -> None:
+    """The second ownership check: a hand-made plan cannot destroy a guest that is not ours."""
+    from reconcilers import plan as pl
+
+    domid = env.host.create(config("theirs"))
+    info = env.dom("theirs")
+    bogus = pl.Plan([pl.DomainPlan("theirs", actions=[pl.Action("theirs", "destroy", "test",
+                                                                 {"domid": domid, "uuid": info.uuid})])])
+    results = env.reconciler._execute(bogus, [pl.ActualDomain(info, None)], load_desired(env.dir))
+    assert "not owned" in results[0].error
+    assert env.dom("theirs") is not None
+
+
+def test_inventory_is_reloaded_by_a_new_reconciler(env: Env) -> None:
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    fresh = env.make()
+    assert fresh.inventory.owns(uuid_for("web"))
+    assert copy.deepcopy(fresh.inventory.by_name("web")).file == str(env.dir / "web.xml")

@@ -1,0 +1,355 @@
+"""The simulated host behaves like libxl: ids, uniqueness, memory, devices, lifecycle, faults, events."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import pytest
+
+from libxl.backend import OWNER_KEY, DomainEvent
+from libxl.config import build_config
+from libxl.errors import BackendError
+from libxl.model import OS, Devices, Disk, Domain, Interface, VCpu
+from libxl.sim import GIB_KIB, SimHost
+
+
+def config(name: str = "g", *, memory_kib: int = 524288, uuid: str | None = None, **kw) -> dict:
+    dom = Domain(
+        name=name,
+        uuid=uuid,
+        memory_kib=memory_kib,
+        os=OS(type="linux", kernel="/boot/vmlinuz"),
+        devices=Devices(
+            disks=[
+                Disk(source="/img", target_dev="xvda", driver_name="qemu"),
+                Disk(device="cdrom", source=None, target_dev="xvdc"),
+            ],
+            interfaces=[Interface(mac="00:16:3e:00:00:01", source_bridge="br0")],
+        ),
+        **kw,
+    )
+    return build_config(dom, xsdata={OWNER_KEY: "test-agent"})
+
+
+@pytest.fixture
+def host() -> SimHost:
+    sim = SimHost(shutdown_delay=0)
+    yield sim
+    sim.close()
+
+
+def names(host: SimHost) -> dict[int, str]:
+    return {d.domid: d.name for d in host.list_domains()}
+
+
+def test_fresh_host_has_only_domain0(host):
+    (dom0,) = host.list_domains()
+    assert (dom0.domid, dom0.name, dom0.memory_kib) == (0, "Domain-0", GIB_KIB)
+    info = host.host_info()
+    assert (info.total_memory_kib, info.free_memory_kib) == (16 * GIB_KIB, 15 * GIB_KIB)
+
+
+@pytest.mark.parametrize("operation", ["destroy", "shutdown", "pause", "domain_config"])
+def test_domain0_is_untouchable(host, operation):
+    args = (0, 1.0) if operation == "shutdown" else (0,)
+    with pytest.raises(BackendError, match="domain 0"):
+        getattr(host, operation)(*args)
+
+
+def test_domids_count_up_and_are_never_reused(host):
+    first = host.create(config("a"))
+    host.destroy(first)
+    second = host.create(config("b"))
+    assert (first, second) == (1, 2)
+    assert names(host) == {0: "Domain-0", 2: "b"}
+
+
+def test_created_domain_is_listed_with_owner_and_sizes(host):
+    domid = host.create(config("a"), paused=True)
+    (info,) = [d for d in host.list_domains() if d.domid == domid]
+    assert (info.state, info.owner, info.memory_kib, info.vcpus_online) == ("paused", "test-agent", 524288, 1)
+    host.unpause(domid)
+    assert host.list_domains()[1].state == "running"
+    assert host.host_info().free_memory_kib == 15 * GIB_KIB - 524288
+
+
+def test_names_and_uuids_are_unique(host):
+    host.create(config("a", uuid="11111111-2222-3333-4444-555555555555"))
+    with pytest.raises(BackendError, match="name 'a' already exists"):
+        host.create(config("a"))
+    with pytest.raises(BackendError, match="uuid .* already exists"):
+        host.create(config("b", uuid="11111111-2222-3333-4444-555555555555"))
+    with pytest.raises(BackendError, match="already exists"):
+        host.create(config("Domain-0"))
+
+
+def test_generated_uuid_is_stored():
+    sim = SimHost()
+    domid = sim.create(config("a"))
+    uuid = sim.domain_config(domid)["c_info"]["uuid"]
+    assert len(uuid) == 36 and sim.list_domains()[1].uuid == uuid
+
+
+def test_memory_is_finite():
+    sim = SimHost(total_memory_kib=4 * GIB_KIB, dom0_memory_kib=GIB_KIB)
+    sim.create(config("a", memory_kib=2 * GIB_KIB))
+    with pytest.raises(BackendError, match="ERROR_NOMEM") as err:
+        sim.create(config("b", memory_kib=2 * GIB_KIB))
+    assert err.value.transient
+    assert sim.host_info().free_memory_kib == GIB_KIB
+
+
+def _broken(mutate):
+    cfg = config()
+    mutate(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "cfg, problem",
+    [
+        ("not a dict", "not a JSON object"),
+        ({"c_info": {"name": "x", "type": "pv"}}, "c_info and b_info"),
+        (_broken(lambda c: c["c_info"].pop("name")), "c_info.name is required"),
+        (_broken(lambda c: c["c_info"].update(type="kvm")), "invalid domain type"),
+        (_broken(lambda c: c["c_info"].update(uuid="not-a-uuid")), "invalid uuid"),
+        (_broken(lambda c: c["nics"][0].update(mac="00:16:3e:zz:00:01")), "invalid mac"),
+        (_broken(lambda c: c["disks"][0].update(backend="floppy")), "invalid backend"),
+        (_broken(lambda c: c["disks"][0].update(format="vmdk")), "invalid format"),
+        (_broken(lambda c: c["nics"][0].update(nictype="e1000")), "invalid nictype"),
+        (_broken(lambda c: c.update(on_crash="explode")), "invalid action"),
+        (_broken(lambda c: c["b_info"].update(max_memkb=-1)), "non-negative"),
+        (_broken(lambda c: c["b_info"].update({"type.hvm": {}})), "several type variants"),
+        (_broken(lambda c: c["c_info"].update(type="hvm")), "does not match c_info.type"),
+        (_broken(lambda c: c["b_info"].update(avail_vcpus=[0, 1])), "beyond max_vcpus"),
+        (_broken(lambda c: c["b_info"].pop("kernel")), "kernel or a bootloader"),
+        (_broken(lambda c: c["b_info"].update(target_memkb=10**9)), "exceeds max_memkb"),
+        (_broken(lambda c: c["b_info"].pop("max_memkb")), "max_memkb is required"),
+        (_broken(lambda c: c["disks"].append(dict(c["disks"][0]))), "duplicate vdev xvda"),
+        (_broken(lambda c: c["disks"][0].pop("pdev_path")), "pdev_path is required"),
+        (_broken(lambda c: c["disks"][0].update(format="empty")), "only a cdrom may be empty"),
+        (_broken(lambda c: c["b_info"].update(max_vcpus=1000)), "not within"),
+    ],
+)
+def test_configs_libxl_rejects(host, cfg, problem):
+    with pytest.raises(BackendError, match=problem) as err:
+        host.create(cfg)
+    assert not err.value.transient and err.value.message.startswith("libxl: error:")
+    assert list(names(host)) == [0]
+
+
+def test_pvh_and_hvm_constraints(host):
+    pvh = copy.deepcopy(config())
+    pvh["c_info"]["type"] = "pvh"
+    pvh["b_info"]["type.pvh"] = pvh["b_info"].pop("type.pv")
+    del pvh["b_info"]["kernel"]
+    with pytest.raises(BackendError, match="PVH guest needs a kernel"):
+        host.create(pvh)
+    hvm = copy.deepcopy(config())
+    hvm["c_info"]["type"] = "hvm"
+    hvm["b_info"]["type.hvm"] = {"vga": {"kind": "matrox"}}
+    del hvm["b_info"]["type.pv"]
+    with pytest.raises(BackendError, match="invalid vga"):
+        host.create(hvm)
+
+
+# ---- devices ------------------------------------------------------------------------------------
+
+
+def test_disk_hotplug_updates_the_config_and_refuses_duplicates(host):
+    domid = host.create(config())
+    extra = {"vdev": "xvdb", "pdev_path": "/data", "format": "raw", "readwrite": 1}
+    host.disk_add(domid, extra)
+    with pytest.raises(BackendError, match="xvdb already exists"):
+        host.disk_add(domid, extra)
+    assert [d["vdev"] for d in host.domain_config(domid)["disks"]] == ["xvda", "xvdc", "xvdb"]
+    host.disk_remove(domid, {"vdev": "xvdb"})
+    with pytest.raises(BackendError, match="xvdb not found"):
+        host.disk_remove(domid, {"vdev": "xvdb"})
+    assert host.domain_config(domid)["c_info"]["xsdata"] == {OWNER_KEY: "test-agent"}
+
+
+def test_nic_hotplug_assigns_devids_and_refuses_a_mac_in_use(host):
+    domid = host.create(config())
+    host.nic_add(domid, {"mac": "00:16:3e:00:00:02", "bridge": "br1"})
+    with pytest.raises(BackendError, match="already in use"):
+        host.nic_add(domid, {"mac": "00:16:3E:00:00:02"})
+    with pytest.raises(BackendError, match="invalid mac"):
+        host.nic_add(domid, {"mac": "nope"})
+    assert [(n["devid"], n["mac"]) for n in host.domain_config(domid)["nics"]] == [
+        (0, "00:16:3e:00:00:01"),
+        (1, "00:16:3e:00:00:02"),
+    ]
+    host.nic_remove(domid, {"mac": "00:16:3e:00:00:01"})
+    with pytest.raises(BackendError, match="not found"):
+        host.nic_remove(domid, {"mac": "00:16:3e:00:00:01"})
+    assert [n["devid"] for n in host.domain_config(domid)["nics"]] == [1]
+
+
+def test_cdrom_insert_and_eject_only_on_cdroms(host):
+    domid = host.create(config())
+    host.cdrom_insert(domid, {"vdev": "xvdc", "pdev_path": "/cd.iso", "format": "raw"})
+    cdrom = host.domain_config(domid)["disks"][1]
+    assert (cdrom["pdev_path"], cdrom["format"]) == ("/cd.iso", "raw")
+    host.cdrom_insert(domid, {"vdev": "xvdc"})
+    assert "pdev_path" not in host.domain_config(domid)["disks"][1]
+    with pytest.raises(BackendError, match="not a cdrom"):
+        host.cdrom_insert(domid, {"vdev": "xvda", "pdev_path": "/x"})
+    with pytest.raises(BackendError, match="no disk with vdev xvdz"):
+        host.cdrom_insert(domid, {"vdev": "xvdz", "pdev_path": "/x"})
+
+
+def test_memory_and_vcpu_limits(host):
+    domid = host.create(config(vcpu=VCpu(count=4, current=2), current_memory_kib=262144))
+    host.set_memory_target(domid, 524288)
+    host.set_vcpus_online(domid, 4)
+    info = host.list_domains()[1]
+    assert (info.memory_kib, info.vcpus_online, info.vcpus_max) == (524288, 4, 4)
+    assert host.domain_config(domid)["b_info"]["target_memkb"] == 524288
+    with pytest.raises(BackendError, match="not within"):
+        host.set_memory_target(domid, 524289)
+    with pytest.raises(BackendError, match="maximum is 4"):
+        host.set_vcpus_online(domid, 5)
+
+
+def test_memory_growth_needs_free_memory():
+    sim = SimHost(total_memory_kib=2 * GIB_KIB, dom0_memory_kib=GIB_KIB)
+    domid = sim.create(config(memory_kib=2 * GIB_KIB, current_memory_kib=GIB_KIB // 2))
+    with pytest.raises(BackendError, match="ERROR_NOMEM"):
+        sim.set_memory_target(domid, 2 * GIB_KIB)
+
+
+def test_unknown_domain(host):
+    with pytest.raises(BackendError, match="ERROR_DOMAIN_NOTFOUND"):
+        host.disk_add(42, {"vdev": "xvdb", "pdev_path": "/x"})
+
+
+# ---- lifecycle ----------------------------------------------------------------------------------
+
+
+def test_shutdown_returns_true_when_the_guest_is_gone(host):
+    domid = host.create(config())
+    assert host.shutdown(domid, timeout=5.0) is True
+    assert list(names(host)) == [0]
+
+
+def test_unresponsive_guest_outlives_the_timeout(host):
+    domid = host.create(config())
+    host.set_unresponsive(domid)
+    assert host.shutdown(domid, timeout=0) is False
+    assert domid in names(host)
+    host.destroy(domid)
+    assert domid not in names(host)
+
+
+def test_paused_guest_obeys_only_once_unpaused(host):
+    domid = host.create(config(), paused=True)
+    assert host.shutdown(domid, timeout=0) is False
+    host.unpause(domid)
+    assert domid not in names(host)
+
+
+@pytest.mark.parametrize(
+    "reason, actions, expect_state",
+    [
+        ("poweroff", {}, None),
+        ("poweroff", {"on_poweroff": "preserve"}, ("shutdown", "poweroff")),
+        ("crash", {"on_crash": "preserve"}, ("crashed", "crash")),
+        ("crash", {"on_crash": "coredump-destroy"}, None),
+    ],
+)
+def test_shutdown_from_inside_honours_actions(host, reason, actions, expect_state):
+    domid = host.create(config(**actions))
+    host.shutdown_from_inside(domid, reason)
+    rows = {d.domid: d for d in host.list_domains()}
+    if expect_state is None:
+        assert list(rows) == [0]
+    else:
+        assert (rows[domid].state, rows[domid].shutdown_reason) == expect_state
+
+
+def test_reboot_restarts_with_a_new_domid(host):
+    domid = host.create(config("a"))
+    host.shutdown_from_inside(domid, "reboot")
+    assert names(host) == {0: "Domain-0", domid + 1: "a"}
+
+
+def test_crash_with_restart(host):
+    domid = host.create(config("a", on_crash="restart"))
+    host.crash(domid)
+    assert names(host) == {0: "Domain-0", domid + 1: "a"}
+
+
+def test_unknown_reason_is_a_programming_error(host):
+    domid = host.create(config())
+    with pytest.raises(ValueError):
+        host.shutdown_from_inside(domid, "melted")
+
+
+# ---- faults and events --------------------------------------------------------------------------
+
+
+def test_fail_rate_one_fails_everything_transiently():
+    sim = SimHost(fail_rate=1.0)
+    with pytest.raises(BackendError, match="injected fault") as err:
+        sim.list_domains()
+    assert err.value.transient
+
+
+def test_fail_rate_is_reproducible_with_a_seed():
+    def outcomes(seed: int) -> list[bool]:
+        sim = SimHost(fail_rate=0.5, seed=seed)
+        results = []
+        for _ in range(40):
+            try:
+                sim.host_info()
+                results.append(True)
+            except BackendError:
+                results.append(False)
+        return results
+
+    first = outcomes(7)
+    assert first == outcomes(7) and True in first and False in first
+
+
+def test_faults_can_be_switched_off_as_attributes():
+    sim = SimHost(fail_rate=1.0, latency=(0.0, 0.0))
+    sim.fail_rate = 0.0
+    assert sim.list_domains()[0].name == "Domain-0"
+
+
+def collect(host: SimHost, count: int) -> tuple[list[DomainEvent], threading.Event]:
+    events: list[DomainEvent] = []
+    done = threading.Event()
+
+    def on_event(event: DomainEvent) -> None:
+        events.append(event)
+        if len(events) >= count:
+            done.set()
+
+    host.watch_events(on_event)
+    return events, done
+
+
+def test_events_for_destroy_and_crash(host):
+    a, b = host.create(config("a")), host.create(config("b"))
+    events, done = collect(host, 3)
+    host.destroy(a)
+    host.crash(b)
+    assert done.wait(10), events
+    assert [(e.kind, e.domid, e.name) for e in events] == [
+        ("death", a, "a"),
+        ("crash", b, "b"),
+        ("death", b, "b"),
+    ]
+
+
+def test_events_for_an_obeyed_shutdown_request(host):
+    """The request is made without waiting; the event thread sees the guest obey later."""
+    host.shutdown_delay = 0.05
+    domid = host.create(config("a"))
+    events, done = collect(host, 2)
+    host.shutdown(domid, timeout=0)
+    assert done.wait(10), events
+    assert [(e.kind, e.reason) for e in events] == [("shutdown", "poweroff"), ("death", "poweroff")]
