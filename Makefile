@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint e2e bench
+.PHONY: venv demo test lint e2e e2e-libvirt bench
 
 $(BIN)/xenreconcile: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,3 +22,11 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+# Real Xen 4.17 under QEMU (tests/e2e/README.md): needs root or mmdebstrap's unshare mode, and
+# qemu-system-x86, mmdebstrap, e2fsprogs. The image is cached outside the checkout.
+e2e: venv
+	$(BIN)/python tests/e2e/run_e2e.py
+
+e2e-libvirt: venv
+	$(BIN)/python tests/e2e/run_e2e.py --libvirt

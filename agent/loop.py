@@ -207,8 +207,11 @@ class Controller:
     def _on_backend_event(self, event: DomainEvent) -> None:
         """A guest died, shut down or crashed: its name is a key like any other."""
         if event.name:
-            self.log.info("host event", domain=event.name, event=event.kind, reason=event.reason)
             self.queue.add(event.name)
+            desired = self.desired()
+            want = desired.domains.get(event.name) if desired else None
+            agentlog.domain_logger(event.name, str(want.file) if want else None, "host-event").info(
+                "host event", kind=event.kind, reason=event.reason, domid=event.domid)
         else:
             self.request_resync()
 

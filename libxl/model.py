@@ -35,6 +35,9 @@ OS_TYPES = ("linux", "xen", "hvm", "xenpvh")
 LIFECYCLE_ACTIONS = ("destroy", "restart", "preserve", "rename-restart", "coredump-destroy",
                      "coredump-restart")
 POWER_STATES = ("running", "paused", "stopped")
+#: libxl holds memory sizes as uint64 KiB; a larger value could not be passed on (or even printed:
+#: Python refuses to convert ints of over 4300 digits to text).
+MAX_KIB = 2**64 - 1
 
 
 def scale_to_kib(value: str | int, unit: str | None) -> int:
@@ -49,6 +52,8 @@ def scale_to_kib(value: str | int, unit: str | None) -> int:
     if number < 0:
         raise ValueError(f"negative size: {value!r}")
     total = number * _UNIT_BYTES[key]
+    if total > MAX_KIB * 1024:
+        raise ValueError(f"size is over libxl's limit of {MAX_KIB} KiB")
     return (total + 1023) // 1024
 
 
@@ -408,7 +413,7 @@ class Domain:
 
 
 __all__ = [
-    "XEN_NS", "XR_NS", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "ConfigError",
+    "XEN_NS", "XR_NS", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "MAX_KIB", "ConfigError",
     "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu",
     "Hyperv", "Features", "CpuFeature", "NumaCell", "CPU", "Timer", "Clock", "DiskHost", "Disk",
     "IPAddress", "Interface", "CharDev", "Input", "Listen", "Graphics", "Sound", "Video",

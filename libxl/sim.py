@@ -568,7 +568,7 @@ class SimHost:
                     try:
                         callback(event)
                     except Exception:  # one broken watcher must not end delivery to the others
-                        _log.exception("event callback failed", event=str(event))
+                        _log.exception("event callback failed", domain_event=str(event))
 
     def close(self) -> None:
         self._stop.set()

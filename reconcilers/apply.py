@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from libxl.backend import OWNER_KEY, Backend, LibxlConfig
@@ -134,12 +134,31 @@ class Reconciler:
                 result.status = st.ERROR
             else:
                 result.applied.append(action)
+        on_host = {a.info.name for a in actual}
         for dom in plan.domains:
             result = results[dom.name]
+            if not dom.actions and not dom.notes and dom.name not in desired.domains.keys() | on_host:
+                self.status.forget(dom.name)  # nothing desired, nothing there: nothing to report
+                continue
+            if result.ok:
+                self._refresh_origin(dom.name, desired)
             self.status.record(dom.name, result.status, file=str(dom.file) if dom.file else None,
                                error=result.error,
                                action=result.applied[-1].kind if result.applied else None)
         return [results[d.name] for d in plan.domains]
+
+    def _refresh_origin(self, name: str, desired: DesiredSet) -> None:
+        """Keep the inventory's file and applied revision current (a renamed or edited file), so a
+        later broken file still finds the guest it protects."""
+        want = desired.domains.get(name)
+        with self._lock:
+            entry = self.inventory.by_name(name)
+            if want is None or entry is None:
+                return
+            if (entry.file, entry.content_hash) == (str(want.file), want.content_hash):
+                return
+            self.inventory.add(replace(entry, file=str(want.file), content_hash=want.content_hash))
+            self.state.save(self.inventory)
 
     def _run(self, action: pl.Action, owned: set[int], desired: DesiredSet) -> None:
         """One backend call (or two, for shutdown-then-destroy); raises on failure."""

@@ -226,14 +226,23 @@ def _nic_label(nic: tuple[str | None, int, dict[str, Any], LibxlConfig]) -> str:
     return f"nics[{nic[0] or '#' + str(nic[1])}]"
 
 
+def _without_devid(nic: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in nic.items() if k != "devid"}
+
+
 def _diff_nics(want: Normalised, have: Normalised, out: DomainDiff) -> None:
+    """A nic with a mac is identified by it, so its device id is libxl's business: it is neither
+    compared nor sent with a hot-add (where it could collide with a nic the guest keeps). Removals
+    come first so a re-added nic finds its mac and slot free."""
     pairs, added, removed = _match_nics(want, have)
-    out.hot.extend(Change(_nic_label(n), "nic-add", n[3], None) for n in added)
     out.hot.extend(Change(_nic_label(n), "nic-remove", None, n[3]) for n in removed)
+    out.hot.extend(Change(_nic_label(n), "nic-add", _without_devid(n[3]) if n[0] else n[3], None)
+                   for n in added)
     for d, a in pairs:
-        a_norm = _drop_generated(d[2], a[2], _GENERATED_NIC)
+        d_norm, a_norm = (_without_devid(d[2]), _without_devid(a[2])) if d[0] else (d[2], a[2])
+        a_norm = _drop_generated(d_norm, a_norm, _GENERATED_NIC)
         out.restart.extend(Change(f"{_nic_label(d)}.{p}", RESTART, dv, av)
-                           for p, dv, av in _leaf_diffs(d[2], a_norm, ""))
+                           for p, dv, av in _leaf_diffs(d_norm, a_norm, ""))
 
 
 def _diff_sizes(want: Normalised, have: Normalised, out: DomainDiff) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 from agent.loop import Gate, affected_names
 from agent.queue import Outcome
 from libxl.uri import open_backend
-from reconcilers.desired import load_desired
+from reconcilers.apply import Result
+from reconcilers.desired import DesiredSet, load_desired
 from tests.agent_helpers import names_on_host, running, settings, wait_for, write_atomic
 from tests.reconcile_fixtures import domain_xml
 
@@ -82,29 +83,44 @@ def test_invalid_file_is_terminal_until_it_changes(tmp_path: Path) -> None:
 
 
 def test_thousand_file_burst_reconciles_each_domain_once(tmp_path: Path) -> None:
+    """Coalescing is the agent's job: count reconciles (the simulated host's per-operation state copy
+    makes 1,000 real creates a benchmark, not a test; the real path is covered with 50 below)."""
     cfg = settings(tmp_path, workers=4)
     desired = Path(cfg.desired_dir)
-    backend = open_backend(cfg.uri)
-    with running(cfg, backend) as c:
+    with running(cfg) as c:
         wait_for(lambda: c.state.ready)
         calls: collections.Counter[str] = collections.Counter()
-        reconcile = c.reconciler.reconcile
         lock = threading.Lock()
 
-        def counting(name: str, desired_set: object) -> object:
+        def counting(name: str, desired_set: DesiredSet) -> Result:
+            assert name in desired_set.domains
             with lock:
                 calls[name] += 1
-            return reconcile(name, desired_set)  # type: ignore[arg-type]
+            return Result(name, "in-sync")
 
         c.reconciler.reconcile = counting  # type: ignore[method-assign]
         names = [f"g{i:04d}" for i in range(1000)]
         for name in names:
             write_atomic(desired / f"{name}.xml", domain_xml(name, memory_mib=16, vcpus=1))
-        wait_for(lambda: len(names_on_host(backend)) == 1000, timeout=120, what="1000 guests created")
-        wait_for(lambda: c.queue.in_flight() == 0 and len(c.queue) == 0)
+        wait_for(lambda: len(calls) == 1000, timeout=60, what="1000 reconciles")
+        threading.Event().wait(0.5)  # any duplicate would arrive within a debounce or two
         assert set(calls) == set(names)
         assert max(calls.values()) == 1, [n for n, k in calls.items() if k > 1][:10]
-        assert c.metrics.registry.get_sample_value("xenreconcile_reconcile_total", {"result": "success"}) >= 1000
+        assert c.metrics.registry.get_sample_value("xenreconcile_reconcile_total",
+                                                   {"result": "success"}) == 1000
+
+
+def test_burst_of_real_creates_converges(tmp_path: Path) -> None:
+    cfg = settings(tmp_path, workers=4)
+    desired = Path(cfg.desired_dir)
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as c:
+        wait_for(lambda: c.state.ready)
+        names = [f"g{i:02d}" for i in range(50)]
+        for name in names:
+            write_atomic(desired / f"{name}.xml", domain_xml(name, memory_mib=16, vcpus=1))
+        wait_for(lambda: names_on_host(backend) == names, timeout=60, what="50 guests created")
+        wait_for(lambda: all(c.status.get(n) and c.status.get(n).state == "in-sync" for n in names))
 
 
 def test_backend_event_requeues_the_domain_at_once(tmp_path: Path) -> None:

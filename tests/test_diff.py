@@ -168,3 +168,15 @@ def test_normalise_does_not_modify_its_input() -> None:
     normalise(config)
     diff_domain(config, BASE)
     assert config == before
+
+
+def test_nic_identified_by_mac_ignores_devid_and_hot_adds_without_it() -> None:
+    desired = copy.deepcopy(BASE)
+    desired["nics"] = [{"devid": 0, "mac": "00:16:3e:00:00:02", "bridge": "br0"},
+                       {"devid": 1, "mac": "00:16:3e:00:00:01", "bridge": "br0"}]
+    result = diff_domain(desired, BASE)
+    assert [c.kind for c in result.hot] == ["nic-add"] and result.restart == []
+    assert "devid" not in result.hot[0].desired  # devid 0 belongs to the nic the guest keeps
+    replaced = copy.deepcopy(BASE)
+    replaced["nics"] = [{"devid": 0, "mac": "00:16:3e:00:00:09", "bridge": "br0"}]
+    assert [c.kind for c in diff_domain(replaced, BASE).hot] == ["nic-remove", "nic-add"]

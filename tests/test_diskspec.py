@@ -28,7 +28,8 @@ def test_positional_with_empty_slots_takes_defaults() -> None:
 
 def test_keyed_form_and_target_takes_the_rest_with_commas() -> None:
     d = parse_xl_disk("format=qcow2, vdev=xvdb, access=ro, backendtype=phy, target=/a,b=c,d")
-    assert (d.type, d.driver_name, d.driver_type, d.source, d.readonly) == ("block", "phy", "qcow2", "/a,b=c,d", True)
+    assert (d.type, d.driver_name, d.driver_type, d.source, d.readonly) == \
+        ("block", "phy", "qcow2", "/a,b=c,d", True)
 
 
 @pytest.mark.parametrize("spec", ["/root/image.iso,,hdc,cdrom", "/root/image.iso,,hdc,,cdrom",

@@ -353,3 +353,16 @@ def test_events_for_an_obeyed_shutdown_request(host):
     host.shutdown(domid, timeout=0)
     assert done.wait(10), events
     assert [(e.kind, e.reason) for e in events] == [("shutdown", "poweroff"), ("death", "poweroff")]
+
+
+def test_a_failing_callback_does_not_stop_delivery(host):
+    domid = host.create(config("a"))
+
+    def broken(event: DomainEvent) -> None:
+        raise RuntimeError("watcher bug")
+
+    host.watch_events(broken)
+    events, done = collect(host, 1)
+    host.destroy(domid)
+    assert done.wait(10)
+    assert events[0].kind == "death"

@@ -60,13 +60,15 @@ acpi_firmware = "/sys/firmware/acpi/tables/SLIC"
 boot = "dcn"
 nestedhvm = 0
 cpuid = "host,tm=0,sse3=1,page1gb=x,aes=k"
-vnuma = [ [ "pnode=0", "size=512", "vcpus=0", "vdistances=10,20" ], [ "pnode=1", "size=512", "vcpus=1", "vdistances=20,10" ] ]
+vnuma = [ [ "pnode=0", "size=512", "vcpus=0", "vdistances=10,20" ],
+          [ "pnode=1", "size=512", "vcpus=1", "vdistances=20,10" ] ]
 sdl = 1
 display = ":0"
 vnc = 1
 vncunused = 1
 vnclisten = "127.0.0.1"
-serial = [ "pty", "tcp:1.2.3.4:99", "telnet:0.0.0.0:23,server,nowait", "udp:1.1.1.1:5@:6", "unix:/s,server", "/dev/ttyS0" ]
+serial = [ "pty", "tcp:1.2.3.4:99", "telnet:0.0.0.0:23,server,nowait", "udp:1.1.1.1:5@:6",
+           "unix:/s,server", "/dev/ttyS0" ]
 parallel = "file:/tmp/par"
 soundhw = "sb16,es1370"
 usb = 1
@@ -140,7 +142,8 @@ def test_hvm_keys() -> None:
     assert [(s.type, s.target_port) for s in serials] == \
         [("pty", 0), ("tcp", 1), ("tcp", 2), ("udp", 3), ("unix", 4), ("dev", 5)]
     assert (serials[1].source_mode, serials[1].protocol, serials[2].protocol) == ("connect", "raw", "telnet")
-    assert (serials[3].connect_host, serials[3].connect_service, serials[3].source_service) == ("1.1.1.1", "5", "6")
+    udp = serials[3]
+    assert (udp.connect_host, udp.connect_service, udp.source_service) == ("1.1.1.1", "5", "6")
     assert dom.devices.parallels[0].source_path == "/tmp/par"
     assert [s.model for s in dom.devices.sounds] == ["sb16", "es1370"]
     assert [(i.type, i.bus) for i in dom.devices.inputs] == [("tablet", "usb"), ("mouse", "usb")]
@@ -190,7 +193,8 @@ def test_written_values_keep_their_meaning() -> None:
     ('name = "a"\nmemory = "lots"\n', "bad.cfg:2: memory: expected a whole number, got 'lots'"),
     ('name = "a"\nmemory = 2\nmaxmem = 1\n', "bad.cfg:3: maxmem: maxmem (1 MiB) is below memory (2 MiB)"),
     ('name = "a"\nmemory = 1\nuuid = "xyz"\n', "bad.cfg:3: uuid: malformed uuid 'xyz'"),
-    ('name = "a"\nmemory = 1\ntype = "vm"\n', "bad.cfg:3: type: unknown guest type 'vm' (expected pv, pvh or hvm)"),
+    ('name = "a"\nmemory = 1\ntype = "vm"\n',
+     "bad.cfg:3: type: unknown guest type 'vm' (expected pv, pvh or hvm)"),
     ('name = "a"\nmemory = 1\non_crash = "explode"\n', "bad.cfg:3: on_crash: unknown action 'explode'"),
     ('name = "a"\nmemory = 1\nvcpus = 4\nmaxvcpus = 2\n', "bad.cfg:3: vcpus: vcpus (4) exceeds maxvcpus (2)"),
     ('name = "a"\nmemory = 1\n\ndisk = [ "/x,raw" ]\n', "bad.cfg:4: disk: '/x,raw': no vdev"),
@@ -203,10 +207,12 @@ def test_written_values_keep_their_meaning() -> None:
      "bad.cfg:3: pci: '1:2:3': malformed PCI address (expected [DDDD:]BB:SS.F)"),
     ('name = "a"\nmemory = 1\nbuilder = "hvm"\ncpuid = "host,tm=2"\n',
      "bad.cfg:4: cpuid: 'host,tm=2': malformed cpuid item 'tm=2' (expected NAME=0|1|x|k|s)"),
-    ('name = "a"\nmemory = 1\nvnuma = [ [ "pnode=0" ] ]\n', "bad.cfg:3: vnuma: node 0: missing or malformed 'vcpus'"),
+    ('name = "a"\nmemory = 1\nvnuma = [ [ "pnode=0" ] ]\n',
+     "bad.cfg:3: vnuma: node 0: missing or malformed 'vcpus'"),
     ('name = "a"\nmemory = 1\nchannel = [ "connection=tcp" ]\n',
      "bad.cfg:3: channel: 'connection=tcp': unknown channel connection 'tcp' (expected socket or pty)"),
-    ('name = "a"\nmemory = 1\npassthrough = "maybe"\n', "bad.cfg:3: passthrough: unknown passthrough 'maybe'"),
+    ('name = "a"\nmemory = 1\npassthrough = "maybe"\n',
+     "bad.cfg:3: passthrough: unknown passthrough 'maybe'"),
 ])
 def test_errors_name_file_line_and_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -16,6 +16,8 @@ from libxl.errors import ConfigError
 
 #: A parsed value: a number, a string, or a (possibly nested) list of values.
 Value = int | str | list["Value"]
+#: xl uses lists of lists at most (vnuma); the cap keeps hostile nesting from exhausting the stack.
+MAX_LIST_DEPTH = 32
 
 
 @dataclass
@@ -75,7 +77,10 @@ def _tokenize(text: str, file: str | None) -> list[_Tok]:
         elif kind == "str":
             toks.append(_Tok("str", raw, line, _unescape(raw[1:-1])))
         elif kind == "num":
-            toks.append(_Tok("num", raw, line, _number(raw)))
+            try:
+                toks.append(_Tok("num", raw, line, _number(raw)))
+            except ValueError:  # over Python's 4300-digit int conversion limit
+                raise ConfigError(f"number too long ({len(raw)} digits)", file=file, line=line) from None
         elif kind in ("id", "op", "nl"):
             toks.append(_Tok(kind, raw, line))
         line += raw.count("\n")
@@ -111,19 +116,21 @@ class _Parser:
         while self.peek().kind == "nl":
             self.i += 1
 
-    def value(self) -> Value:
+    def value(self, depth: int = 0) -> Value:
         tok = self.take()
         if tok.kind in ("str", "num"):
             assert tok.value is not None
             return tok.value
         if tok.kind == "op" and tok.text == "[":
+            if depth >= MAX_LIST_DEPTH:
+                raise ConfigError(f"lists nested deeper than {MAX_LIST_DEPTH}", file=self.file, line=tok.line)
             items: list[Value] = []
             while True:
                 self.skip_newlines()
                 if self.peek().kind == "op" and self.peek().text == "]":
                     self.take()
                     return items
-                items.append(self.value())
+                items.append(self.value(depth + 1))
                 self.skip_newlines()
                 sep = self.take()
                 if sep.kind == "op" and sep.text == "]":

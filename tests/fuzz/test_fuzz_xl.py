@@ -1,0 +1,70 @@
+"""Fuzzing the xl.cfg(5) syntax (``parse_cfg``) and the xl and xm readers built on it.
+
+Invariant: any text yields a value or a located ConfigError; and a config that parses formats to
+text that parses back to an equal model (parse -> format -> parse is stable).
+"""
+
+from __future__ import annotations
+
+from fuzz_helpers import FUZZ, mutated, outcome, token_soup
+from hypothesis import given
+from hypothesis import strategies as st
+
+from libxl.errors import ConfigError
+from libxl.formats.xl import format_xl, parse_xl
+from libxl.formats.xlcfg import parse_cfg
+from libxl.formats.xm import format_xm, parse_xm
+
+_CFG_TOKENS = ["name", "memory", "vif", "disk", " = ", "+=", "[", "]", ",", ";", "\n", "'", '"', '"""',
+               "'''", "#", "\\", "\\\n", "0x1f", "-3", "1.5", "'a'", '"b\\x41"', "\\777", " "]
+
+
+def _xl_edits(text: str) -> st.SearchStrategy[str]:
+    """Append a setting the seed may lack, with a nasty or list value."""
+    keys = st.sampled_from(["type", "builder", "vnuma", "cpuid", "channel", "usbctrl", "usbdev", "pci",
+                            "serial", "vfb", "boot", "cpus", "maxvcpus", "vcpus", "maxmem", "bios",
+                            "passthrough", "spice", "spiceport", "tsc_mode", "usbdevice", "soundhw",
+                            "rtc_timeoffset", "vncdisplay", "max_grant_frames", "device_model_args"])
+    scalar = st.one_of(st.integers(-2**70, 2**70).map(str),
+                       st.sampled_from(["'x'", "'hvm'", "'pv'", "'a,b=c'", "'1'", "'ovmf'"]))
+    value = st.one_of(scalar, st.lists(scalar, max_size=3).map(lambda v: "[" + ",".join(v) + "]"),
+                      st.just("[['pnode=0','size=x','vcpus=0']]"))
+    return st.builds(lambda k, v: f"{text}\n{k} = {v}\n", keys, value)
+
+
+def _roundtrip(parse, fmt, text: str) -> None:  # noqa: ANN001 (parse/format pairs)
+    first = outcome(parse, text)
+    if isinstance(first, ConfigError):
+        return
+    try:
+        again = fmt(first)
+    except ConfigError:
+        return  # a model the format cannot write back (reported as such, never a crash)
+    second = outcome(parse, again)
+    assert not isinstance(second, ConfigError), f"formatted output does not re-parse: {second}\n{again}"
+    assert second == first, f"round trip changed the model\n--- input\n{text}\n--- formatted\n{again}"
+
+
+@FUZZ
+@given(st.one_of(st.text(), token_soup(_CFG_TOKENS)))
+def test_cfg_syntax_random_text(text: str) -> None:
+    outcome(parse_cfg, text)
+
+
+@FUZZ
+@given(st.data())
+def test_xl_random_and_mutated(seeds, data: st.DataObject) -> None:  # noqa: ANN001 (fixture)
+    text = data.draw(st.one_of(token_soup(_CFG_TOKENS), mutated(seeds.xl, _xl_edits)))
+    outcome(parse_xl, text)
+
+
+@FUZZ
+@given(st.data())
+def test_xl_parse_format_parse(seeds, data: st.DataObject) -> None:  # noqa: ANN001 (fixture)
+    _roundtrip(parse_xl, format_xl, data.draw(mutated(seeds.xl, _xl_edits, max_steps=2)))
+
+
+@FUZZ
+@given(st.data())
+def test_xm_parse_format_parse(seeds, data: st.DataObject) -> None:  # noqa: ANN001 (fixture)
+    _roundtrip(parse_xm, format_xm, data.draw(mutated(seeds.xm, _xl_edits, max_steps=2)))
