@@ -55,6 +55,9 @@ class Notifier:
             return False
         payload = "\n".join(f"{key.upper()}={value}" for key, value in fields.items()).encode()
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # Never block the loop on a manager that is not reading: a full queue drops the
+            # message (the next watchdog ping follows soon) instead of hanging the agent.
+            sock.setblocking(False)
             try:
                 sock.connect(self._address)
                 sock.sendall(payload)

@@ -34,7 +34,7 @@ _BOOT = {"hd": "c", "cdrom": "d", "fd": "a", "network": "n"}
 #: ``<driver type>`` -> libxl_disk_format.
 _DISK_FORMATS = {"raw": "raw", "aio": "raw", "qcow": "qcow", "qcow2": "qcow2", "vhd": "vhd", "qed": "qed"}
 #: ``<video model>`` -> (libxl_vga_interface_type, the least video RAM qemu-xen accepts, KiB).
-_VGA = {"cirrus": ("cirrus", 8192), "vga": ("stdvga", 16384), "qxl": ("qxl", 131072), "none": ("none", 0)}
+_VGA = {"cirrus": ("cirrus", 8192), "vga": ("std", 16384), "qxl": ("qxl", 131072), "none": ("none", 0)}
 #: libvirt's default video RAM for Xen guests (the original PV framebuffer size), KiB.
 _XEN_DEFAULT_VRAM = 4096
 #: ``<timer name='tsc' mode>`` -> libxl_tsc_mode.

@@ -59,7 +59,7 @@ _ENUMS = {
     "action": ("destroy", "restart", "restart_rename", "preserve", "coredump_destroy",
                "coredump_restart", "soft_reset"),
     "tsc_mode": ("default", "always_emulate", "native", "native_paravirt"),
-    "vga": ("none", "stdvga", "cirrus", "qxl"),
+    "vga": ("none", "std", "cirrus", "qxl"),
     "bios": ("unknown", "rombios", "seabios", "ovmf"),
 }
 #: libxl's vcpu limits per guest type (HVM_MAX_VCPUS for hvm/pvh).

@@ -63,7 +63,11 @@ class Agent:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            print("".join(self.raw[-15:]))
+            raise
 
 
 @pytest.fixture

@@ -311,7 +311,7 @@ def test_vnc_hvm_gets_default_cirrus_and_a_vfb():
 @pytest.mark.parametrize(
     "video, kind, memkb",
     [
-        (Video("vga"), "stdvga", 16384),
+        (Video("vga"), "std", 16384),
         (Video("cirrus", vram=32768), "cirrus", 32768),
         (Video("none"), "none", None),
     ],

@@ -366,3 +366,16 @@ def test_a_failing_callback_does_not_stop_delivery(host):
     host.destroy(domid)
     assert done.wait(10)
     assert events[0].kind == "death"
+
+
+def test_every_corpus_config_is_accepted(shared_corpus):
+    """What the builder produces for libvirt's cases (all accepted by real libxl) the sim accepts too."""
+    from libxl.formats.domxml import parse_domain_xml
+
+    sim = SimHost(total_memory_kib=64 * GIB_KIB)
+    folder = shared_corpus / "libxlxml2domconfigdata"
+    for i, xml in enumerate(sorted(folder.glob("*.xml"))):
+        dom = parse_domain_xml(xml.read_text(), file=str(xml))
+        dom.name, dom.uuid = f"case-{i}", None
+        sim.create(build_config(dom))
+    assert len(sim.list_domains()) == 1 + len(list(folder.glob("*.xml")))

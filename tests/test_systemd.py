@@ -80,3 +80,14 @@ def test_watchdog_interval_is_half_of_watchdog_usec_for_this_pid_only() -> None:
     assert Notifier({"WATCHDOG_USEC": "20000000", "WATCHDOG_PID": str(os.getpid())}).watchdog_interval == 10.0
     assert Notifier({"WATCHDOG_USEC": "20000000", "WATCHDOG_PID": "1"}).watchdog_interval is None
     assert Notifier({"WATCHDOG_USEC": "0"}).watchdog_interval is None
+
+
+def test_a_full_socket_never_blocks_the_sender(listener: tuple[socket.socket, str]) -> None:
+    """Nobody reads the socket: sends fail fast instead of hanging the reconcile loop."""
+    _, path = listener
+    n = Notifier({"NOTIFY_SOCKET": path})
+    start = time.monotonic()
+    results = [n.watchdog() for _ in range(2000)]
+    assert time.monotonic() - start < 5
+    assert results[0] is True
+    assert results[-1] is False

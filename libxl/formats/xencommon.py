@@ -17,6 +17,7 @@ from libxl.formats import vifspec
 from libxl.formats.xlcfg import Setting, Value
 from libxl.model import (
     LIFECYCLE_ACTIONS,
+    MAX_KIB,
     CharDev,
     Clock,
     Disk,
@@ -69,7 +70,7 @@ class Cfg:
         value = self.raw(key)
         if value is None or isinstance(value, int):
             return value
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,4300}\s*", value):
             return int(value)
         raise self.error(key, f"expected a whole number, got {value!r}")
 
@@ -153,6 +154,8 @@ def _read_memory(cfg: Cfg, dom: Domain) -> None:
     assert current is not None and top is not None
     if current < 0 or top < current:
         raise cfg.error("maxmem", f"maxmem ({top} MiB) is below memory ({current} MiB)")
+    if top * 1024 > MAX_KIB:
+        raise cfg.error("maxmem" if maxmem is not None else "memory", f"over libxl's limit of {MAX_KIB} KiB")
     dom.memory_kib, dom.current_memory_kib = top * 1024, current * 1024
 
 

@@ -15,6 +15,7 @@ from libxl.formats.xencommon import FIRMWARE_DIR, Cfg, Dialect
 from libxl.formats.xlcfg import Value, format_cfg, parse_cfg
 from libxl.model import (
     CPU,
+    MAX_KIB,
     AcpiTable,
     CharDev,
     Controller,
@@ -162,6 +163,8 @@ def _read_vnuma(cfg: Cfg) -> list[NumaCell]:
         opts = dict(str(item).partition("=")[::2] for item in node)
         try:
             distances = [int(d) for d in opts["vdistances"].split(",")] if opts.get("vdistances") else []
+            if int(opts["size"]) * 1024 > MAX_KIB:
+                raise ValueError(f"size (over {MAX_KIB} KiB)")
             cells.append(NumaCell(id=index, cpus=opts["vcpus"], memory_kib=int(opts["size"]) * 1024,
                                   distances=dict(enumerate(distances))))
         except (KeyError, ValueError) as err:
