@@ -13,8 +13,13 @@ $(BIN)/xenreconcile: pyproject.toml
 
 venv: $(BIN)/xenreconcile
 
+# The agent on a simulated host (state in the gitignored .demo/), watching a copy of
+# examples/desired/ that you can edit freely; metrics on http://127.0.0.1:9977/metrics.
 demo: venv
-	$(BIN)/xenreconcile demo
+	mkdir -p .demo
+	[ -d .demo/desired ] || cp -r examples/desired .demo/desired
+	$(BIN)/xenreconcile run --uri test://$(CURDIR)/.demo/host.json --dir .demo/desired \
+		--state-dir .demo/state --prune shutdown --owner demo
 
 test: venv
 	$(BIN)/ruff check .

@@ -15,6 +15,10 @@ daemon. Events are kept in a bounded log inside the state; ``watch_events`` repl
 
 Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``; fault injection through
 ``fail_rate``, ``latency`` and ``seed`` (constructor arguments or attributes).
+
+Domain 0 holds ``dom0_memory_kib`` and can be ballooned down (``set_memory_target(0, ...)``, never
+below libxl's 128 MiB floor) and back up to what it booted with, so autoballooning is testable here;
+``xen_cmdline`` plays the hypervisor's command line (``dom0_mem=`` there turns ``auto`` off).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ _log = structlog.get_logger(__name__)
 
 GIB_KIB = 1024 * 1024
 DOM0_UUID = "00000000-0000-0000-0000-000000000000"
+#: libxl refuses a dom0 memory target below this (LIBXL_MIN_DOM0_MEM), KiB.
+MIN_DOM0_KIB = 128 * 1024
 #: How many events the state keeps for watchers that poll it.
 EVENT_LOG_SIZE = 256
 #: How often the event thread looks at the state (s).
@@ -260,7 +266,7 @@ class SimHost:
     def __init__(self, uri: str = "test:///default", *, path: str | os.PathLike[str] | None = None,
                  total_memory_kib: int = 16 * GIB_KIB, dom0_memory_kib: int = GIB_KIB, nr_cpus: int = 8,
                  fail_rate: float = 0.0, latency: float | tuple[float, float] = 0.0,
-                 seed: int | None = None, shutdown_delay: float = 0.01) -> None:
+                 seed: int | None = None, shutdown_delay: float = 0.01, xen_cmdline: str = "") -> None:
         if dom0_memory_kib > total_memory_kib:
             raise ValueError("dom0 memory exceeds the host's total memory")
         self.uri = uri
@@ -268,6 +274,8 @@ class SimHost:
         self.latency = latency
         #: How long a guest takes to obey a shutdown request (s).
         self.shutdown_delay = shutdown_delay
+        #: What ``host_info().extra["xen_commandline"]`` reports (Xen's boot command line).
+        self.xen_cmdline = xen_cmdline
         self._rng = random.Random(seed)
         initial = new_state(total_memory_kib, dom0_memory_kib, nr_cpus)
         self._store: _MemoryStore | _FileStore = (
@@ -360,13 +368,13 @@ class SimHost:
         with self._op("host_info") as state:
             return HostInfo(total_memory_kib=state["total_memory_kib"], free_memory_kib=self._free_kib(state),
                             nr_cpus=state["nr_cpus"], xen_version="4.17.0-sim",
-                            extra={"simulated": True, "uri": self.uri})
+                            extra={"simulated": True, "uri": self.uri, "xen_commandline": self.xen_cmdline})
 
     def list_domains(self) -> list[DomainInfo]:
         with self._op("list_domains") as state:
             now = time.time()
             rows = [DomainInfo(name="Domain-0", domid=0, uuid=DOM0_UUID, state="running",
-                               memory_kib=state["dom0_memory_kib"], max_memory_kib=state["dom0_memory_kib"],
+                               memory_kib=state["dom0_memory_kib"], max_memory_kib=self._dom0_max_kib(state),
                                vcpus_online=state["nr_cpus"], vcpus_max=state["nr_cpus"])]
             for dom in sorted(state["domains"].values(), key=lambda d: d["domid"]):
                 c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
@@ -519,8 +527,30 @@ class SimHost:
                 current.pop("pdev_path", None)
                 current["format"] = "empty"
 
+    @staticmethod
+    def _dom0_max_kib(state: State) -> int:
+        """What dom0 booted with: the ceiling it may balloon back up to."""
+        return int(state.get("dom0_max_memory_kib", state["dom0_memory_kib"]))
+
+    def _set_dom0_target(self, op: str, target_kib: int) -> None:
+        """Balloon dom0 (instantly: the simulated balloon driver never lags)."""
+        with self._op(op) as state:
+            ceiling = self._dom0_max_kib(state)
+            if not MIN_DOM0_KIB <= target_kib <= ceiling:
+                raise _fail(op, f"new target {target_kib} KiB for dom0 not within {MIN_DOM0_KIB}..{ceiling} "
+                                "KiB (ERROR_INVAL)", "Domain-0")
+            grow = target_kib - state["dom0_memory_kib"]
+            if grow > self._free_kib(state):
+                raise _fail(op, f"not enough free memory to grow dom0 by {grow} KiB (ERROR_NOMEM)",
+                            "Domain-0", transient=True)
+            state["dom0_max_memory_kib"] = ceiling
+            state["dom0_memory_kib"] = target_kib
+
     def set_memory_target(self, domid: int, target_kib: int) -> None:
         op = "set_memory_target"
+        if domid == 0:
+            self._set_dom0_target(op, target_kib)
+            return
         with self._device_op(op, domid) as (state, dom, config, name):
             max_kib = config["b_info"]["max_memkb"]
             if not 0 < target_kib <= max_kib:

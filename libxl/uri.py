@@ -1,12 +1,19 @@
 """Connection URIs, libvirt style: which host a command or the agent talks to.
 
-``test:///default``            a fresh simulated host in memory
-``test:///ABS/PATH.json``      a simulated host persisted at PATH, shared by processes
-``xen:///system`` (``xen:///``) the real libxl on this machine
+``test:///default``                      a fresh simulated host in memory
+``test:///ABS/PATH.json``                a simulated host persisted at PATH, shared by processes
+``xen:///system`` (``xen:///``)          the real libxl on this machine
+``xen+ssh://[user@]host[:port]/system``  a remote host, through the system's ``ssh`` client: the
+                                         project's own CLI runs there and answers in JSON (read-only)
+``test+ssh://[user@]host[:port]/PATH``   the same, against a simulated host on the remote side
+``xen+unix:///system``                   the local agent itself, through its unix socket
 
 The simulated host takes fault-injection and sizing parameters as a query string, e.g.
-``test:///default?fail_rate=0.2&latency=0.01-0.05&seed=7&memory_mib=4096``. Anything else is
-refused with a sentence that names the part that is wrong, before any host is touched.
+``test:///default?fail_rate=0.2&latency=0.01-0.05&seed=7&memory_mib=4096``. The ssh transport takes
+libvirt's ``keyfile=``, ``no_verify=1`` and ``known_hosts=`` plus ``command=`` (the remote
+``xenreconcile``); the unix transport takes ``socket=``. Anything else is refused with a sentence
+that names the part that is wrong, before any host is touched. ``xen://host/`` and ``xen+tcp://``
+are refused with a pointer to ssh: the project opens no port of its own.
 """
 
 from __future__ import annotations
@@ -15,22 +22,63 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from libxl.backend import Backend
 from libxl.errors import BackendUnavailable, ConfigError
 
-SSH_HINT = ("remote hosts are reached over ssh: run xenreconcile on the Xen host itself "
-            "(e.g. `ssh HOST xenreconcile ...`); xen+ssh:// URIs are not supported yet")
+SSH_HINT = "use ssh instead: xen+ssh://[user@]host/system (xenreconcile opens no network port of its own)"
+#: Where the agent listens for ``xen+unix:///system`` (status and list, root only).
+DEFAULT_AGENT_SOCKET = "/run/xenreconcile/agent.sock"
+#: The remote program ``xen+ssh://`` runs, unless ``?command=`` names another.
+DEFAULT_REMOTE_COMMAND = "xenreconcile"
+_FORMS = "test:///default, test:///ABS/PATH.json, xen:///system, xen+ssh://[user@]host/system or xen+unix:///system"
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    """How to reach a ``+ssh`` host; every field maps to one ``ssh`` option (see libxl.remote)."""
+    host: str
+    user: str | None = None
+    port: int | None = None
+    keyfile: str | None = None
+    no_verify: bool = False
+    known_hosts: str | None = None
+    command: str = DEFAULT_REMOTE_COMMAND
 
 
 @dataclass(frozen=True)
 class ParsedURI:
-    """A checked URI: ``driver`` is ``test`` or ``xen``; ``path`` None means ``test:///default``."""
+    """A checked URI.
+
+    ``driver`` is ``test`` or ``xen``; ``transport`` is None (this machine), ``ssh`` or ``unix``.
+    ``path`` None means ``test:///default``. ``params`` are the simulated host's keyword arguments.
+    """
     uri: str
     driver: str
     path: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    transport: str | None = None
+    ssh: SSHOptions | None = None
+    #: ``xen+unix://``: the agent's socket.
+    socket: str | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        return self.transport is not None
+
+    def local_uri(self) -> str:
+        """The URI the remote side opens for itself: the same host seen from inside."""
+        if self.driver == "xen":
+            return "xen:///system"
+        query = urlencode(self.test_query)
+        return f"test://{self.path or '/default'}" + (f"?{query}" if query else "")
+
+    @property
+    def test_query(self) -> list[tuple[str, str]]:
+        """The simulated host's parameters as they were written (kept to forward them verbatim)."""
+        return [(k, v) for k, v in parse_qsl(urlsplit(self.uri.strip()).query, keep_blank_values=True)
+                if k in _TEST_PARAMS]
 
 
 def _latency(text: str) -> float | tuple[float, float]:
@@ -62,6 +110,24 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _flag(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(text)
+    return text == "1"
+
+
+def _absolute(text: str) -> str:
+    if not text.startswith("/"):
+        raise ValueError(text)
+    return text
+
+
+def _nonempty(text: str) -> str:
+    if not text.strip():
+        raise ValueError(text)
+    return text
+
+
 #: Query parameters of ``test:`` URIs -> (SimHost keyword, parser, what a valid value looks like).
 _TEST_PARAMS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "fail_rate": ("fail_rate", _fraction, "a probability between 0 and 1"),
@@ -71,6 +137,17 @@ _TEST_PARAMS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "dom0_memory_mib": ("dom0_memory_kib", lambda t: _positive(t) * 1024, "a positive number of MiB"),
     "cpus": ("nr_cpus", _positive, "a positive integer"),
     "shutdown_delay": ("shutdown_delay", _seconds, "a non-negative number of seconds"),
+    "xen_cmdline": ("xen_cmdline", str, "the hypervisor's command line"),
+}
+#: Query parameters of the ssh transport -> (SSHOptions field, parser, what a valid value looks like).
+_SSH_PARAMS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "keyfile": ("keyfile", _nonempty, "a private key file"),
+    "no_verify": ("no_verify", _flag, "0 or 1"),
+    "known_hosts": ("known_hosts", _nonempty, "a known_hosts file"),
+    "command": ("command", _nonempty, "the remote xenreconcile program"),
+}
+_UNIX_PARAMS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "socket": ("socket", _absolute, "an absolute socket path"),
 }
 
 
@@ -78,50 +155,106 @@ def _bad(uri: str, problem: str) -> ConfigError:
     return ConfigError(problem, element=f"URI {uri!r}")
 
 
+def _query(uri: str, query: str, known: dict[str, tuple[str, Callable[[str], Any], str]]) -> dict[str, Any]:
+    """Check every ``key=value`` of ``query`` against ``known``; keyword -> converted value."""
+    out: dict[str, Any] = {}
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise _bad(uri, f"malformed query {query!r} (expected key=value&...)") from None
+    for key, text in pairs:
+        if key not in known:
+            names = ", ".join(known) or "none"
+            raise _bad(uri, f"unknown parameter {key!r} (known here: {names})")
+        keyword, convert, expected = known[key]
+        try:
+            out[keyword] = convert(text)
+        except ValueError:
+            raise _bad(uri, f"parameter {key}={text!r} must be {expected}") from None
+    return out
+
+
+def _test_path(uri: str, path: str) -> str | None:
+    if path in ("/default", ""):
+        return None
+    if path.startswith("/") and not path.endswith("/"):
+        return path
+    raise _bad(uri, f"path {path!r}: expected /default or an absolute file path")
+
+
+def _ssh_host(uri: str, netloc: str, parts: Any) -> tuple[str, str | None, int | None]:
+    """(host, user, port) of an ssh URI; the port and host are checked here, not by ssh."""
+    if not netloc:
+        raise _bad(uri, "the ssh transport needs a host: xen+ssh://[user@]host[:port]/system")
+    try:
+        port = parts.port
+    except ValueError:
+        raise _bad(uri, f"port in {netloc!r} must be a number 1..65535") from None
+    if port == 0:
+        raise _bad(uri, "port 0 is not a port ssh can reach")
+    host = parts.hostname
+    if not host or host.startswith("-") or parts.password is not None:
+        raise _bad(uri, f"host {netloc!r}: expected [user@]host[:port]")
+    user = parts.username
+    if user is not None and (not user or user.startswith("-")):
+        raise _bad(uri, f"user in {netloc!r} is not a user name")
+    return host, user, port
+
+
 def parse_uri(uri: str) -> ParsedURI:
     """Check ``uri`` and split it; raises ConfigError naming the bad part."""
     parts = urlsplit(uri.strip())
     scheme = parts.scheme.lower()
     if not scheme:
-        raise _bad(uri, "no scheme: expected test:///default, test:///ABS/PATH.json or xen:///system")
+        raise _bad(uri, f"no scheme: expected {_FORMS}")
     driver, _, transport = scheme.partition("+")
     if driver not in ("test", "xen"):
-        raise _bad(uri, f"unknown driver {scheme!r}: expected 'test' or 'xen'")
-    if transport or parts.netloc:
-        if driver == "xen":
-            what = f"transport {transport!r}" if transport else f"host {parts.netloc!r}"
-            raise _bad(uri, f"remote {what} is not supported; {SSH_HINT}")
-        raise _bad(uri, f"the test driver is local: drop {transport or parts.netloc!r} "
-                        "(use test:///default or test:///ABS/PATH.json)")
+        raise _bad(uri, f"unknown driver {driver!r}: expected 'test' or 'xen'")
+    if transport in ("tcp", "tls") or (not transport and parts.netloc and driver == "xen"):
+        what = f"transport {transport!r}" if transport else f"host {parts.netloc!r} without a transport"
+        raise _bad(uri, f"{what} is not offered; {SSH_HINT}")
+    if transport not in ("", "ssh", "unix"):
+        raise _bad(uri, f"unknown transport {transport!r}: expected ssh or unix")
     if parts.fragment:
         raise _bad(uri, f"unexpected fragment {parts.fragment!r}")
+    if driver == "xen" and parts.path not in ("/", "/system", ""):
+        raise _bad(uri, f"path {parts.path!r}: the xen driver only offers /system")
+    if transport == "unix":
+        if driver != "xen" or parts.netloc:
+            raise _bad(uri, "the unix transport reaches this machine's agent: use xen+unix:///system")
+        params = _query(uri, parts.query, _UNIX_PARAMS)
+        return ParsedURI(uri=uri, driver=driver, transport="unix",
+                         socket=params.get("socket", DEFAULT_AGENT_SOCKET))
+    if transport == "ssh":
+        host, user, port = _ssh_host(uri, parts.netloc, parts)
+        path = _test_path(uri, parts.path) if driver == "test" else None
+        known = {**_SSH_PARAMS, **(_TEST_PARAMS if driver == "test" else {})}
+        params = _query(uri, parts.query, known)
+        ssh_keys = {spec[0] for spec in _SSH_PARAMS.values()}
+        options = {k: v for k, v in params.items() if k in ssh_keys}
+        ssh = SSHOptions(host=host, user=user, port=port, **options)
+        return ParsedURI(uri=uri, driver=driver, path=path, transport="ssh", ssh=ssh,
+                         params={k: v for k, v in params.items() if k not in ssh_keys})
+    if parts.netloc:
+        raise _bad(uri, f"the test driver is local: drop {parts.netloc!r} "
+                        "(use test:///default, test:///ABS/PATH.json or test+ssh://host/PATH)")
     if driver == "xen":
-        if parts.path not in ("/", "/system", ""):
-            raise _bad(uri, f"path {parts.path!r}: the xen driver only offers /system")
         if parts.query:
             raise _bad(uri, f"xen:///system takes no parameters (got {parts.query!r})")
         return ParsedURI(uri=uri, driver="xen")
-    if parts.path in ("/default", ""):
-        path = None
-    elif parts.path.startswith("/") and not parts.path.endswith("/"):
-        path = parts.path
-    else:
-        raise _bad(uri, f"path {parts.path!r}: expected /default or an absolute file path")
-    params: dict[str, Any] = {}
-    for key, text in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)):
-        if key not in _TEST_PARAMS:
-            raise _bad(uri, f"unknown parameter {key!r} (known: {', '.join(_TEST_PARAMS)})")
-        keyword, convert, expected = _TEST_PARAMS[key]
-        try:
-            params[keyword] = convert(text)
-        except ValueError:
-            raise _bad(uri, f"parameter {key}={text!r} must be {expected}") from None
-    return ParsedURI(uri=uri, driver="test", path=path, params=params)
+    return ParsedURI(uri=uri, driver="test", path=_test_path(uri, parts.path),
+                     params=_query(uri, parts.query, _TEST_PARAMS))
 
 
 def open_backend(uri: str) -> Backend:
-    """The host behind ``uri``. The real binding is imported only when asked for."""
+    """The host behind a local ``uri``. The real binding is imported only when asked for.
+
+    Remote URIs have no ``Backend``: the CLI runs its verbs on the remote side (agent.remote).
+    """
     parsed = parse_uri(uri)
+    if parsed.is_remote:
+        raise _bad(uri, f"{parsed.driver}+{parsed.transport} URIs serve read-only verbs (list, plan, "
+                        "status); applying stays the host agent's job")
     if parsed.driver == "test":
         from libxl.sim import SimHost
         try:
@@ -137,4 +270,5 @@ def open_backend(uri: str) -> Backend:
     return opener(uri)
 
 
-__all__ = ["ParsedURI", "parse_uri", "open_backend", "SSH_HINT"]
+__all__ = ["ParsedURI", "SSHOptions", "parse_uri", "open_backend", "SSH_HINT", "DEFAULT_AGENT_SOCKET",
+           "DEFAULT_REMOTE_COMMAND"]

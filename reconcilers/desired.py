@@ -80,7 +80,10 @@ class DesiredSet:
     _cache: dict[Path, _Entry] = field(default_factory=dict, repr=False)
 
     def invalid_names(self) -> set[str]:
-        """Names whose file is invalid now (kept in force from ``last_good`` or not known at all)."""
+        """Names declared by a file that is invalid now and kept in force from ``last_good``.
+
+        (A file that never parsed declares no name we know; the plan protects its guest through
+        the inventory's record of which file created it.)"""
         return {d.name for d in self.last_good.values()}
 
 
@@ -198,7 +201,7 @@ def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
     """
     path = previous.directory / Path(path).name  # the set is flat: same key as a full scan
     cache = dict(previous._cache)
-    entry = _evaluate(path, cache.get(path)) if is_candidate(path.name) else None
+    entry = _evaluate(path, cache.get(path)) if is_candidate(path.name) and not path.is_dir() else None
     if entry is None:
         cache.pop(path, None)
     else:

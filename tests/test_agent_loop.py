@@ -196,3 +196,15 @@ def test_gate_excludes_workers_during_a_full_resync() -> None:
         order.append("resync")
     t.join(2)
     assert order == ["resync", "worker"]
+
+
+def test_healthz_reports_a_stuck_loop(tmp_path: Path) -> None:
+    cfg = settings(tmp_path)
+    with running(cfg) as c:
+        wait_for(lambda: c.state.ready)
+        assert c.healthy() == (True, "ok")
+        c.request_stop()  # the loop thread ends; its heartbeat goes stale
+        wait_for(lambda: c.queue.shutting_down)
+        c.state.heartbeat -= 1000
+        ok, why = c.healthy()
+        assert not ok and "stuck" in why

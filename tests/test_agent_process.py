@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,10 +41,8 @@ class Agent:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.raw.append(line)
-            try:
+            with contextlib.suppress(ValueError):
                 self.lines.append(json.loads(line))
-            except ValueError:
-                pass
 
     def logged(self, event: str) -> list[dict[str, object]]:
         return [x for x in list(self.lines) if x.get("event") == event]
@@ -66,7 +65,7 @@ class Agent:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            print("".join(self.raw[-15:]))
+            print("".join(self.raw[-15:]))  # shown by pytest on failure: the agent's last words
             raise
 
 
@@ -120,8 +119,8 @@ def guests(tmp_path: Path) -> list[str]:
 def test_notify_endpoints_status_and_sigterm(tmp_path: Path, notify: tuple[socket.socket, str]) -> None:
     sock, path = notify
     desired = setup_dir(tmp_path, ["web", "db"])
-    agent = Agent(tmp_path, "--uri", host(tmp_path), "--dir", str(desired), "--state-dir", str(tmp_path / "st"),
-                  env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+    agent = Agent(tmp_path, "--uri", host(tmp_path), "--dir", str(desired),
+                  "--state-dir", str(tmp_path / "st"), env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
     try:
         ready = drain(sock, "READY=1")
         assert "2 in-sync" in ready[-1]["STATUS"]
@@ -157,8 +156,8 @@ def test_sighup_rereads_config_and_rescans(tmp_path: Path, notify: tuple[socket.
     sock, path = notify
     desired = setup_dir(tmp_path, ["web", "db"])
     config = tmp_path / "agent.toml"
-    config.write_text(f'uri = "{host(tmp_path)}"\ndesired_dir = "{desired}"\nstate_dir = "{tmp_path / "st"}"\n'
-                      'prune = "none"\n')
+    config.write_text(f'uri = "{host(tmp_path)}"\ndesired_dir = "{desired}"\n'
+                      f'state_dir = "{tmp_path / "st"}"\nprune = "none"\n')
     agent = Agent(tmp_path, "--config", str(config), env={"NOTIFY_SOCKET": path})
     try:
         drain(sock, "READY=1")
@@ -214,7 +213,9 @@ def test_sigkill_mid_apply_then_restart_converges_without_duplicates(tmp_path: P
         assert sorted(d.name for d in listed) == names  # each name exactly once
         assert all(d.owner == "test-agent" for d in listed)
         inventory = json.loads((tmp_path / "st" / "inventory.json").read_text())
-        assert len(json.dumps(inventory)) > 0
+        recorded = [entry["uuid"] for entry in inventory["domains"]]
+        assert len(recorded) == len(set(recorded))
+        assert set(recorded) <= {d.uuid for d in listed}, "the inventory names no phantom guest"
         # Guests created before the kill were kept, not recreated.
         assert not [x for x in second.logged("applied") if x.get("domain") in partial]
     finally:

@@ -9,7 +9,7 @@ import pytest
 
 from libxl.errors import BackendUnavailable, ConfigError
 from libxl.sim import SimHost
-from libxl.uri import open_backend, parse_uri
+from libxl.uri import DEFAULT_AGENT_SOCKET, SSHOptions, open_backend, parse_uri
 
 
 @pytest.mark.parametrize(
@@ -33,20 +33,77 @@ from libxl.uri import open_backend, parse_uri
         ),
         ("xen:///system", "xen", None, {}),
         ("xen:///", "xen", None, {}),
+        ("test:///default?xen_cmdline=dom0_mem%3D1024M", "test", None, {"xen_cmdline": "dom0_mem=1024M"}),
     ],
 )
 def test_accepted_uris(uri, driver, path, params):
     parsed = parse_uri(uri)
     assert (parsed.driver, parsed.path, parsed.params) == (driver, path, params)
+    assert parsed.transport is None and not parsed.is_remote
+
+
+@pytest.mark.parametrize(
+    "uri, ssh, local",
+    [
+        ("xen+ssh://root@host/system", SSHOptions(host="host", user="root"), "xen:///system"),
+        ("XEN+SSH://host.example.org/", SSHOptions(host="host.example.org"), "xen:///system"),
+        (
+            "xen+ssh://ops@10.0.0.5:2222/system?keyfile=/k/id&no_verify=1&command=/opt/xr/bin/xenreconcile",
+            SSHOptions(host="10.0.0.5", user="ops", port=2222, keyfile="/k/id", no_verify=True,
+                       command="/opt/xr/bin/xenreconcile"),
+            "xen:///system",
+        ),
+        ("xen+ssh://[::1]:22/system?known_hosts=/tmp/kh", SSHOptions(host="::1", port=22, known_hosts="/tmp/kh"),
+         "xen:///system"),
+        ("test+ssh://root@127.0.0.1:2022/tmp/x/host.json?seed=3&keyfile=/k",
+         SSHOptions(host="127.0.0.1", user="root", port=2022, keyfile="/k"), "test:///tmp/x/host.json?seed=3"),
+        ("test+ssh://h/default", SSHOptions(host="h"), "test:///default"),
+    ],
+)
+def test_ssh_uris(uri, ssh, local):
+    parsed = parse_uri(uri)
+    assert parsed.transport == "ssh" and parsed.is_remote
+    assert parsed.ssh == ssh
+    assert parsed.local_uri() == local
+    assert parse_uri(parsed.local_uri()).transport is None  # what the remote side opens is local there
+
+
+@pytest.mark.parametrize(
+    "uri, socket",
+    [("xen+unix:///system", DEFAULT_AGENT_SOCKET), ("xen+unix:///?socket=/tmp/a.sock", "/tmp/a.sock")],
+)
+def test_unix_uris(uri, socket):
+    parsed = parse_uri(uri)
+    assert (parsed.transport, parsed.socket, parsed.driver) == ("unix", socket, "xen")
+
+
+def test_remote_uris_have_no_local_backend():
+    with pytest.raises(ConfigError, match="read-only verbs .*host agent's job"):
+        open_backend("xen+ssh://root@host/system")
 
 
 @pytest.mark.parametrize(
     "uri, names",
     [
-        ("xen://host/system", ["'host'", "ssh"]),
-        ("xen+tcp://host/system", ["'tcp'", "ssh"]),
-        ("xen+tls://host/system", ["'tls'", "ssh"]),
-        ("xen+ssh://root@host/system", ["'ssh'", "not supported yet"]),
+        ("xen://host/system", ["'host'", "xen+ssh://"]),
+        ("xen+tcp://host/system", ["'tcp'", "xen+ssh://"]),
+        ("xen+tls://host/system", ["'tls'", "xen+ssh://"]),
+        ("xen+bogus:///system", ["'bogus'", "ssh or unix"]),
+        ("xen+ssh:///system", ["needs a host"]),
+        ("xen+ssh://host/session", ["'/session'"]),
+        ("xen+ssh://host:99999/system", ["port", "host:99999"]),
+        ("xen+ssh://host:0/system", ["port 0"]),
+        ("xen+ssh://-oProxyCommand=x/system", ["host", "-oProxyCommand=x"]),
+        ("xen+ssh://user:secret@host/system", ["host"]),
+        ("xen+ssh://host/system?bogus=1", ["'bogus'", "keyfile", "no_verify"]),
+        ("xen+ssh://host/system?no_verify=yes", ["no_verify", "0 or 1"]),
+        ("xen+ssh://host/system?seed=1", ["'seed'"]),
+        ("xen+ssh://host/system?keyfile=", ["keyfile", "private key"]),
+        ("test+ssh://host/dir/", ["'/dir/'"]),
+        ("xen+unix://host/system", ["xen+unix:///system"]),
+        ("test+unix:///default", ["xen+unix:///system"]),
+        ("xen+unix:///system?socket=agent.sock", ["socket", "absolute"]),
+        ("xen+unix:///session", ["'/session'"]),
         ("qemu:///system", ["'qemu'"]),
         ("/var/lib/host.json", ["no scheme"]),
         ("xen:///session", ["'/session'"]),

@@ -21,7 +21,7 @@ from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, loa
 from agent.loop import Controller
 from agent.metrics import AgentMetrics, Endpoints, MetricsServer
 from agent.systemd import Notifier
-from libxl.errors import BackendUnavailable, ConfigError
+from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError
 from libxl.uri import open_backend
 
 DEFAULT_STATUS_URL = f"http://{AgentConfig().metrics_listen}"
@@ -81,8 +81,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"xenreconcile run: {err}", file=sys.stderr)
         return 1
     metrics = AgentMetrics()
-    controller = Controller(settings, backend, metrics=metrics, notifier=Notifier(),
-                            config_loader=lambda: load_config(args.config, overrides))
+    try:
+        controller = Controller(settings, backend, metrics=metrics, notifier=Notifier(),
+                                config_loader=lambda: load_config(args.config, overrides))
+    except XenReconcileError as err:  # e.g. a corrupt inventory: never guess at ownership
+        print(f"xenreconcile run: {err}", file=sys.stderr)
+        backend.close()
+        return 1
     try:
         server = MetricsServer(settings.metrics_address, metrics.registry,
                                Endpoints(controller.healthy, controller.ready, controller.status_document))
