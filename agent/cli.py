@@ -18,6 +18,7 @@ COMMANDS = [
     "convert",
     "reconcile",
     "run",
+    "remote",
 ]
 
 
@@ -36,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "uri", None) is not None:  # xen+ssh:// and xen+unix:// run elsewhere
+            from agent.remote import dispatch
+
+            code = dispatch(parser, args)
+            if code is not None:
+                return code
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130

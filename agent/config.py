@@ -8,6 +8,7 @@ agent would act on a host with settings nobody asked for (e.g. prune on).
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -93,6 +94,8 @@ def _number(minimum: float, *, above: bool = False) -> Callable[[Any], str | Non
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number"
+        if not math.isfinite(value):  # TOML has nan and inf; nan passes every comparison below
+            return "must be a finite number"
         if value < minimum or (above and value == minimum):
             return f"must be {'>' if above else '>='} {minimum:g}"
         return None
@@ -198,6 +201,8 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> A
             data = tomllib.loads(target.read_text(encoding="utf-8"))
         except OSError as err:
             raise AgentConfigError("--config", f"cannot read {target}: {err.strerror}") from err
+        except UnicodeDecodeError as err:
+            raise AgentConfigError("--config", f"{target}: not UTF-8 text (byte {err.start})") from err
         except tomllib.TOMLDecodeError as err:
             raise AgentConfigError("--config", f"{target}: not valid TOML: {err}") from err
         for key, value in data.items():

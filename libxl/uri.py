@@ -11,9 +11,10 @@
 The simulated host takes fault-injection and sizing parameters as a query string, e.g.
 ``test:///default?fail_rate=0.2&latency=0.01-0.05&seed=7&memory_mib=4096``. The ssh transport takes
 libvirt's ``keyfile=``, ``no_verify=1`` and ``known_hosts=`` plus ``command=`` (the remote
-``xenreconcile``); the unix transport takes ``socket=``. Anything else is refused with a sentence
-that names the part that is wrong, before any host is touched. ``xen://host/`` and ``xen+tcp://``
-are refused with a pointer to ssh: the project opens no port of its own.
+``xenreconcile``) and ``config=`` (the remote agent's settings file); the unix transport takes
+``socket=``. Anything else is refused with a sentence that names the part that is wrong, before any
+host is touched. ``xen://host/`` and ``xen+tcp://`` are refused with a pointer to ssh: the project
+opens no port of its own.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ _FORMS = "test:///default, test:///ABS/PATH.json, xen:///system, xen+ssh://[user
 
 @dataclass(frozen=True)
 class SSHOptions:
-    """How to reach a ``+ssh`` host; every field maps to one ``ssh`` option (see libxl.remote)."""
+    """How to reach a ``+ssh`` host (each field but the last two maps to an ``ssh`` option, see
+    libxl.remote) and what to run there: ``command`` is the remote ``xenreconcile``, ``config`` the
+    remote agent's TOML file whose uri and policy a remote plan uses (None: its default path)."""
     host: str
     user: str | None = None
     port: int | None = None
@@ -45,6 +48,7 @@ class SSHOptions:
     no_verify: bool = False
     known_hosts: str | None = None
     command: str = DEFAULT_REMOTE_COMMAND
+    config: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ _SSH_PARAMS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "no_verify": ("no_verify", _flag, "0 or 1"),
     "known_hosts": ("known_hosts", _nonempty, "a known_hosts file"),
     "command": ("command", _nonempty, "the remote xenreconcile program"),
+    "config": ("config", _absolute, "the absolute path of the remote agent's TOML file"),
 }
 _UNIX_PARAMS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "socket": ("socket", _absolute, "an absolute socket path"),

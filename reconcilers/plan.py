@@ -276,4 +276,18 @@ def plan(desired: DesiredSet, actual: list[ActualDomain], policy: Policy, invent
     by_name = index_actual(actual)
     names = set(desired.domains) | set(desired.conflicts) | desired.invalid_names()
     names |= {n for n, a in by_name.items() if is_owned(a.info, inventory, policy)}
-    return Plan([plan_domain(n, desired, by_name, policy, inventory) for n in sorted(names)])
+    domains = [plan_domain(n, desired, by_name, policy, inventory) for n in sorted(names)]
+    return Plan(domains + _unnamed_invalid(desired, domains))
+
+
+def _unnamed_invalid(desired: DesiredSet, planned: list[DomainPlan]) -> list[DomainPlan]:
+    """Invalid files that no planned domain speaks for (they never parsed, so declare no name we
+    know): each still gets a note, keyed by its file name, so a broken file is never silent."""
+    spoken = {n.message for d in planned for n in d.notes if n.kind == INVALID}
+    out = []
+    for path, err in sorted(desired.invalid.items()):
+        if not any(str(err) in message for message in spoken):
+            dp = DomainPlan(path.name, file=path)
+            dp.note(INVALID, f"desired file is invalid; nothing in it is applied: {err}", st.INVALID)
+            out.append(dp)
+    return out

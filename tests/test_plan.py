@@ -208,3 +208,13 @@ def test_plan_json_leaves_out_payloads() -> None:
     assert data["actions"] == [
         {"domain": "web", "kind": "create", "reason": "not on the host", "paused": False}]
     assert data["domains"]["web"]["file"] == "/desired/web.xml"
+
+
+def test_a_file_that_never_parsed_still_gets_a_note_keyed_by_its_file() -> None:
+    broken = Path("/desired/broken.xml")
+    desired = desired_set(desired_domain(config("web")),
+                          invalid={broken: ConfigError("unknown unit", file=str(broken), line=4)})
+    result = run(desired, [])
+    assert ("broken.xml", "Invalid") in notes(result)
+    assert "broken.xml:4: unknown unit" in result.notes[-1].message
+    assert kinds(result) == [("web", "create")]

@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     status.add_argument("--url", default=DEFAULT_STATUS_URL,
                         help=f"the agent's metrics address (default {DEFAULT_STATUS_URL})")
     status.add_argument("--json", action="store_true", help="print the raw JSON status document")
+    status.add_argument("--uri", help="ask elsewhere: xen+ssh://[user@]host/system (that host's agent, over "
+                                      "ssh) or xen+unix:///system (this agent's root-only socket)")
     status.set_defaults(func=cmd_status)
 
 

@@ -15,6 +15,7 @@ from libxl.formats import diskspec, vifspec
 from libxl.formats.xencommon import VNC_BASE_PORT, parse_chardev, parse_vfb
 from libxl.model import (
     LIFECYCLE_ACTIONS,
+    MAX_KIB,
     Clock,
     Domain,
     Graphics,
@@ -43,13 +44,14 @@ def parse_sexpr(text: str, file: str | None = None) -> Sexpr:
     """
     text = text.replace("\\\n", "")
     stack: list[list[Sexpr]] = []
-    pos = 0
+    pos, next_line = 0, 1
     while pos < len(text):
         m = _TOKEN.match(text, pos)
-        line = text.count("\n", 0, pos) + 1
+        line = next_line  # counted as we go: recounting from the start made big inputs quadratic
         if m is None:
             raise ConfigError(f"syntax error near {text[pos:pos + 20]!r}", file=file, line=line)
         pos = m.end()
+        next_line += m.group().count("\n")
         if m.group("open"):
             stack.append([])
         elif m.group("close"):
@@ -118,6 +120,8 @@ def parse_sxpr(text: str, file: str | None = None) -> Domain:
     if memory is None:
         raise ConfigError("missing (memory ...)", file=file, element="memory")
     dom.memory_kib = max(memory, maxmem or 0) * 1024
+    if not 0 <= memory <= dom.memory_kib // 1024 <= MAX_KIB // 1024:
+        raise ConfigError(f"memory must be 0..{MAX_KIB // 1024} MiB", file=file, element="memory")
     dom.current_memory_kib = memory * 1024
     dom.vcpu.count = _int(root, "vcpus", file) or 1
     for event in ("on_poweroff", "on_reboot", "on_crash"):
@@ -134,7 +138,7 @@ def parse_sxpr(text: str, file: str | None = None) -> Domain:
 
 def _image(root: Sexpr, dom: Domain, file: str | None) -> None:
     image = _child(root, "image")
-    kind = image[1] if image and len(image) > 1 and isinstance(image[1], list) else None
+    kind = image[1] if image and len(image) > 1 and isinstance(image[1], list) and image[1] else None
     if kind is None or kind[0] not in ("linux", "hvm"):
         dom.os.type = "linux"
         return
@@ -170,7 +174,10 @@ def _image(root: Sexpr, dom: Domain, file: str | None) -> None:
     else:
         dom.clock = Clock(offset="localtime" if localtime else "utc", adjustment="reset")
     if _value(kind, "vnc") == "1" or _value(kind, "sdl") == "1":
-        dom.devices.graphics.append(_legacy_graphics(kind))
+        try:
+            dom.devices.graphics.append(_legacy_graphics(kind))
+        except ValueError as err:
+            raise ConfigError(str(err), file=file, element="image") from None
 
 
 def _legacy_graphics(node: Sexpr) -> Graphics:

@@ -171,7 +171,8 @@ def _read_vcpus(cfg: Cfg, dom: Domain) -> None:
         dom.vcpu.current = vcpus
     cpus = cfg.raw("cpus")
     if cpus is not None:
-        dom.vcpu.cpuset = ",".join(str(c) for c in cpus) if isinstance(cpus, list) else str(cpus)
+        cpuset = ",".join(str(c) for c in cpus) if isinstance(cpus, list) else str(cpus)
+        dom.vcpu.cpuset = cpuset or None  # `cpus = []` or "" pins nothing, like an absent key
 
 
 def _read_clock(cfg: Cfg, hvm: bool) -> Clock:

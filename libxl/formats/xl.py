@@ -102,8 +102,8 @@ def _read_spice(cfg: Cfg, dom: Domain) -> None:
 def _read_cpu(cfg: Cfg, dom: Domain) -> None:
     nested = cfg.bool("nestedhvm")
     cpuid = cfg.raw("cpuid")
-    if nested is None and cpuid is None and not cfg.has("vnuma"):
-        return
+    if nested is None and cpuid is None and cfg.raw("vnuma") in (None, []):
+        return  # an empty vnuma list says nothing: no <cpu> (it would not survive a round trip)
     cpu = dom.cpu = CPU()
     if nested is not None or cpuid is not None:
         cpu.mode = "host-passthrough"

@@ -1,12 +1,14 @@
 """Seed documents for the structure-aware fuzz tests.
 
-The seeds are the project's own examples (always there) plus libvirt's Xen conversion corpus when
-../shared/corpus is present; xl.cfg and xm seeds are also derived from the examples through the
-formatters, so every fuzz test runs even without the corpus (with fewer seeds).
+The seeds are the project's own examples (always there: ``*.xml`` and ``*.cfg``) plus libvirt's
+Xen conversion corpus when ../shared/corpus is present; xl.cfg and xm seeds are also derived from
+the examples through the formatters, so every fuzz test runs even without the corpus (with fewer
+seeds).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +53,8 @@ def _derived(xml_docs: list[str]) -> tuple[list[str], list[str]]:
     for doc in xml_docs:
         dom = parse_domain_xml(doc)
         for fmt, out in ((format_xl, xl), (format_xm, xm)):
-            try:
+            with contextlib.suppress(ConfigError):  # e.g. xm has no PVH guests
                 out.append(fmt(dom))
-            except ConfigError:
-                pass
     return xl, xm
 
 
@@ -62,6 +62,7 @@ def _derived(xml_docs: list[str]) -> tuple[list[str], list[str]]:
 def seeds() -> Seeds:
     examples = _read_all(REPO_ROOT / "examples" / "desired", "*.xml")
     xl, xm = _derived(examples)
+    xl += _read_all(REPO_ROOT / "examples" / "desired", "*.cfg")
     xml, sxpr = list(examples), [_SXPR_FALLBACK]
     if (SHARED_CORPUS / "MANIFEST.tsv").is_file():
         for suite in ("xlconfigdata", "xmconfigdata", "sexpr2xmldata", "libxlxml2domconfigdata"):
