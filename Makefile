@@ -18,8 +18,9 @@ venv: $(BIN)/xenreconcile
 demo: venv
 	mkdir -p .demo
 	[ -d .demo/desired ] || cp -r examples/desired .demo/desired
+	chmod -R go-w .demo/desired  # strict_modes: a group-writable checkout would be refused
 	$(BIN)/xenreconcile run --uri test://$(CURDIR)/.demo/host.json --dir .demo/desired \
-		--state-dir .demo/state --prune shutdown --owner demo
+		--state-dir .demo/state --prune shutdown --owner demo --config examples/xenreconcile.toml
 
 test: venv
 	$(BIN)/ruff check .

@@ -15,7 +15,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from libxl.hostconf import (
+    AUTOBALLOON_MODES,
+    DEFAULT_LIBXL_CONF,
+    DEFAULT_XL_CONF,
+    HostSettings,
+    load_host_settings,
+)
+from libxl.uri import DEFAULT_AGENT_SOCKET
 from reconcilers.policy import DEFAULT_OWNER, PRUNE_POLICIES, RESTART_POLICIES, Policy
+from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
 
 #: Where ``run`` looks when ``--config`` is not given (absent file: defaults only).
 DEFAULT_CONFIG_PATH = Path("/etc/xenreconcile/xenreconcile.toml")
@@ -61,6 +70,21 @@ class AgentConfig:
     poll_interval: float = 2.0
     log_format: str = "auto"
     log_level: str = "info"
+    # What desired files may ask for (reconcilers.security; README "Security").
+    strict_modes: bool = DEFAULT_SECURITY.strict_modes
+    allowed_bootloaders: tuple[str, ...] = DEFAULT_SECURITY.allowed_bootloaders
+    allow_device_model_args: bool = DEFAULT_SECURITY.allow_device_model_args
+    allow_pci_passthrough: bool = DEFAULT_SECURITY.allow_pci_passthrough
+    allow_usb_passthrough: bool = DEFAULT_SECURITY.allow_usb_passthrough
+    hotplug_script_dirs: tuple[str, ...] = DEFAULT_SECURITY.hotplug_script_dirs
+    allowed_device_models: tuple[str, ...] = DEFAULT_SECURITY.allowed_device_models
+    # Host defaults as xl applies them (libxl.hostconf; README "Remote hosts and host settings").
+    xl_conf: str = DEFAULT_XL_CONF
+    libxl_conf: str = DEFAULT_LIBXL_CONF
+    autoballoon: str = ""
+    nested_hvm: str = ""
+    #: The root-only socket ``xen+unix:///system`` reaches ("" for none).
+    socket_path: str = DEFAULT_AGENT_SOCKET
 
     @property
     def metrics_address(self) -> tuple[str, int]:
@@ -71,6 +95,17 @@ class AgentConfig:
         """The reconciler's policy from the settings that belong to it."""
         return Policy(prune=self.prune, restart=self.restart, allow_empty=self.allow_empty, adopt=self.adopt,
                       shutdown_timeout=self.shutdown_timeout, owner=self.owner)
+
+    def host_settings(self) -> HostSettings:
+        """xl.conf and libxl.conf as the files say, under the overrides of this file; raises
+        ConfigError (file, line, key) for a malformed host file."""
+        nested = {"on": True, "off": False}.get(self.nested_hvm)
+        return load_host_settings(self.xl_conf, self.libxl_conf,
+                                  {"autoballoon": self.autoballoon, "nested_hvm": nested})
+
+    def security(self) -> SecurityPolicy:
+        """The desired-file security policy from the settings of the same names."""
+        return SecurityPolicy(**{k: getattr(self, k) for k in SecurityPolicy.__dataclass_fields__})
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -132,6 +167,19 @@ def _listen(value: Any) -> str | None:
     return None
 
 
+def _absolute_paths(value: Any) -> str | None:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v[:1] == "/" for v in value):
+        return "must be a list of absolute paths"
+    return None
+
+
+def _optional_path(value: Any) -> str | None:
+    """An absolute path, or "" for "none"."""
+    if not isinstance(value, str) or (value and not value.startswith("/")):
+        return 'must be an absolute path, or "" for none'
+    return None
+
+
 def _fraction(value: Any) -> str | None:
     problem = _number(0.0)(value)
     if problem is None and value >= 1:
@@ -163,12 +211,26 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "poll_interval": _number(0.0, above=True),
     "log_format": _choice(LOG_FORMATS),
     "log_level": _choice(LOG_LEVELS),
+    "strict_modes": _boolean,
+    "allowed_bootloaders": _absolute_paths,
+    "allow_device_model_args": _boolean,
+    "allow_pci_passthrough": _boolean,
+    "allow_usb_passthrough": _boolean,
+    "hotplug_script_dirs": _absolute_paths,
+    "allowed_device_models": _absolute_paths,
+    "xl_conf": _optional_path,
+    "libxl_conf": _optional_path,
+    "autoballoon": _choice(("", *AUTOBALLOON_MODES)),
+    "nested_hvm": _choice(("", "on", "off")),
+    "socket_path": _optional_path,
 }
 
 
 def _coerce(key: str, value: Any) -> Any:
-    """Integers are fine where floats are expected (``debounce = 1``)."""
+    """Integers are fine where floats are expected (``debounce = 1``); TOML arrays become tuples."""
     default = getattr(AgentConfig, key)
+    if isinstance(default, tuple):
+        return tuple(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value

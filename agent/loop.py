@@ -4,7 +4,7 @@ An event is only ever a key ("domain X may be out of date"): the worker re-reads
 the host and reconciles X whatever happened. Three sources produce keys:
 
 - the directory watcher: each debounced batch re-reads the desired set (cheap: the loader caches by
-  stat) and queues every domain whose declaration changed or whose file was touched;
+  stat) and queues every domain whose declaration changed;
 - the backend's actual-state events (a guest died, shut down, crashed): queued at once;
 - the periodic full resync (``resync_interval`` plus jitter), which plans and applies every domain
   in one pass, because watchers lose events and guests drift without telling anyone.
@@ -82,29 +82,24 @@ class Gate:
                 self._cond.notify_all()
 
 
-def affected_names(old: DesiredSet | None, new: DesiredSet, touched: set[Path]) -> set[str]:
-    """Domains whose declaration differs between two desired sets, plus those of touched files.
+def affected_names(old: DesiredSet | None, new: DesiredSet) -> set[str]:
+    """Domains whose declaration differs between two desired sets.
 
-    Compares what the reconciler acts on (name, file, content hash, conflicts, invalid fallbacks),
-    so an unchanged file re-saved by an editor costs a reconcile only because it was touched.
+    Compares what the reconciler acts on (file, content hash, conflicts, invalid fallbacks), not
+    which files had events: a batch re-reads the whole directory, so it already sees files whose
+    own events are still in the next batch, and keying on events would reconcile those twice.
+    An editor re-saving identical bytes costs nothing; drift on the host is the resync's job.
     """
     def declared(s: DesiredSet | None) -> dict[str, tuple[str, str]]:
         if s is None:
             return {}
         out = {n: (str(d.file), d.content_hash) for n, d in s.domains.items()}
         out.update({n: ("conflict", ",".join(map(str, files))) for n, files in s.conflicts.items()})
-        out.update({d.name: ("invalid", str(p)) for p, d in s.last_good.items()})
+        out.update({d.name: ("invalid", str(s.invalid[p])) for p, d in s.last_good.items()})
         return out
 
     before, after = declared(old), declared(new)
-    names = {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
-    for s in (old, new):
-        if s is None:
-            continue
-        names |= {n for n, d in s.domains.items() if d.file in touched}
-        names |= {d.name for p, d in s.last_good.items() if p in touched}
-        names |= {n for n, files in s.conflicts.items() if touched.intersection(files)}
-    return names
+    return {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
 
 
 @dataclass
@@ -175,12 +170,13 @@ class Controller:
         with self._desired_lock:
             return self._desired
 
-    def refresh_desired(self, touched: set[Path] | None = None) -> set[str]:
-        """Re-read the desired directory; returns the names whose declaration changed or was touched."""
+    def refresh_desired(self) -> set[str]:
+        """Re-read the desired directory; returns the names whose declaration changed."""
         with self._desired_lock:
             old = self._desired
             try:
-                new = load_desired(Path(self.settings.desired_dir), old)
+                new = load_desired(Path(self.settings.desired_dir), old, security=self.settings.security(),
+                                   host=self.settings.host_settings())  # xl.conf edits apply at once
             except ConfigError as err:
                 # The directory itself is gone: keep the last set (never prune on a missing mount).
                 if self._desired_error != str(err):
@@ -193,14 +189,26 @@ class Controller:
         for path, err in new.invalid.items():
             if old is None or old.invalid.get(path) is None or str(old.invalid[path]) != str(err):
                 self.log.warning("desired file invalid", file=str(path), action="validate", error=str(err))
-        return affected_names(old, new, touched or set())
+        return affected_names(old, new)
 
     def _on_change(self, change: Change) -> None:
-        """Watcher batch: re-read, then queue every affected domain."""
-        names = self.refresh_desired(change.paths)
+        """Watcher batch: re-read, then queue every affected domain.
+
+        A file that never parsed declares no domain name, so no key can carry it: when the set of
+        invalid files changes, an early full resync reports (or clears) it instead of the next one.
+        """
+        def invalid(s: DesiredSet | None) -> dict[Path, str] | None:
+            return None if s is None else {p: str(e) for p, e in s.invalid.items()}
+
+        before = invalid(self.desired())
+        names = self.refresh_desired()
+        after = invalid(self.desired())
+        if before is not None and before != after:
+            self.request_resync()
         if change.rescan:
             self.log.info("rescanning desired directory", reasons=sorted(change.reasons),
                           file=self.settings.desired_dir)
+        self.log.debug("desired files changed", files=sorted(map(str, change.paths)), domains=sorted(names))
         for name in sorted(names):
             self.queue.add(name)
 

@@ -28,8 +28,9 @@ from libxl.uri import ParsedURI, parse_uri
 
 READ_ONLY_VERBS = ("list", "plan", "status")
 SOCKET_VERBS = ("list", "status")
-#: Options that describe the connection or the local directory, never forwarded as they are.
-_LOCAL_DESTS = frozenset({"uri", "dir", "json", "help"})
+#: Options that describe the connection or local files, never forwarded as they are (the remote
+#: agent's own settings file is the URI's ``?config=``).
+_LOCAL_DESTS = frozenset({"uri", "dir", "json", "help", "config"})
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:

@@ -24,8 +24,9 @@ def _address(raw: str) -> str | bytes:
 class Notifier:
     """Sends sd_notify messages; ``enabled`` is False when no manager is listening."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None, send_timeout: float = 1.0) -> None:
         env = os.environ if environ is None else environ
+        self._send_timeout = send_timeout
         raw = env.get("NOTIFY_SOCKET", "")
         self._address = _address(raw) if raw else None
         self.watchdog_interval = self._watchdog_interval(env)
@@ -55,9 +56,9 @@ class Notifier:
             return False
         payload = "\n".join(f"{key.upper()}={value}" for key, value in fields.items()).encode()
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            # Never block the loop on a manager that is not reading: a full queue drops the
-            # message (the next watchdog ping follows soon) instead of hanging the agent.
-            sock.setblocking(False)
+            # A manager that is not reading must not hang the loop: wait a little for queue space
+            # (READY/STOPPING matter), then drop the message rather than block forever.
+            sock.settimeout(self._send_timeout)
             try:
                 sock.connect(self._address)
                 sock.sendall(payload)

@@ -189,11 +189,15 @@ def _viridian(dom: Domain) -> list[int]:
     return sorted(_VIRIDIAN_BITS[g] for g in groups)
 
 
-def _nested_hvm(cpu: CPU | None) -> bool | None:
-    """host-passthrough offers the host's hardware virtualisation unless vmx/svm is turned off."""
+def nested_hvm_for(cpu: CPU | None, allowed: bool = True) -> bool | None:
+    """host-passthrough offers the host's hardware virtualisation unless vmx/svm is turned off.
+
+    ``allowed`` is libvirt's libxl.conf ``nested_hvm`` (libxl.hostconf): when the host forbids
+    nesting, only an explicitly required vmx/svm feature turns it on.
+    """
     if cpu is None or cpu.mode != "host-passthrough":
         return None
-    nested = True
+    nested = allowed
     for feature in cpu.features:
         if feature.name in _HW_VIRT:
             nested = feature.policy in ("force", "require")
@@ -480,7 +484,7 @@ def _build_info(dom: Domain) -> JSON:
         b_info["device_model"] = dom.devices.emulator
     if dom.cputune_shares is not None:
         b_info["sched_params"] = {"weight": dom.cputune_shares}
-    nested = _nested_hvm(dom.cpu)
+    nested = nested_hvm_for(dom.cpu)
     if nested is not None:
         b_info["nested_hvm"] = _defbool(nested)
     if kind == "hvm":
@@ -673,4 +677,5 @@ def build_config(dom: Domain, *, xsdata: dict[str, str] | None = None) -> JSON:
     return config
 
 
-__all__ = ["build_config", "build_disk", "build_nic", "shadow_memkb", "parse_cpuset", "domain_type"]
+__all__ = ["build_config", "build_disk", "build_nic", "shadow_memkb", "parse_cpuset", "domain_type",
+           "nested_hvm_for"]

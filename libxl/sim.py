@@ -14,7 +14,9 @@ and applied by whichever caller touches the state next, which works across proce
 daemon. Events are kept in a bounded log inside the state; ``watch_events`` replays new entries.
 
 Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``; fault injection through
-``fail_rate``, ``latency`` and ``seed`` (constructor arguments or attributes).
+``fail_rate``, ``latency`` and ``seed`` (constructor arguments or attributes). ``op_log`` (a file
+path) appends one JSON line per committed change (``{"t": unix time, "op", "domid", "name"}``), so a
+test or benchmark can read afterwards *when* the host changed, without polling it.
 
 Domain 0 holds ``dom0_memory_kib`` and can be ballooned down (``set_memory_target(0, ...)``, never
 below libxl's 128 MiB floor) and back up to what it booted with, so autoballooning is testable here;
@@ -41,6 +43,7 @@ from typing import Any
 import structlog
 
 from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
+from libxl.balloon import MIN_DOM0_KIB
 from libxl.errors import BackendError
 
 State = dict[str, Any]
@@ -48,8 +51,6 @@ _log = structlog.get_logger(__name__)
 
 GIB_KIB = 1024 * 1024
 DOM0_UUID = "00000000-0000-0000-0000-000000000000"
-#: libxl refuses a dom0 memory target below this (LIBXL_MIN_DOM0_MEM), KiB.
-MIN_DOM0_KIB = 128 * 1024
 #: How many events the state keeps for watchers that poll it.
 EVENT_LOG_SIZE = 256
 #: How often the event thread looks at the state (s).
@@ -179,9 +180,43 @@ def validate_config(op: str, config: Any) -> None:
 
 # ---- state stores -------------------------------------------------------------------------------
 
+def working_copy(state: State) -> State:
+    """What one transaction works on: fresh top-level containers over the same domain records.
+
+    Copying the whole host per call made every operation cost O(guests) deep copies (a 1,000-guest
+    reconcile took 36 s). Instead an operation replaces a domain record before changing it
+    (``SimHost._own``), so the committed state is never changed in place and an operation that
+    fails leaves it exactly as it was, while a call costs one record's copy.
+    """
+    return {k: v.copy() if isinstance(v, dict | list) else v for k, v in state.items()}
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars), several times faster than
+    ``copy.deepcopy`` (which has to track shared references this data never has)."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    return value
+
+
+def pending_shutdowns(state: State) -> dict[str, float]:
+    """Domain key -> due time of every shutdown request in flight.
+
+    An index, so that bringing time up to date (done by every call) does not visit every guest;
+    rebuilt once from the records for a state file saved before the index existed.
+    """
+    if "pending_shutdowns" not in state:
+        state["pending_shutdowns"] = {k: d["shutdown_due"] for k, d in state["domains"].items()
+                                      if d.get("shutdown_due") is not None}
+    return state["pending_shutdowns"]
+
+
 def new_state(total_memory_kib: int, dom0_memory_kib: int, nr_cpus: int) -> State:
     return {"version": 1, "total_memory_kib": total_memory_kib, "dom0_memory_kib": dom0_memory_kib,
-            "nr_cpus": nr_cpus, "next_domid": 1, "seq": 0, "events": [], "domains": {}}
+            "nr_cpus": nr_cpus, "next_domid": 1, "seq": 0, "events": [], "domains": {},
+            "pending_shutdowns": {}}
 
 
 class _MemoryStore:
@@ -195,7 +230,7 @@ class _MemoryStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[State]:
         with self._lock:
-            work = copy.deepcopy(self._state)
+            work = working_copy(self._state)
             yield work
             if work != self._state:
                 self._state = work
@@ -204,14 +239,25 @@ class _MemoryStore:
     def token(self) -> Any:
         return self._version
 
+    def current(self) -> State:
+        """The committed state, shared: callers only read it (commits replace it, never change it)."""
+        with self._lock:
+            return self._state
+
 
 class _FileStore:
-    """The state of ``test:///PATH``: a JSON file, locked and replaced atomically per operation."""
+    """The state of ``test:///PATH``: a JSON file, locked and replaced atomically per operation.
+
+    The parsed state is cached with the exact bytes it came from: a call re-reads the file (cheap)
+    but parses it again only when another writer changed it. Bytes, not mtime/size/inode, decide,
+    because a file replaced twice within one timestamp tick can reuse an inode and a size.
+    """
 
     def __init__(self, path: Path, initial: State) -> None:
         self.path = path
         self._lock_path = path.with_name(path.name + ".lock")
         self._thread_lock = threading.RLock()
+        self._cache: tuple[bytes, State] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.transaction() as state:
             if not state:
@@ -223,7 +269,7 @@ class _FileStore:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 before = self._load()
-                work = copy.deepcopy(before)
+                work = working_copy(before)
                 yield work
                 if work != before:
                     self._save(work)
@@ -232,23 +278,36 @@ class _FileStore:
 
     def _load(self) -> State:
         try:
-            return json.loads(self.path.read_text())
+            data = self.path.read_bytes()
+            if self._cache is not None and self._cache[0] == data:
+                return self._cache[1]
+            state = json.loads(data)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as err:
             raise BackendError("load", f"simulated host state {self.path} is unreadable: {err}",
                                transient=False) from err
+        self._cache = (data, state)
+        return state
 
     def _save(self, state: State) -> None:
+        # One line: json's C encoder only runs without ``indent`` (the pure-Python one is ~10x slower).
+        data = json.dumps(state, sort_keys=True).encode()
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(state, out, indent=1, sort_keys=True)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
             os.replace(tmp, self.path)
+            self._cache = (data, state)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+    def current(self) -> State:
+        """The committed state, shared: callers only read it (the file is replaced atomically)."""
+        with self._thread_lock:
+            return self._load()
 
     def token(self) -> Any:
         try:
@@ -266,7 +325,8 @@ class SimHost:
     def __init__(self, uri: str = "test:///default", *, path: str | os.PathLike[str] | None = None,
                  total_memory_kib: int = 16 * GIB_KIB, dom0_memory_kib: int = GIB_KIB, nr_cpus: int = 8,
                  fail_rate: float = 0.0, latency: float | tuple[float, float] = 0.0,
-                 seed: int | None = None, shutdown_delay: float = 0.01, xen_cmdline: str = "") -> None:
+                 seed: int | None = None, shutdown_delay: float = 0.01, xen_cmdline: str = "",
+                 op_log: str | os.PathLike[str] | None = None) -> None:
         if dom0_memory_kib > total_memory_kib:
             raise ValueError("dom0 memory exceeds the host's total memory")
         self.uri = uri
@@ -276,6 +336,7 @@ class SimHost:
         self.shutdown_delay = shutdown_delay
         #: What ``host_info().extra["xen_commandline"]`` reports (Xen's boot command line).
         self.xen_cmdline = xen_cmdline
+        self.op_log = op_log
         self._rng = random.Random(seed)
         initial = new_state(total_memory_kib, dom0_memory_kib, nr_cpus)
         self._store: _MemoryStore | _FileStore = (
@@ -307,6 +368,27 @@ class SimHost:
         with self._locked() as state:
             yield state
 
+    @contextlib.contextmanager
+    def _view(self, op: str | None = None) -> Iterator[State]:
+        """The state for a call that only reads it: the committed state itself, not a copy (never
+        change it), unless a shutdown request is in flight, which a transaction applies first."""
+        if op is not None:
+            self._inject(op)
+        state = self._store.current()
+        if state.get("pending_shutdowns") == {}:
+            yield state
+            return
+        with self._locked() as state:
+            yield state
+
+    def _trace(self, op: str, domid: int, name: str | None) -> None:
+        """One ``op_log`` line for a change that is committed (visible to every reader) now."""
+        if self.op_log is None:
+            return
+        line = json.dumps({"t": time.time(), "op": op, "domid": domid, "name": name}) + "\n"
+        with open(self.op_log, "a") as out:  # one short append: whole lines even across processes
+            out.write(line)
+
     @staticmethod
     def _record(state: State, kind: str, domid: int, name: str | None, reason: str | None = None) -> None:
         state["seq"] += 1
@@ -315,13 +397,27 @@ class SimHost:
         del state["events"][:-EVENT_LOG_SIZE]
 
     @staticmethod
-    def _get(state: State, op: str, domid: int) -> dict[str, Any]:
+    def _own(state: State, key: str) -> dict[str, Any]:
+        """The domain record ``key`` of this transaction's state, copied so it may be changed (the
+        committed record is shared with the state before the transaction: see ``working_copy``)."""
+        dom = state["domains"][key] = clone(state["domains"][key])
+        return dom
+
+    @staticmethod
+    def _find(state: State, op: str, domid: int) -> dict[str, Any]:
+        """The (shared, read-only) record of ``domid``; raises like libxl for dom0 or a missing one."""
         if domid == 0:
             raise _fail(op, "operation not permitted on domain 0 (Domain-0)")
         dom = state["domains"].get(str(domid))
         if dom is None:
             raise _fail(op, f"domain {domid} does not exist (ERROR_DOMAIN_NOTFOUND)")
         return dom
+
+    @classmethod
+    def _get(cls, state: State, op: str, domid: int) -> dict[str, Any]:
+        """The record of ``domid``, ready to be changed (see ``_find``)."""
+        cls._find(state, op, domid)
+        return cls._own(state, str(domid))
 
     @staticmethod
     def _free_kib(state: State) -> int:
@@ -330,11 +426,16 @@ class SimHost:
 
     def _advance(self, state: State) -> None:
         """Apply what time has done since the last operation: guests obeying shutdown requests."""
+        pending = pending_shutdowns(state)
+        if not pending:
+            return
         now = time.time()
-        for dom in list(state["domains"].values()):
-            due = dom.get("shutdown_due")
-            if due is not None and due <= now and dom["state"] == "running":
-                self._guest_shutdown(state, dom, "poweroff")
+        for key in sorted(pending, key=int):  # domid order, the order the records are kept in
+            dom = state["domains"].get(key)
+            if dom is None or dom.get("shutdown_due") is None:
+                del pending[key]  # destroyed meanwhile
+            elif dom["shutdown_due"] <= now and dom["state"] == "running":
+                self._guest_shutdown(state, self._own(state, key), "poweroff")
 
     def _start(self, state: State, config: LibxlConfig, paused: bool) -> int:
         domid = state["next_domid"]
@@ -353,6 +454,7 @@ class SimHost:
         name, domid = config["c_info"]["name"], dom["domid"]
         action = str(config.get(_REASON_ACTION.get(reason, ""), "destroy")).lower()
         dom["shutdown_due"] = None
+        pending_shutdowns(state).pop(str(domid), None)
         self._record(state, "crash" if reason == "crash" else "shutdown", domid, name, reason)
         if action == "preserve":
             dom["state"], dom["shutdown_reason"] = ("crashed" if reason == "crash" else "shutdown"), reason
@@ -365,13 +467,13 @@ class SimHost:
     # -- Backend interface ---------------------------------------------------------------
 
     def host_info(self) -> HostInfo:
-        with self._op("host_info") as state:
+        with self._view("host_info") as state:
             return HostInfo(total_memory_kib=state["total_memory_kib"], free_memory_kib=self._free_kib(state),
                             nr_cpus=state["nr_cpus"], xen_version="4.17.0-sim",
                             extra={"simulated": True, "uri": self.uri, "xen_commandline": self.xen_cmdline})
 
     def list_domains(self) -> list[DomainInfo]:
-        with self._op("list_domains") as state:
+        with self._view("list_domains") as state:
             now = time.time()
             rows = [DomainInfo(name="Domain-0", domid=0, uuid=DOM0_UUID, state="running",
                                memory_kib=state["dom0_memory_kib"], max_memory_kib=self._dom0_max_kib(state),
@@ -389,8 +491,8 @@ class SimHost:
             return rows
 
     def domain_config(self, domid: int) -> LibxlConfig:
-        with self._op("domain_config") as state:
-            return copy.deepcopy(self._get(state, "domain_config", domid)["config"])
+        with self._view("domain_config") as state:
+            return clone(self._find(state, "domain_config", domid)["config"])
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
         op = "domain_create"
@@ -416,7 +518,9 @@ class SimHost:
             for devid, nic in enumerate(config.get("nics", [])):
                 if nic.get("devid", -1) < 0:
                     nic["devid"] = devid
-            return self._start(state, config, paused)
+            domid = self._start(state, config, paused)
+        self._trace(op, domid, name)
+        return domid
 
     def _set_state(self, op: str, domid: int, new: str) -> None:
         with self._op(op) as state:
@@ -424,6 +528,7 @@ class SimHost:
             if dom["state"] not in ("running", "paused"):
                 raise _fail(op, f"domain {domid} is {dom['state']}", dom["config"]["c_info"]["name"])
             dom["state"] = new
+        self._trace(op, domid, dom["config"]["c_info"]["name"])
 
     def unpause(self, domid: int) -> None:
         self._set_state("domain_unpause", domid, "running")
@@ -439,9 +544,11 @@ class SimHost:
                 raise _fail(op, f"domain {domid} is already {dom['state']}", dom["config"]["c_info"]["name"])
             if not dom["unresponsive"] and dom["shutdown_due"] is None:
                 dom["shutdown_due"] = time.time() + self.shutdown_delay
+                pending_shutdowns(state)[str(domid)] = dom["shutdown_due"]
+        self._trace(op, domid, dom["config"]["c_info"]["name"])
         deadline = time.monotonic() + timeout
         while True:
-            with self._locked() as state:
+            with self._view() as state:
                 gone = str(domid) not in state["domains"]
             if gone or time.monotonic() >= deadline:
                 return gone
@@ -453,6 +560,7 @@ class SimHost:
             dom = self._get(state, op, domid)
             del state["domains"][str(domid)]
             self._record(state, "death", domid, dom["config"]["c_info"]["name"], "destroy")
+        self._trace(op, domid, dom["config"]["c_info"]["name"])
 
     @contextlib.contextmanager
     def _device_op(self, op: str, domid: int) -> Iterator[tuple[State, dict[str, Any], LibxlConfig, str]]:
@@ -463,6 +571,7 @@ class SimHost:
             if dom["state"] not in ("running", "paused"):
                 raise _fail(op, f"domain {domid} is {dom['state']}", name)
             yield state, dom, dom["config"], name
+        self._trace(op, domid, name)
 
     def disk_add(self, domid: int, disk: LibxlConfig) -> None:
         op = "device_disk_add"
@@ -545,6 +654,7 @@ class SimHost:
                             "Domain-0", transient=True)
             state["dom0_max_memory_kib"] = ceiling
             state["dom0_memory_kib"] = target_kib
+        self._trace(op, 0, "Domain-0")
 
     def set_memory_target(self, domid: int, target_kib: int) -> None:
         op = "set_memory_target"
@@ -574,7 +684,7 @@ class SimHost:
     def watch_events(self, callback: Callable[[DomainEvent], None]) -> None:
         self._callbacks.append(callback)
         if self._watch_thread is None:
-            with self._locked() as state:
+            with self._view() as state:
                 start = state["seq"]
             self._watch_thread = threading.Thread(target=self._watch, args=(start,), name="simhost-events",
                                                   daemon=True)
@@ -586,9 +696,9 @@ class SimHost:
         while not self._stop.wait(POLL_INTERVAL):
             if self._store.token() == token and not due:
                 continue
-            with self._locked() as state:
+            with self._view() as state:
                 events = [e for e in state["events"] if e["seq"] > seen]
-                due = any(d.get("shutdown_due") for d in state["domains"].values())
+                due = bool(pending_shutdowns(state))
             token = self._store.token()
             for entry in events:
                 seen = entry["seq"]

@@ -22,11 +22,15 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from libxl.backend import Backend
+from libxl.balloon import AutoballoonBackend
 from libxl.errors import BackendUnavailable, ConfigError
+
+if TYPE_CHECKING:  # the settings are read by libxl.hostconf, which sits on the formats
+    from libxl.hostconf import HostSettings
 
 SSH_HINT = "use ssh instead: xen+ssh://[user@]host/system (xenreconcile opens no network port of its own)"
 #: Where the agent listens for ``xen+unix:///system`` (status and list, root only).
@@ -142,6 +146,7 @@ _TEST_PARAMS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "cpus": ("nr_cpus", _positive, "a positive integer"),
     "shutdown_delay": ("shutdown_delay", _seconds, "a non-negative number of seconds"),
     "xen_cmdline": ("xen_cmdline", str, "the hypervisor's command line"),
+    "op_log": ("op_log", _absolute, "an absolute file path (one JSON line per host change)"),
 }
 #: Query parameters of the ssh transport -> (SSHOptions field, parser, what a valid value looks like).
 _SSH_PARAMS: dict[str, tuple[str, Callable[[str], Any], str]] = {
@@ -251,11 +256,18 @@ def parse_uri(uri: str) -> ParsedURI:
                      params=_query(uri, parts.query, _TEST_PARAMS))
 
 
-def open_backend(uri: str) -> Backend:
+def open_backend(uri: str, *, host: HostSettings | None = None) -> Backend:
     """The host behind a local ``uri``. The real binding is imported only when asked for.
 
-    Remote URIs have no ``Backend``: the CLI runs its verbs on the remote side (agent.remote).
+    With ``host`` (the host's xl.conf/libxl.conf settings), creating a guest honours its
+    ``autoballoon`` (libxl.balloon), for the real and the simulated host alike. Remote URIs have no
+    ``Backend``: the CLI runs its verbs on the remote side (agent.remote).
     """
+    backend = _open(uri)
+    return backend if host is None else AutoballoonBackend(backend, host.autoballoon)
+
+
+def _open(uri: str) -> Backend:
     parsed = parse_uri(uri)
     if parsed.is_remote:
         raise _bad(uri, f"{parsed.driver}+{parsed.transport} URIs serve read-only verbs (list, plan, "

@@ -122,6 +122,7 @@ class Reconciler:
     def _execute(self, plan: pl.Plan, actual: list[pl.ActualDomain], desired: DesiredSet) -> list[Result]:
         inventory = self._inventory_copy()
         owned = {a.info.domid for a in actual if pl.is_owned(a.info, inventory, self.policy)}
+        owned_uuids = {a.info.name: a.info.uuid for a in actual if a.info.domid in owned}
         results = {d.name: Result(d.name, d.outcome, notes=list(d.notes)) for d in plan.domains}
         for action in plan.actions:
             result = results[action.domain]
@@ -141,18 +142,21 @@ class Reconciler:
                 self.status.forget(dom.name)  # nothing desired, nothing there: nothing to report
                 continue
             if result.ok:
-                self._refresh_origin(dom.name, desired)
+                self._refresh_origin(dom.name, desired, owned_uuids.get(dom.name))
             self.status.record(dom.name, result.status, file=str(dom.file) if dom.file else None,
                                error=result.error,
                                action=result.applied[-1].kind if result.applied else None)
         return [results[d.name] for d in plan.domains]
 
-    def _refresh_origin(self, name: str, desired: DesiredSet) -> None:
+    def _refresh_origin(self, name: str, desired: DesiredSet, uuid: str | None) -> None:
         """Keep the inventory's file and applied revision current (a renamed or edited file), so a
-        later broken file still finds the guest it protects."""
+        later broken file still finds the guest it protects. An owned guest missing from the
+        inventory (``uuid``: the agent was killed between creating and recording it) is recorded."""
         want = desired.domains.get(name)
         with self._lock:
             entry = self.inventory.by_name(name)
+            if entry is None and uuid is not None:
+                entry = OwnedDomain(name, uuid)
             if want is None or entry is None:
                 return
             if (entry.file, entry.content_hash) == (str(want.file), want.content_hash):

@@ -11,6 +11,10 @@ Rules the prior art taught (see ../shared/notes/reconciler-prior-art.md):
 - a file that fails to parse is reported in ``invalid`` and the last good version of its domain
   stays in force (``last_good``), so a broken file never shuts a guest down (Flux keeps the last
   applied revision the same way);
+- a file that anyone but the agent's user or root could have written, or that asks for what the
+  security policy does not allow (``reconcilers.security``), is invalid in the same way;
+- ``host`` (libxl.hostconf: the host's xl.conf and libxl.conf) fills each config's gaps the way
+  ``xl create`` does, so one file gives the same guest under the agent as under xl;
 - no candidate file at all sets ``empty_suspicious``: the caller prunes nothing on the strength of
   it unless the policy allows an empty source (Argo CD's allowEmpty).
 
@@ -29,7 +33,10 @@ from libxl.backend import LibxlConfig
 from libxl.config import build_config
 from libxl.errors import ConfigError
 from libxl.formats.load import DESIRED_SUFFIXES, load_domain_file
+from libxl.hostconf import HostSettings, apply_host_settings
 from libxl.model import Domain
+from reconcilers import security as sec
+from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
 
 #: Names editors and tools leave next to the files they save.
 _LITTER_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".bak", ".orig", ".rej", ".dpkg-new", ".dpkg-old")
@@ -77,6 +84,10 @@ class DesiredSet:
     #: Domains in force from an earlier good version of a file that is now invalid, by file.
     last_good: dict[Path, DesiredDomain] = field(default_factory=dict)
     empty_suspicious: bool = False
+    #: The checks the files passed (None: none at all); a scan under another policy re-checks every file.
+    security: SecurityPolicy | None = DEFAULT_SECURITY
+    #: The host defaults every config was completed with (None: the files alone).
+    host: HostSettings | None = None
     _cache: dict[Path, _Entry] = field(default_factory=dict, repr=False)
 
     def invalid_names(self) -> set[str]:
@@ -94,24 +105,42 @@ def is_candidate(name: str) -> bool:
     return name.endswith(tuple(DESIRED_SUFFIXES))
 
 
-def _stat_key(path: Path) -> tuple[int, int, int, int]:
-    st = path.stat()  # follows symlinks: a swapped link target changes the inode
-    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+@dataclass
+class _Checks:
+    """The security checks of one scan (directory verdicts are cached for its duration)."""
+    policy: SecurityPolicy | None
+    host: HostSettings | None = None
+    uid: int = field(default_factory=os.geteuid)
+    dirs: dict[str, str | None] = field(default_factory=dict)
+
+    def refuse(self, path: Path, st: os.stat_result) -> ConfigError | None:
+        if self.policy is None or not self.policy.strict_modes:
+            return None
+        return sec.check_file_modes(path, self.uid, st=st, checked=self.dirs)
 
 
-def _parse(path: Path, content_hash: str) -> DesiredDomain | ConfigError:
+def _parse(path: Path, data: bytes, digest: str,
+           policy: SecurityPolicy | None, host: HostSettings | None = None) -> DesiredDomain | ConfigError:
     try:
         domain = load_domain_file(path)
         config = build_config(domain)
+        if host is not None:
+            config = apply_host_settings(domain, config, host)
     except ConfigError as err:
         return err.located(str(path))
-    return DesiredDomain(domain.name, path, domain, config, content_hash)
+    errors = sec.policy_errors(domain, config, policy, path, data) if policy is not None else []
+    if errors:
+        return sec.first_error(errors)
+    return DesiredDomain(domain.name, path, domain, config, digest)
 
 
-def _evaluate(path: Path, old: _Entry | None) -> _Entry | None:
-    """The cache entry for ``path`` now; None when the file is gone."""
+def _evaluate(path: Path, old: _Entry | None, checks: _Checks) -> _Entry | None:
+    """The cache entry for ``path`` now; None when the file is gone.
+
+    A file refused for its owner or modes is never read, so it can never become a last good version."""
     try:
-        key = _stat_key(path)
+        st = path.stat()  # follows symlinks: a swapped link target changes the inode
+        key = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
     except FileNotFoundError:
         if path.is_symlink():
             err = ConfigError("dangling symlink", file=str(path))
@@ -120,6 +149,9 @@ def _evaluate(path: Path, old: _Entry | None) -> _Entry | None:
     except OSError as exc:
         return _Entry((0, 0, 0, 0), "", ConfigError(f"cannot stat: {exc.strerror}", file=str(path)),
                       old.last_good if old else None)
+    refused = checks.refuse(path, st)
+    if refused is not None:
+        return _Entry((0, 0, 0, 0), "", refused, old.last_good if old else None)
     if old is not None and old.stat_key == key:
         return old
     try:
@@ -130,15 +162,17 @@ def _evaluate(path: Path, old: _Entry | None) -> _Entry | None:
     digest = hashlib.sha256(data).hexdigest()
     if old is not None and old.content_hash == digest:
         return _Entry(key, digest, old.result, old.last_good)
-    result = _parse(path, digest)
+    result = _parse(path, data, digest, checks.policy, checks.host)
     if isinstance(result, DesiredDomain):
         return _Entry(key, digest, result, result)
     return _Entry(key, digest, result, old.last_good if old else None)
 
 
-def _assemble(directory: Path, cache: dict[Path, _Entry]) -> DesiredSet:
+def _assemble(directory: Path, cache: dict[Path, _Entry], security: SecurityPolicy | None,
+              host: HostSettings | None = None) -> DesiredSet:
     """Build the set from per-file entries: invalid files, last-good fallbacks, conflicts."""
-    out = DesiredSet(directory=directory, _cache=cache, empty_suspicious=not cache)
+    out = DesiredSet(directory=directory, _cache=cache, empty_suspicious=not cache, security=security,
+                     host=host)
     in_force: list[DesiredDomain] = []
     for path in sorted(cache):
         entry = cache[path]
@@ -177,21 +211,36 @@ def _listing(directory: Path) -> list[Path]:
     return [directory / name for name in names if is_candidate(name) and not (directory / name).is_dir()]
 
 
-def load_desired(directory: Path, previous: DesiredSet | None = None) -> DesiredSet:
+def _previous_cache(previous: DesiredSet | None, security: SecurityPolicy | None,
+                    host: HostSettings | None = None) -> dict[Path, _Entry]:
+    """The parse cache to start from; under a changed policy every file is re-checked (last good kept)."""
+    if previous is None:
+        return {}
+    if previous.security == security and previous.host == host:
+        return previous._cache
+    return {p: _Entry((0, 0, 0, 0), "", e.result, e.last_good) for p, e in previous._cache.items()}
+
+
+def load_desired(directory: Path, previous: DesiredSet | None = None, *,
+                 security: SecurityPolicy | None = DEFAULT_SECURITY,
+                 host: HostSettings | None = None) -> DesiredSet:
     """Scan ``directory`` and return the desired set.
 
     ``previous`` (the last result for the same directory) supplies the parse cache and the last good
-    version of files that are now broken. Raises ``ConfigError`` only when the directory itself
-    cannot be listed.
+    version of files that are now broken. ``security`` is the file-mode and content policy (the
+    strict defaults unless the caller passes the configured one; None checks nothing). ``host`` are
+    the host's xl.conf/libxl.conf defaults (changed ones re-parse every file, like a changed policy). Raises
+    ``ConfigError`` only when the directory itself cannot be listed.
     """
     directory = Path(directory)
-    old = previous._cache if previous is not None else {}
+    old = _previous_cache(previous, security, host)
+    checks = _Checks(security, host)
     cache = {}
     for path in _listing(directory):
-        entry = _evaluate(path, old.get(path))
+        entry = _evaluate(path, old.get(path), checks)
         if entry is not None:
             cache[path] = entry
-    return _assemble(directory, cache)
+    return _assemble(directory, cache, security, host)
 
 
 def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
@@ -201,9 +250,10 @@ def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
     """
     path = previous.directory / Path(path).name  # the set is flat: same key as a full scan
     cache = dict(previous._cache)
-    entry = _evaluate(path, cache.get(path)) if is_candidate(path.name) and not path.is_dir() else None
+    wanted = is_candidate(path.name) and not path.is_dir()
+    entry = _evaluate(path, cache.get(path), _Checks(previous.security, previous.host)) if wanted else None
     if entry is None:
         cache.pop(path, None)
     else:
         cache[path] = entry
-    return _assemble(previous.directory, cache)
+    return _assemble(previous.directory, cache, previous.security, previous.host)

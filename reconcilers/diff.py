@@ -21,7 +21,6 @@ current maximum); every other change is *restart-required*.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,12 +123,15 @@ def _int(value: Any, default: int) -> int:
 
 def normalise(config: LibxlConfig) -> Normalised:
     """Bring one libxl config into the form ``diff_domain`` compares (pure; input untouched)."""
-    raw = copy.deepcopy(config)
+    # Copies of just the containers changed below (a deep copy of every config dominated a resync).
+    raw = dict(config)
     c_info = raw.get("c_info") or {}
     xsdata = c_info.get("xsdata")
     if isinstance(xsdata, dict):
-        xsdata.pop(OWNER_KEY, None)
-    b_info = raw.get("b_info") or {}
+        raw["c_info"] = {**c_info, "xsdata": {k: v for k, v in xsdata.items() if k != OWNER_KEY}}
+    b_info = dict(raw.get("b_info") or {})
+    if raw.get("b_info"):
+        raw["b_info"] = b_info
     max_vcpus = _int(b_info.pop("max_vcpus", None), 1) or 1
     avail = b_info.pop("avail_vcpus", None)
     online = len(avail) if isinstance(avail, list) and avail else max_vcpus
@@ -270,10 +272,10 @@ def diff_domain(desired: LibxlConfig, actual: LibxlConfig) -> DomainDiff:
     """
     want, have = normalise(desired), normalise(actual)
     out = DomainDiff()
-    tree = copy.deepcopy(have.tree)
+    tree = dict(have.tree)
     for section, key in _GENERATED_TOP:
         if key not in want.tree.get(section, {}) and key in tree.get(section, {}):
-            del tree[section][key]
+            tree[section] = {k: v for k, v in tree[section].items() if k != key}
     out.restart.extend(Change(p, RESTART, d, a) for p, d, a in _leaf_diffs(want.tree, tree, ""))
     _diff_sizes(want, have, out)
     _diff_disks(want, have, out)

@@ -169,6 +169,18 @@ def _invalid_error(name: str, desired: DesiredSet, owned: OwnedDomain | None) ->
     return None
 
 
+def _unknown_declaration(desired: DesiredSet, owned: OwnedDomain | None) -> str | None:
+    """For an owned guest no valid file declares and the inventory cannot tie to a file (the agent
+    was killed between creating it and recording it): the invalid files that never parsed, any of
+    which may declare it. Pruning it then could destroy a guest because its file is broken."""
+    if owned is not None and owned.file is not None:
+        return None
+    unknown = sorted(str(p) for p in desired.invalid if p not in desired.last_good)
+    if not unknown:
+        return None
+    return f"its file is not recorded and an invalid file may declare it: {', '.join(unknown)}"
+
+
 def _plan_orphan(out: DomainPlan, act: ActualDomain, desired: DesiredSet, policy: Policy) -> None:
     """An owned domain that no desired file declares any more."""
     if desired.empty_suspicious and not policy.allow_empty:
@@ -245,6 +257,8 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
                 uuid=act.info.uuid)
         owned = True
     if want is None:
+        if error is None and act is not None and owned:
+            error = _unknown_declaration(desired, inventory.domains.get(act.info.uuid.lower()))
         if error is not None:
             out.note(INVALID, f"desired file is invalid; guest left as is: {error}", st.INVALID)
         elif act is not None and owned:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from libxl.errors import XenReconcileError
@@ -41,23 +41,37 @@ class OwnedDomain:
 
 @dataclass
 class Inventory:
-    """Owned domains by uuid. Plain data: ``StateDir`` loads and saves it."""
+    """Owned domains by uuid. Plain data: ``StateDir`` loads and saves it; change it through
+    ``add``/``remove`` (they keep the by-name index that spares a resync one scan per domain)."""
     domains: dict[str, OwnedDomain] = field(default_factory=dict)
+    _names: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for key, entry in self.domains.items():
+            self._names.setdefault(entry.name, []).append(key)
 
     def by_name(self, name: str) -> OwnedDomain | None:
-        return next((d for d in self.domains.values() if d.name == name), None)
+        keys = self._names.get(name)
+        return self.domains[keys[0]] if keys else None
 
     def owns(self, uuid: str) -> bool:
         return uuid.lower() in self.domains
 
     def add(self, entry: OwnedDomain) -> None:
         """Record ``entry``, replacing older entries of the same uuid or name (a recreated guest)."""
-        for key in [k for k, d in self.domains.items() if d.name == entry.name]:
+        for key in self._names.pop(entry.name, []):
             del self.domains[key]
+        self.remove(entry.uuid)
         self.domains[entry.uuid.lower()] = entry
+        self._names[entry.name] = [entry.uuid.lower()]
 
     def remove(self, uuid: str) -> None:
-        self.domains.pop(uuid.lower(), None)
+        entry = self.domains.pop(uuid.lower(), None)
+        if entry is not None:
+            keys = self._names[entry.name]
+            keys.remove(uuid.lower())
+            if not keys:
+                del self._names[entry.name]
 
 
 class StateDir:
@@ -88,15 +102,16 @@ class StateDir:
         return Inventory({e.uuid.lower(): e for e in entries})
 
     def save(self, inventory: Inventory) -> None:
+        # Flat records (not the recursive ``asdict``) and json's C encoder, which runs only without
+        # ``indent``: the agent saves on every create, so this cost is paid once per guest.
         data = {"version": _VERSION,
-                "domains": [asdict(d) for d in sorted(inventory.domains.values(), key=lambda d: d.name)]}
+                "domains": [vars(d) for d in sorted(inventory.domains.values(), key=lambda d: d.name)]}
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".inventory.", dir=self.path)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(data, handle, indent=2, sort_keys=True)
-                    handle.write("\n")
+                    handle.write(json.dumps(data, sort_keys=True) + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(tmp, self.inventory_path)

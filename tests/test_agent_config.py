@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -27,6 +28,7 @@ def test_sample_file_documents_every_setting_with_its_default() -> None:
         lines = [line for line in text.splitlines() if line.startswith(f"# {f.name} = ")]
         assert len(lines) == 1, f"{f.name} is not documented exactly once"
         value = tomllib.loads(lines[0][2:])[f.name]
+        value = tuple(value) if isinstance(value, list) else value  # list settings are held as tuples
         assert value == getattr(defaults, f.name), f.name
     # The file itself, with everything commented, loads to the defaults.
     assert load_config(SAMPLE) == defaults
@@ -86,3 +88,22 @@ def test_bad_cli_override_names_the_key() -> None:
 def test_parse_listen_accepts_ipv6_brackets() -> None:
     assert parse_listen("[::1]:9977") == ("::1", 9977)
     assert parse_listen("0.0.0.0:0") == ("0.0.0.0", 0)
+
+
+def test_security_settings_reach_the_policy(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('strict_modes = false\nallow_device_model_args = true\n'
+                    'hotplug_script_dirs = ["/etc/xen/scripts", "/usr/local/lib/xen/scripts"]\n')
+    security = load_config(path).security()
+    assert (security.strict_modes, security.allow_device_model_args, security.allow_pci_passthrough) == \
+        (False, True, False)
+    assert security.hotplug_script_dirs == ("/etc/xen/scripts", "/usr/local/lib/xen/scripts")
+    path.write_text('allowed_bootloaders = ["pygrub"]\n')
+    with pytest.raises(AgentConfigError, match="allowed_bootloaders: must be a list of absolute paths"):
+        load_config(path)
+
+
+def test_metrics_listen_on_loopback_by_default() -> None:
+    """/status names every guest: the endpoint is only reachable from the host unless configured."""
+    host, _port = AgentConfig().metrics_address
+    assert ipaddress.ip_address(host).is_loopback

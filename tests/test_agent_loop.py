@@ -167,17 +167,20 @@ def test_periodic_resync_repairs_drift_without_events(tmp_path: Path) -> None:
                  what="drift repaired by resync")
 
 
-def test_affected_names_sees_content_renames_and_touches(tmp_path: Path) -> None:
+def test_affected_names_sees_content_renames_and_breakage(tmp_path: Path) -> None:
     (tmp_path / "a.xml").write_text(domain_xml("a"))
     (tmp_path / "b.xml").write_text(domain_xml("b"))
+    (tmp_path / "c.xml").write_text(domain_xml("c"))
     one = load_desired(tmp_path)
-    assert affected_names(None, one, set()) == {"a", "b"}
-    assert affected_names(one, one, set()) == set()
-    assert affected_names(one, one, {tmp_path / "b.xml"}) == {"b"}
+    assert affected_names(None, one) == {"a", "b", "c"}
+    assert affected_names(one, one) == set()
     (tmp_path / "a.xml").write_text(domain_xml("a", memory_mib=1024))
-    (tmp_path / "b.xml").rename(tmp_path / "c.xml")
+    (tmp_path / "b.xml").rename(tmp_path / "b2.xml")
+    (tmp_path / "c.xml").write_text("<domain>")
     two = load_desired(tmp_path, one)
-    assert affected_names(one, two, set()) == {"a", "b"}
+    assert affected_names(one, two) == {"a", "b", "c"}
+    # Re-reading an unchanged directory (the next batch of the same burst) affects nothing.
+    assert affected_names(two, load_desired(tmp_path, two)) == set()
 
 
 def test_gate_excludes_workers_during_a_full_resync() -> None:
@@ -208,3 +211,31 @@ def test_healthz_reports_a_stuck_loop(tmp_path: Path) -> None:
         c.state.heartbeat -= 1000
         ok, why = c.healthy()
         assert not ok and "stuck" in why
+
+
+def test_missing_directory_is_not_ready_until_it_appears(tmp_path: Path) -> None:
+    cfg = settings(tmp_path, desired_dir=str(tmp_path / "later"))
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as c:
+        wait_for(lambda: c.state.last_full_sync_error, what="first resync attempt")
+        ok, why = c.ready()
+        assert not ok and "does not exist" in why
+        staged = tmp_path / "staged"
+        staged.mkdir()
+        write_atomic(staged / "web.xml", domain_xml("web", memory_mib=64))
+        staged.rename(tmp_path / "later")
+        wait_for(lambda: c.state.ready, what="ready once the directory exists")
+        wait_for(lambda: names_on_host(backend) == ["web"])
+
+
+def test_a_file_that_never_parsed_is_reported_at_once(tmp_path: Path) -> None:
+    cfg = settings(tmp_path)
+    desired = Path(cfg.desired_dir)
+    with running(cfg) as c:
+        wait_for(lambda: c.state.ready)
+        write_atomic(desired / "junk.xml", "<domain type='xen'><name>")
+        # No resync is due for an hour: the watcher batch itself gets the file reported.
+        wait_for(lambda: c.status.get("junk.xml") and c.status.get("junk.xml").state == "invalid",
+                 what="invalid status for a file with no domain name")
+        (desired / "junk.xml").unlink()
+        wait_for(lambda: c.status.get("junk.xml") is None, what="status cleared once the file is gone")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,31 +70,51 @@ class Agent:
             raise
 
 
+class NotifyListener:
+    """A stand-in for systemd's manager: reads every datagram as it arrives, as systemd does."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.messages: list[dict[str, str]] = []
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(path)
+        self._sock.settimeout(0.1)
+        self._closed = False
+        self._seen = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while not self._closed:
+            try:
+                data = self._sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.messages.append(dict(line.split("=", 1) for line in data.splitlines()))
+
+    def until(self, wanted: str, timeout: float = 20.0) -> list[dict[str, str]]:
+        """Messages since the last call, up to the first containing ``wanted`` (KEY=VALUE)."""
+        key, value = wanted.split("=", 1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i in range(self._seen, len(self.messages)):
+                if self.messages[i].get(key) == value:
+                    got, self._seen = self.messages[self._seen:i + 1], i + 1
+                    return got
+            time.sleep(0.01)
+        raise AssertionError(f"no {wanted} within {timeout} s; got {self.messages[self._seen:]}")
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
+
+
 @pytest.fixture
-def notify(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
-    path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(0.2)
-    yield sock, path
-    sock.close()
-
-
-def drain(sock: socket.socket, until: str, timeout: float = 20.0) -> list[dict[str, str]]:
-    """Receive notify messages until one contains ``until`` (KEY=VALUE); returns them all."""
-    got: list[dict[str, str]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            data = sock.recv(4096).decode()
-        except TimeoutError:
-            continue
-        msg = dict(line.split("=", 1) for line in data.splitlines())
-        got.append(msg)
-        key, value = until.split("=", 1)
-        if msg.get(key) == value:
-            return got
-    raise AssertionError(f"no {until} within {timeout} s; got {got}")
+def notify(tmp_path: Path) -> Iterator[NotifyListener]:
+    listener = NotifyListener(str(tmp_path / "notify.sock"))
+    yield listener
+    listener.close()
 
 
 def host(tmp_path: Path) -> str:
@@ -116,18 +137,18 @@ def guests(tmp_path: Path) -> list[str]:
         backend.close()
 
 
-def test_notify_endpoints_status_and_sigterm(tmp_path: Path, notify: tuple[socket.socket, str]) -> None:
-    sock, path = notify
+def test_notify_endpoints_status_and_sigterm(tmp_path: Path, notify: NotifyListener) -> None:
     desired = setup_dir(tmp_path, ["web", "db"])
     agent = Agent(tmp_path, "--uri", host(tmp_path), "--dir", str(desired),
-                  "--state-dir", str(tmp_path / "st"), env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+                  "--state-dir", str(tmp_path / "st"),
+                  env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
     try:
-        ready = drain(sock, "READY=1")
+        ready = notify.until("READY=1")
         assert "2 in-sync" in ready[-1]["STATUS"]
         assert guests(tmp_path) == ["db", "web"]
-        # The loop itself pings the watchdog every WATCHDOG_USEC/2.
-        assert len(drain(sock, "WATCHDOG=1")) >= 1
-        drain(sock, "WATCHDOG=1")
+        # The loop itself keeps pinging the watchdog (every WATCHDOG_USEC/2 = 0.2 s).
+        for _ in range(3):
+            assert notify.until("WATCHDOG=1", timeout=5)[-1] == {"WATCHDOG": "1"}
         assert agent.get("/readyz") == (200, "ready\n")
         assert agent.get("/healthz") == (200, "ok\n")
         code, text = agent.get("/metrics")
@@ -136,6 +157,11 @@ def test_notify_endpoints_status_and_sigterm(tmp_path: Path, notify: tuple[socke
                   for fam in text_string_to_metric_families(text) for s in fam.samples}
         assert values[("xenreconcile_domain_desired", (("domain", "web"),))] == 1
         assert values[("xenreconcile_libxl_call_duration_seconds_count", (("operation", "create"),))] == 2
+        promtool = shutil.which("promtool")
+        if promtool:  # the full check of the exposition is in test_metrics.py; this is a live scrape
+            check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                                   text=True, timeout=60)
+            assert check.returncode == 0 and not (check.stdout + check.stderr).strip(), check.stdout
         status = subprocess.run([sys.executable, "-m", "agent.cli", "status", "--url", agent.url],
                                 cwd=REPO, capture_output=True, text=True, timeout=30)
         assert status.returncode == 0, status.stderr
@@ -145,29 +171,28 @@ def test_notify_endpoints_status_and_sigterm(tmp_path: Path, notify: tuple[socke
                                  cwd=REPO, capture_output=True, text=True, timeout=30)
         assert json.loads(as_json.stdout)["domains"]["web"]["state"] == "in-sync"
         assert agent.stop(signal.SIGTERM) == 0
-        drain(sock, "STOPPING=1")
+        notify.until("STOPPING=1")
         # SIGTERM never touches guests.
         assert guests(tmp_path) == ["db", "web"]
     finally:
         agent.stop(signal.SIGKILL)
 
 
-def test_sighup_rereads_config_and_rescans(tmp_path: Path, notify: tuple[socket.socket, str]) -> None:
-    sock, path = notify
+def test_sighup_rereads_config_and_rescans(tmp_path: Path, notify: NotifyListener) -> None:
     desired = setup_dir(tmp_path, ["web", "db"])
     config = tmp_path / "agent.toml"
     config.write_text(f'uri = "{host(tmp_path)}"\ndesired_dir = "{desired}"\n'
                       f'state_dir = "{tmp_path / "st"}"\nprune = "none"\n')
-    agent = Agent(tmp_path, "--config", str(config), env={"NOTIFY_SOCKET": path})
+    agent = Agent(tmp_path, "--config", str(config), env={"NOTIFY_SOCKET": notify.path})
     try:
-        drain(sock, "READY=1")
+        notify.until("READY=1")
         (desired / "db.xml").unlink()
         wait_for(lambda: any(x.get("domain") == "db" and x.get("status") == "drifted"
                              for x in agent.logged("reconciled")), what="db reported as orphan")
         assert guests(tmp_path) == ["db", "web"], "prune=none keeps the guest"
         config.write_text(config.read_text().replace('prune = "none"', 'prune = "destroy"'))
         agent.proc.send_signal(signal.SIGHUP)
-        msgs = drain(sock, "READY=1")
+        msgs = notify.until("READY=1")
         reloading = next(m for m in msgs if m.get("RELOADING") == "1")
         assert int(reloading["MONOTONIC_USEC"]) > 0
         # The reload re-read the config and rescanned: the orphan is now pruned.

@@ -12,6 +12,8 @@ from agent.cli import main
 Capture = pytest.CaptureFixture[str]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "desired"
+#: The examples' own policy (allows qemu-passthrough.xml's device model arguments).
+EXAMPLES_POLICY = str(EXAMPLES.parent / "xenreconcile.toml")
 
 
 def guest(name: str, uuid: str | None = None, memory: str = "<memory unit='MiB'>256</memory>") -> str:
@@ -26,7 +28,7 @@ def run(capsys: Capture, *args: str) -> tuple[int, list[str]]:
 
 
 def test_all_examples_validate(capsys: Capture) -> None:
-    code, lines = run(capsys, "-v", str(EXAMPLES))
+    code, lines = run(capsys, "-v", "--config", EXAMPLES_POLICY, str(EXAMPLES))
     names = {p.stem for p in EXAMPLES.glob("*.xml")}
     assert {"pv-bootloader", "pv-kernel", "hvm-bios", "hvm-kernel", "qemu-passthrough"} <= names
     assert code == 0
@@ -94,9 +96,9 @@ def test_examples_can_share_a_directory_without_conflict(tmp_path: Path,
     """Copies of the examples plus the same files named twice still only conflict with each other."""
     for src in EXAMPLES.glob("*.xml"):
         shutil.copy(src, tmp_path / src.name)
-    code, _ = run(capsys, str(tmp_path))
+    code, _ = run(capsys, "--config", EXAMPLES_POLICY, str(tmp_path))
     assert code == 0
-    code, lines = run(capsys, str(tmp_path), str(EXAMPLES / "hvm-bios.xml"))
+    code, lines = run(capsys, "--config", EXAMPLES_POLICY, str(tmp_path), str(EXAMPLES / "hvm-bios.xml"))
     assert code == 1
     assert any("conflict: name 'hvm-bios'" in line for line in lines)
 
@@ -105,3 +107,16 @@ def test_summary_goes_to_stderr(tmp_path: Path, capsys: Capture) -> None:
     (tmp_path / "a.xml").write_text(guest("a"))
     main(["validate", "-v", str(tmp_path)])
     assert capsys.readouterr().err.strip() == "1 files checked, 1 parsed, 0 problems"
+
+
+def test_policy_applies_by_default_and_can_be_skipped(tmp_path: Path, capsys: Capture) -> None:
+    """The examples' qemu arguments need the examples' own policy; the strict default refuses them."""
+    example = EXAMPLES / "qemu-passthrough.xml"
+    code, lines = run(capsys, "--config", str(tmp_path / "absent.toml"), str(example))
+    assert code == 2 and lines == []
+    (tmp_path / "defaults.toml").write_text("")
+    code, lines = run(capsys, "--config", str(tmp_path / "defaults.toml"), str(example))
+    assert code == 1
+    assert lines == [f"{example}:26: <xen:arg value='-drive'>: device model arguments are not allowed "
+                     "(allow_device_model_args = false)"]
+    assert run(capsys, "--no-policy", str(example)) == (0, [])

@@ -137,10 +137,10 @@ def test_thousand_file_burst_is_coalesced(watched: tuple[Path, Recorder, Hooks])
         os.rename(tmp, path)
     got = rec.until(lambda seen: paths(seen) >= expected, timeout=20) + rec.quiet()
     assert paths(got) == expected
-    # Far fewer batches than files: the debounce coalesced the burst, and every file appears in
-    # exactly one batch, so each domain is reconciled once.
-    assert len(got) <= 5
+    # Every file appears in exactly one batch, and the debounce coalesced the burst into far fewer
+    # batches than files (how many depends on the machine's load, so only the order of magnitude).
     assert sum(len(c.paths) for c in got) == 1000
+    assert len(got) < 100
 
 
 def configmap_publish(directory: Path, files: dict[str, str], stamp: str) -> None:
@@ -285,3 +285,20 @@ def test_stop_is_prompt_and_idempotent(tmp_path: Path) -> None:
     t.join(5)
     assert not t.is_alive()
     w.stop()
+
+
+def test_directory_created_after_start_is_picked_up(tmp_path: Path) -> None:
+    """git-sync may not have cloned yet when the agent starts: the parent watch notices the directory."""
+    directory = tmp_path / "desired"
+    rec = Recorder()
+    w = DesiredWatcher(directory, rec, debounce=0.05)
+    w.start()
+    try:
+        time.sleep(0.1)
+        directory.mkdir()
+        rec.until(lambda seen: any(c.rescan for c in seen))
+        rec.quiet()
+        (directory / "web.xml").write_text("x")
+        assert rec.until(lambda seen: directory / "web.xml" in paths(seen))
+    finally:
+        w.stop()

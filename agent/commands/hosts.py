@@ -35,9 +35,13 @@ def format_table(domains: list[DomainInfo]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def domain_rows(domains: list[DomainInfo]) -> list[dict[str, object]]:
+    """Every DomainInfo field, by domid: the JSON of ``list --json`` and of the agent's socket."""
+    return [dataclasses.asdict(d) for d in sorted(domains, key=lambda d: d.domid)]
+
+
 def format_json(domains: list[DomainInfo]) -> str:
-    rows = [dataclasses.asdict(d) for d in sorted(domains, key=lambda d: d.domid)]
-    return json.dumps(rows, indent=2) + "\n"
+    return json.dumps(domain_rows(domains), indent=2) + "\n"
 
 
 def open_backend(uri: str) -> Backend:
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("list", help="list the domains of a host, like `xl list`")
     parser.add_argument("--uri", default="xen:///system",
-                        help="host to ask: xen:///system, test:///default or test:///ABS/PATH.json")
+                        help="host to ask: xen:///system, test:///ABS/PATH.json, "
+                             "xen+ssh://[user@]host/system or xen+unix:///system (the local agent)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)

@@ -17,10 +17,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
 from libxl.errors import XenReconcileError
 from reconcilers import plan as pl
 from reconcilers.apply import Reconciler, Result
-from reconcilers.desired import load_desired
+from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.policy import DEFAULT_OWNER, PRUNE_POLICIES, RESTART_POLICIES, Policy
 from reconcilers.state import DEFAULT_STATE_DIR
 
@@ -45,6 +46,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
                         help="graceful shutdown wait before destroy (default: %(default)s)")
     parser.add_argument("--owner", default=DEFAULT_OWNER, help="owner id marker (default: %(default)s)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="the agent's TOML settings whose security policy applies to the desired files "
+                             f"(default {DEFAULT_CONFIG_PATH} if it exists, else the strict defaults)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,7 +65,22 @@ def _reconciler(args: argparse.Namespace) -> Reconciler:
 
     policy = Policy(prune=args.prune, restart=args.restart, allow_empty=args.allow_empty, adopt=args.adopt,
                     shutdown_timeout=args.shutdown_timeout, owner=args.owner)
-    return Reconciler(open_backend(args.uri), policy, args.state_dir)
+    # The agent's host settings: a create here balloons dom0 (or refuses) as the agent would.
+    return Reconciler(open_backend(args.uri, host=_settings(args).host_settings()), policy, args.state_dir)
+
+
+def _settings(args: argparse.Namespace) -> AgentConfig:
+    try:
+        return load_config(args.config)
+    except AgentConfigError as err:
+        raise ValueError(str(err)) from None
+
+
+def _desired(args: argparse.Namespace) -> DesiredSet:
+    """The desired set under the agent's security policy and host settings (xl.conf defaults), so the
+    CLI refuses what the agent refuses and builds the guests the agent would build."""
+    settings = _settings(args)
+    return load_desired(args.dir, security=settings.security(), host=settings.host_settings())
 
 
 def _action_line(action: pl.Action) -> str:
@@ -96,7 +115,7 @@ def run_plan(args: argparse.Namespace) -> int:
     try:
         reconciler = _reconciler(args)
         try:
-            result = reconciler.plan(load_desired(args.dir))
+            result = reconciler.plan(_desired(args))
         finally:
             reconciler.backend.close()
     except (XenReconcileError, ValueError) as err:
@@ -116,7 +135,7 @@ def run_apply(args: argparse.Namespace) -> int:
     try:
         reconciler = _reconciler(args)
         try:
-            desired = load_desired(args.dir)
+            desired = _desired(args)
             results = reconciler.reconcile_all(desired)
             after = reconciler.plan(desired)
         finally:

@@ -84,16 +84,18 @@ def _argv(request: dict[str, Any], directory: Path) -> list[str]:
         settings = _agent_settings(request)
         uri = str(request.get("uri", "xen:///system"))
         try:
-            if parse_uri(uri).driver == "xen":  # "this host": whatever its agent manages
-                uri = settings.uri
-            remote = parse_uri(uri).is_remote
+            parsed = parse_uri(uri)
+            if parsed.driver == "xen" and not parsed.is_remote:  # "this host": what its agent manages
+                uri, parsed = settings.uri, parse_uri(settings.uri)
         except ConfigError as err:
             raise _Refused(str(err)) from None
-        if remote:
+        if parsed.is_remote:
             raise _Refused(f"{uri!r} is not a local URI here (no second hop)")
         argv += ["--uri", uri]
         if verb == "plan":
             argv += _policy_flags(settings)  # the caller's own flags come later and win
+            if request.get("config"):  # its security policy and host settings (xl.conf) too
+                argv += ["--config", str(request["config"])]
     argv += flags
     if verb == "plan":
         _write_files(request.get("files", {}), directory)

@@ -12,15 +12,19 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from agent import log as agentlog
+from agent.commands.hosts import domain_rows
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
 from agent.loop import Controller
 from agent.metrics import AgentMetrics, Endpoints, MetricsServer
+from agent.socket_api import AgentSocket
 from agent.systemd import Notifier
+from libxl.backend import Backend
 from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError
 from libxl.uri import open_backend
 
@@ -44,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         if isinstance(default, bool):
             run.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                              help=f"override {f.name} (default {str(default).lower()})")
+        elif isinstance(default, tuple):  # a list setting: comma-separated on the command line
+            run.add_argument(*names, dest=f.name, type=_comma_list, default=None, metavar="PATH,...",
+                             help=f"override {f.name} (default {','.join(default)})")
         else:
             run.add_argument(*names, dest=f.name, type=type(default), default=None,
                              metavar=f.name.upper().replace("_", "-"),
@@ -61,6 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     status.set_defaults(func=cmd_status)
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {f.name: getattr(args, f.name) for f in fields(AgentConfig) if getattr(args, f.name) is not None}
 
@@ -75,7 +86,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     agentlog.configure(settings.log_format, settings.log_level)
     log = agentlog.get_logger(component="run")
     try:
-        backend = open_backend(settings.uri)
+        host_settings = settings.host_settings()
+    except ConfigError as err:
+        print(f"xenreconcile run: {err}", file=sys.stderr)
+        return 2
+    try:
+        backend = open_backend(settings.uri, host=host_settings)
     except ConfigError as err:
         print(f"xenreconcile run: uri: {err}", file=sys.stderr)
         return 2
@@ -104,10 +120,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: controller.request_stop())
     signal.signal(signal.SIGINT, lambda *_: controller.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: controller.request_reload())
+    local = start_agent_socket(settings.socket_path, controller.status_document, backend, log)
     try:
         return controller.run()
     finally:
         server.stop()
+        if local is not None:
+            local.stop()
+
+
+def start_agent_socket(path: str, status: Callable[[], dict[str, Any]], backend: Backend,
+                       log: Any) -> AgentSocket | None:
+    """The xen+unix:///system listener; a failure is logged, not fatal (HTTP /status still works)."""
+    if not path:
+        return None
+    try:
+        local = AgentSocket(path, {"status": status, "list": lambda: domain_rows(backend.list_domains())})
+    except OSError as err:
+        log.warning("agent socket unavailable", socket=path, error=str(err))
+        return None
+    local.start()
+    return local
 
 
 def format_status(doc: dict[str, Any]) -> list[str]:

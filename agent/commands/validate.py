@@ -2,7 +2,10 @@
 
 Meant for GitOps CI: one line per problem (``FILE:LINE: element: problem``), exit status 1 when
 anything is wrong. Besides each file on its own it checks what only the set can show: two files
-declaring the same name or uuid, which the agent treats as a conflict and applies neither.
+declaring the same name or uuid, which the agent treats as a conflict and applies neither. Each
+file is also held to the agent's security policy (bootloaders, device-model arguments, passthrough,
+hotplug scripts, device models; the settings of ``--config``, else the strict defaults), so CI
+refuses what the agent would; file modes are not checked (they belong to the deployed directory).
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
+from libxl.config import build_config
 from libxl.errors import ConfigError
 from libxl.formats.load import is_desired_name, load_domain_file
 from libxl.model import Domain
+from reconcilers.security import SecurityPolicy, policy_errors
 
 
 @dataclass
@@ -52,14 +58,29 @@ def _conflicts(valid: dict[Path, Domain]) -> list[str]:
     return lines
 
 
-def validate(paths: list[Path]) -> Report:
+def _policy_problems(path: Path, dom: Domain, security: SecurityPolicy) -> list[str]:
+    try:
+        config = build_config(dom)
+    except ConfigError:
+        config = {}  # the builder's refusals are the agent's to report; the policy reads the model
+    return [str(err) for err in policy_errors(dom, config, security, path, path.read_bytes())]
+
+
+def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Report:
+    """Parse every file; with ``security``, also report what its policy refuses."""
     files, problems = collect(paths)
     valid: dict[Path, Domain] = {}
     for path in files:
         try:
-            valid[path] = load_domain_file(path)
+            dom = load_domain_file(path)
         except ConfigError as err:
             problems.append(str(err.located(str(path))))
+            continue
+        refused = _policy_problems(path, dom, security) if security is not None else []
+        if refused:
+            problems.extend(refused)
+        else:
+            valid[path] = dom
     return Report(files, valid, problems + _conflicts(valid))
 
 
@@ -71,7 +92,14 @@ def summary(path: Path, dom: Domain) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = validate([Path(p) for p in args.paths])
+    security = None
+    if not args.no_policy:
+        try:
+            security = load_config(args.config).security()
+        except AgentConfigError as err:
+            print(f"xenreconcile validate: {err}", file=sys.stderr)
+            return 2
+    report = validate([Path(p) for p in args.paths], security)
     for line in report.problems:
         print(line)
     if args.verbose:
@@ -87,4 +115,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="a file, or a directory of *.xml/*.cfg")
     parser.add_argument("-v", "--verbose", action="store_true", help="also print a line per valid guest")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="the agent's TOML settings whose security policy applies (default "
+                             f"{DEFAULT_CONFIG_PATH} if it exists, else the strict defaults)")
+    parser.add_argument("--no-policy", action="store_true",
+                        help="only parse: skip the security policy checks")
     parser.set_defaults(func=run)

@@ -197,14 +197,17 @@ class RealHost:
             self._lib.libxl_physinfo_dispose(info)
         version = self._lib.libxl_get_version_info(self._ctx)
         xen_version = ""
+        cmdline = ""  # Xen's boot command line: libxl.balloon reads dom0_mem= from it
         if version != self._ffi.NULL:
             ver = self._take_json("host_info", self._lib.libxl_version_info_to_json(
                 self._ctx, self._ffi.cast("libxl_version_info *", version)))
             xen_version = (f"{ver.get('xen_version_major', 0)}.{ver.get('xen_version_minor', 0)}"
                            f"{ver.get('xen_version_extra', '')}")
+            cmdline = ver.get("commandline") or ""
         return HostInfo(total_memory_kib=phys.get("total_pages", 0) * 4,
                         free_memory_kib=phys.get("free_pages", 0) * 4,
-                        nr_cpus=phys.get("nr_cpus", 0), xen_version=xen_version, extra=phys)
+                        nr_cpus=phys.get("nr_cpus", 0), xen_version=xen_version,
+                        extra={**phys, "xen_commandline": cmdline})
 
     def _name(self, domid: int) -> str:
         raw = self._lib.libxl_domid_to_name(self._ctx, domid)

@@ -309,8 +309,9 @@ def parse_vfb(spec: str) -> Graphics:
 def _vnc(unused: bool, display: int | None, listen: str | None, passwd: str | None,
          keymap: str | None) -> Graphics:
     auto = unused or display is None
+    # An empty value ("vnclisten=") says nothing, as the writer (which skips empty values) assumes.
     return Graphics(type="vnc", autoport=auto, port=-1 if auto else VNC_BASE_PORT + (display or 0),
-                    listen=listen, passwd=passwd, keymap=keymap)
+                    listen=listen or None, passwd=passwd or None, keymap=keymap or None)
 
 
 def _read_graphics(cfg: Cfg, dom: Domain) -> None:

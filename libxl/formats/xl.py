@@ -100,8 +100,9 @@ def _read_spice(cfg: Cfg, dom: Domain) -> None:
 
 
 def _read_cpu(cfg: Cfg, dom: Domain) -> None:
-    nested = cfg.bool("nestedhvm")
-    cpuid = cfg.raw("cpuid")
+    # xl.cfg(5) lists nestedhvm among the HVM-only options; on PV it has no meaning nor xl form.
+    nested = cfg.bool("nestedhvm") if dom.os.is_hvm else None
+    cpuid = cfg.raw("cpuid") or None  # an empty cpuid ("" or []) changes nothing
     if nested is None and cpuid is None and cfg.raw("vnuma") in (None, []):
         return  # an empty vnuma list says nothing: no <cpu> (it would not survive a round trip)
     cpu = dom.cpu = CPU()
@@ -163,10 +164,10 @@ def _read_vnuma(cfg: Cfg) -> list[NumaCell]:
         opts = dict(str(item).partition("=")[::2] for item in node)
         try:
             distances = [int(d) for d in opts["vdistances"].split(",")] if opts.get("vdistances") else []
-            if int(opts["size"]) * 1024 > MAX_KIB:
-                raise ValueError(f"size (over {MAX_KIB} KiB)")
             cells.append(NumaCell(id=index, cpus=opts["vcpus"], memory_kib=int(opts["size"]) * 1024,
                                   distances=dict(enumerate(distances))))
+            if cells[-1].memory_kib > MAX_KIB:
+                raise ValueError(f"size (over {MAX_KIB} KiB)")
         except (KeyError, ValueError) as err:
             raise cfg.error("vnuma", f"node {index}: missing or malformed {err}") from None
     return cells

@@ -22,8 +22,18 @@ class _Absent:
 ABSENT = _Absent()
 
 
+#: XML parsers turn a raw CR (or CRLF) into LF, and in attribute values also LF and TAB into spaces:
+#: these must go out as character references or a value does not read back as it was.
+_TEXT_WHITESPACE = str.maketrans({"\r": "&#13;"})
+_ATTR_WHITESPACE = str.maketrans({"\r": "&#13;", "\n": "&#10;", "\t": "&#9;"})
+
+
 def escape(text: str) -> str:
-    return text.translate(_ESCAPES)
+    return text.translate(_ESCAPES).translate(_TEXT_WHITESPACE)
+
+
+def escape_attr(value: str) -> str:
+    return value.translate(_ESCAPES).translate(_ATTR_WHITESPACE)
 
 
 @dataclass
@@ -47,7 +57,7 @@ class Node:
 
 
 def _open(node: Node) -> str:
-    attrs = "".join(f" {name}='{escape(value)}'" for name, value in node.attrs if value is not None)
+    attrs = "".join(f" {name}='{escape_attr(value)}'" for name, value in node.attrs if value is not None)
     return f"<{node.tag}{attrs}"
 
 

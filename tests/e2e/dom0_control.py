@@ -14,8 +14,10 @@ It is read from the read-only share of the checkout, so it changes without an im
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,13 +32,25 @@ def _uptime() -> float:
 
 
 def _run_shell(cmd: str, timeout: float) -> dict:
+    """Run ``cmd`` in its own session; on timeout kill the whole group, never wait for it forever.
+
+    ``subprocess.run`` would wait for EOF on the pipes after killing bash, which never comes while
+    a grandchild (a hotplug script, a stuck ``xl``) still holds them: the channel would hang.
+    """
     start = time.monotonic()
+    proc = subprocess.Popen(["/bin/bash", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        proc = subprocess.run(["/bin/bash", "-c", cmd], capture_output=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-        rc, out, err = proc.returncode, proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        rc, out, err = 124, exc.stdout or b"", (exc.stderr or b"") + b"\n[timed out]"
+        out, err = proc.communicate(timeout=timeout)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            out, err = b"", b""
+        rc, err = 124, err + f"\n[timed out after {timeout:g} s]".encode()
     return {"rc": rc, "out": out[-MAX_OUTPUT:].decode(errors="replace"),
             "err": err[-MAX_OUTPUT:].decode(errors="replace"), "secs": time.monotonic() - start}
 

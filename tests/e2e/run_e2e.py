@@ -13,6 +13,7 @@ prints the tail. Timings go to ``CACHE/timings.json`` and a table on stdout; the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -88,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cpu, suite = DEFAULT_CPU, scenarios.run_all
     dom0 = Dom0(image, Shares(CHECKOUT, wheels, run_dir / "out"), run_dir, cpu=cpu)
-    failed_run = True
     try:
         boot_s = dom0.boot(BOOT_TIMEOUT)
         figures["boot_to_ready_s"] = round(boot_s, 2)
@@ -96,12 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         e = scenarios.E2E(dom0)
         suite(e, report)
         figures.update({k: round(v, 3) for k, v in e.figures.items()})
-        failed_run = any(not o.passed for o in outcomes)
-        if failed_run:
-            dom0.sh(f"cp -a {scenarios.AGENT_LOG} /var/log/xen /mnt/out/ 2>/dev/null; sync", 60)
     except (VMError, TimeoutError, OSError) as exc:
         report(scenarios.Outcome("VM", False, 0.0, f"{type(exc).__name__}: {exc}"))
     finally:
+        failed_run = not outcomes or any(not o.passed for o in outcomes)
+        if failed_run and dom0.sock is not None:
+            with contextlib.suppress(VMError, TimeoutError, OSError):
+                dom0.sh(f"cp -a {scenarios.AGENT_LOG} /var/log/xen /mnt/out/; sync", 60)
         dom0.poweroff()
     if failed_run:
         print(f"e2e: console log kept in {dom0.console_log}; its tail:\n{dom0.console_tail(40)}")

@@ -106,6 +106,8 @@ class E2E:
     figures: dict[str, float] = field(default_factory=dict)
     handmade_domid: int | None = None
     agent_policy: dict[str, str] = field(default_factory=dict)
+    #: Set while the agent should be running: waits then fail at once when it died.
+    agent_expected: bool = False
 
     # --- reading Xen's view -------------------------------------------------------------------
     def domid(self, name: str) -> int | None:
@@ -143,10 +145,15 @@ class E2E:
              interval: float = 1.0) -> object:
         deadline = time.monotonic() + timeout
         last: object = None
+        rounds = 0
         while time.monotonic() < deadline:
             last = probe()
             if last:
                 return last
+            rounds += 1
+            if self.agent_expected and rounds % 5 == 0 and self.agent_pid() is None:
+                self.agent_expected = False
+                raise ScenarioFailed(f"the agent died while waiting for {what}:\n{self.agent_log_tail()}")
             time.sleep(interval)
         raise ScenarioFailed(f"timed out after {timeout:.0f} s waiting for {what} (last seen: {last!r})"
                              f"\n--- agent log tail ---\n{self.agent_log_tail()}")
@@ -183,16 +190,21 @@ class E2E:
         self.d.write(AGENT_CONFIG, "".join(f"{k} = {v}\n" for k, v in settings.items()))
         run = (f"exec {XR} run --config {AGENT_CONFIG} --uri xen:///system --dir {DESIRED} "
                f"--state-dir {STATE_DIR} --metrics-listen {METRICS} >>{AGENT_LOG} 2>&1 </dev/null")
-        self.d.check(f"setsid -f sh -c {quote(f'echo $$ > {AGENT_PIDFILE}; {run}')}")
+        self.d.check(f"rm -f {AGENT_PIDFILE}; echo '--- e2e: agent started, policy {policy}' >>{AGENT_LOG}; "
+                     f"setsid -f sh -c {quote(f'echo $$ > {AGENT_PIDFILE}; {run}')}")
 
         def ready() -> bool:
+            if not self.d.sh(f"test -s {AGENT_PIDFILE}", 30).ok:
+                return False  # setsid -f returned before the child wrote its pid
             if self.agent_pid() is None:
                 raise ScenarioFailed(f"the agent exited at start (policy {policy or 'default'}):\n"
                                      f"{self.agent_log_tail()}")
             return self.d.sh(f"{VENV}/bin/python -c {quote(_READYZ)}", 30).ok
         self.wait("the agent's /readyz", ready, interval=2.0)
+        self.agent_expected = True
 
     def stop_agent(self, signal: str = "TERM") -> None:
+        self.agent_expected = False
         pid = self.agent_pid()
         if pid is None:
             return
@@ -232,12 +244,14 @@ def s_install(e: E2E) -> str:
     d.check("rm -rf /opt/src && mkdir -p /opt/src && tar -C /mnt/src --exclude=./.venv --exclude=./.git "
             "--exclude=./build --exclude='*.so' --exclude=__pycache__ --exclude='*.egg-info' -cf - . "
             "| tar -C /opt/src -xf -")
-    d.check(f"python3 -m venv --system-site-packages {VENV}")
+    # No pip inside the venv (ensurepip costs ~20 s under TCG): Debian's pip, seen through the
+    # system site-packages, installs into whichever interpreter runs it.
+    d.check(f"python3 -m venv --system-site-packages --without-pip {VENV}")
     wheels = d.sh("ls /mnt/wheels/*.whl >/dev/null 2>&1", 30).ok
     deps = "--find-links /mnt/wheels" if wheels else "--no-deps"
     # -O0: gcc under TCG is the slow part of the install; the module is the same code either way.
-    res = d.sh(f"cd /opt && CFLAGS=-O0 {VENV}/bin/pip install -q --no-index {deps} --no-build-isolation "
-               f"/opt/src", timeout=600)
+    res = d.sh(f"cd /opt && CFLAGS=-O0 {VENV}/bin/python -m pip install -q --no-compile "
+               f"--disable-pip-version-check --no-index {deps} --no-build-isolation /opt/src", timeout=600)
     if not res.ok:
         raise ScenarioFailed(f"pip install of the checkout in dom0 failed:\n{res.text()[-2000:]}")
     native = d.sh(f"find {VENV}/lib -name '_libxl*.so' | head -1", 30).out.strip()

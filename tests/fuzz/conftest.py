@@ -9,7 +9,6 @@ seeds).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,12 +30,11 @@ _SXPR_FALLBACK = """(domain (domid 6) (name pvtest) (memory 420) (maxmem 512) (v
 """
 
 
-@dataclass(frozen=True, repr=False)
 class Seeds:
-    xml: list[str]
-    xl: list[str]
-    xm: list[str]
-    sxpr: list[str]
+    """Seed documents per format (a plain class: hypothesis prints dataclasses field by field)."""
+
+    def __init__(self, xml: list[str], xl: list[str], xm: list[str], sxpr: list[str]) -> None:
+        self.xml, self.xl, self.xm, self.sxpr = xml, xl, xm, sxpr
 
     def __repr__(self) -> str:
         """Short, so hypothesis failure reports show the input rather than every seed."""

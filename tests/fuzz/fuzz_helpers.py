@@ -26,7 +26,7 @@ from libxl.errors import ConfigError
 
 #: Examples per fuzz test. The CI default keeps the whole fuzz set well under a minute on 2 cores;
 #: ``XR_FUZZ_EXAMPLES=20000`` is the documented longer run (README, "Fuzzing").
-EXAMPLES = int(os.environ.get("XR_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("XR_FUZZ_EXAMPLES", "200"))
 #: Far beyond any honest parse (milliseconds): only a hang or runaway work reaches it.
 HANG_SECONDS = 20.0
 #: The file name handed to every parser, so the check can tell that errors carry it.

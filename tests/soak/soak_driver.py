@@ -1,0 +1,532 @@
+"""Fault soak: random desired-state changes against a faulty simulated host, with invariants.
+
+The driver plays everyone around the agent: an operator editing the desired directory (create, edit
+memory, add/remove disks and nics, change the kernel, break a file three ways -- bad XML, a hostile
+edit in a world-writable file, a policy violation --, fix it, delete it), guests crashing, and
+someone starting and destroying unowned guests behind the agent's back. The host injects failures
+into every libxl operation (``fail_rate``) and random latency. The agent is the real one: the
+``Reconciler`` in-process (``run_inprocess``) or ``xenreconcile run`` as a subprocess, killed with
+SIGKILL at random moments and restarted (``run_subprocess``).
+
+Invariants, checked after every change and at the end (faults off, a final resync):
+
+- no unowned guest is ever touched (same domid, state and config as when it was started);
+- no guest is destroyed because of an invalid file: a converged guest whose file is then broken keeps
+  its domid for as long as the file stays broken;
+- at the end the host equals the desired set: every owned guest is desired, every desired guest not
+  blocked by an unowned one of the same name runs, and a fresh plan is empty.
+
+Run the full soak with ``python tests/soak/soak_driver.py --changes 1000`` (README "Fault soak").
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid as _uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script
+    sys.path.insert(0, str(REPO))
+
+from libxl.backend import DomainInfo  # noqa: E402
+from libxl.errors import BackendError, XenReconcileError  # noqa: E402
+from libxl.sim import SimHost  # noqa: E402
+from reconcilers.apply import Reconciler  # noqa: E402
+from reconcilers.plan import INVALID  # noqa: E402
+from reconcilers.desired import DesiredSet, load_desired  # noqa: E402
+from reconcilers.policy import Policy  # noqa: E402
+from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy  # noqa: E402
+from tests.reconcile_fixtures import domain_xml  # noqa: E402
+
+OWNER = "soak"
+FAIL_RATE = 0.2
+#: Seconds of injected latency per libxl operation (uniform in this range).
+LATENCY = (0.0, 0.002)
+HOST_MIB = 1024 * 1024
+POLICY = Policy(prune="destroy", restart="always", owner=OWNER, shutdown_timeout=1.0)
+#: Change kinds and their weights.
+KINDS = {"create": 10, "memory": 12, "disk-add": 6, "disk-remove": 5, "nic-add": 6, "nic-remove": 5,
+         "kernel": 5, "break": 9, "fix": 9, "delete": 5, "rogue-add": 4, "rogue-file": 2,
+         "rogue-remove": 2, "crash": 8}
+BREAKS = ("syntax", "modes", "policy")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the operator wants for one guest (rendered by ``domain_xml``)."""
+    name: str
+    memory_mib: int = 256
+    current_mib: int | None = None
+    vcpus: int = 1
+    kernel: str = "/boot/vmlinuz"
+    disks: tuple[str, ...] = ("xvda",)
+    macs: tuple[str, ...] = ()
+    on_crash: str = "destroy"
+
+    def render(self) -> str:
+        return domain_xml(self.name, memory_mib=self.memory_mib, current_mib=self.current_mib,
+                          vcpus=self.vcpus, kernel=self.kernel, disks=self.disks, macs=self.macs,
+                          lifecycle=f"<on_crash>{self.on_crash}</on_crash>")
+
+
+@dataclass
+class Rogue:
+    """An unowned guest started behind the agent's back, as it must stay."""
+    domid: int
+    uuid: str
+    state: str
+    config: dict[str, Any]
+
+
+@dataclass
+class Figures:
+    changes: Counter[str] = field(default_factory=Counter)
+    faults_injected: int = 0
+    invariants_checked: int = 0
+    violations: list[str] = field(default_factory=list)
+    kills: int = 0
+    crashes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"changes_applied": sum(self.changes.values()), "by_kind": dict(sorted(self.changes.items())),
+                "faults_injected": self.faults_injected, "invariants_checked": self.invariants_checked,
+                "violations": len(self.violations), "violation_details": self.violations[:20],
+                "agent_kills": self.kills, "guest_crashes": self.crashes}
+
+
+class CountingSimHost(SimHost):
+    """The simulated host, counting the faults it injects."""
+
+    faults = 0
+
+    def _inject(self, op: str) -> None:
+        try:
+            super()._inject(op)
+        except BackendError:
+            self.faults += 1
+            raise
+
+
+@contextlib.contextmanager
+def quiet(host: SimHost) -> Iterator[SimHost]:
+    """The same host with faults and latency off (the driver's own view)."""
+    saved = host.fail_rate, host.latency
+    host.fail_rate, host.latency = 0.0, 0.0
+    try:
+        yield host
+    finally:
+        host.fail_rate, host.latency = saved
+
+
+class World:
+    """The desired directory, the operator's intent, the unowned guests and the invariant checks."""
+
+    def __init__(self, root: Path, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.dir = root / "desired"
+        self.dir.mkdir(mode=0o755)
+        self.state_dir = root / "state"
+        self.specs: dict[str, Spec] = {}
+        #: name -> how its file is broken now (absent: the file is good).
+        self.broken: dict[str, str] = {}
+        #: name -> domid that must survive while the file stays broken.
+        self.guarded: dict[str, int] = {}
+        self.rogues: dict[str, Rogue] = {}
+        self.figures = Figures()
+        self._serial = 0
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _next(self) -> int:
+        self._serial += 1
+        return self._serial
+
+    def path(self, name: str) -> Path:
+        return self.dir / f"{name}.xml"
+
+    def write(self, name: str, text: str, mode: int = 0o644) -> None:
+        """Atomically, like a config manager (a dotted temporary file renamed over the target)."""
+        tmp = self.dir / f".{name}.xml.tmp"
+        tmp.write_text(text)
+        tmp.chmod(mode)
+        os.replace(tmp, self.path(name))
+
+    def _mac(self) -> str:
+        n = self._next()
+        return f"00:16:3e:{(n >> 16) & 0xff:02x}:{(n >> 8) & 0xff:02x}:{n & 0xff:02x}"
+
+    def good(self) -> list[str]:
+        """Names whose file is good and not declared over an unowned guest."""
+        return sorted(n for n in self.specs if n not in self.broken and n not in self.rogues)
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def change(self, host: SimHost, converged: Any) -> str | None:
+        """Make one random change; returns its kind, or None when it did not apply right now.
+
+        ``converged(name)`` tells whether the agent has nothing left to do for ``name``."""
+        kind = self.rng.choices(list(KINDS), weights=list(KINDS.values()))[0]
+        applied = getattr(self, "_" + kind.replace("-", "_"))(host, converged)
+        if applied:
+            self.figures.changes[kind] += 1
+            return kind
+        return None
+
+    def _edit(self, edit: Any) -> bool:
+        names = self.good()
+        if not names:
+            return False
+        name = self.rng.choice(names)
+        new = edit(self.specs[name])
+        if new is None:
+            return False
+        self.specs[name] = new
+        self.write(name, new.render())
+        return True
+
+    def _create(self, host: SimHost, converged: Any) -> bool:
+        name = f"g{self._next()}"
+        memory = self.rng.choice((128, 256, 512))
+        spec = Spec(name, memory_mib=memory, vcpus=self.rng.randint(1, 4),
+                    disks=tuple(f"xvd{c}" for c in "abc"[:self.rng.randint(1, 3)]),
+                    macs=tuple(self._mac() for _ in range(self.rng.randint(0, 2))),
+                    on_crash=self.rng.choice(("destroy", "restart", "preserve")))
+        self.specs[name] = spec
+        self.write(name, spec.render())
+        return True
+
+    def _memory(self, host: SimHost, converged: Any) -> bool:
+        def edit(s: Spec) -> Spec:
+            if self.rng.random() < 0.7:  # balloon: live
+                return replace(s, current_mib=self.rng.randrange(64, s.memory_mib + 1, 32))
+            return replace(s, memory_mib=self.rng.choice((128, 256, 384, 512)), current_mib=None)  # restart
+        return self._edit(edit)
+
+    def _disk_add(self, host: SimHost, converged: Any) -> bool:
+        def edit(s: Spec) -> Spec | None:
+            free = [f"xvd{c}" for c in "abcdefgh" if f"xvd{c}" not in s.disks]
+            return replace(s, disks=(*s.disks, free[0])) if free else None
+        return self._edit(edit)
+
+    def _disk_remove(self, host: SimHost, converged: Any) -> bool:
+        def edit(s: Spec) -> Spec | None:
+            if len(s.disks) < 2:
+                return None
+            gone = self.rng.choice(s.disks[1:])
+            return replace(s, disks=tuple(d for d in s.disks if d != gone))
+        return self._edit(edit)
+
+    def _nic_add(self, host: SimHost, converged: Any) -> bool:
+        return self._edit(lambda s: replace(s, macs=(*s.macs, self._mac())) if len(s.macs) < 4 else None)
+
+    def _nic_remove(self, host: SimHost, converged: Any) -> bool:
+        def edit(s: Spec) -> Spec | None:
+            if not s.macs:
+                return None
+            gone = self.rng.choice(s.macs)
+            return replace(s, macs=tuple(m for m in s.macs if m != gone))
+        return self._edit(edit)
+
+    def _kernel(self, host: SimHost, converged: Any) -> bool:
+        return self._edit(lambda s: replace(s, kernel=f"/boot/vmlinuz-{self._next()}"))
+
+    def _break(self, host: SimHost, converged: Any) -> bool:
+        names = self.good()
+        if not names:
+            return False
+        name = self.rng.choice(names)
+        how = self.rng.choice(BREAKS)
+        spec = self.specs[name]
+        dom = self.domain(host, name)
+        if dom is not None and dom.owner == OWNER and converged(name):  # before the file breaks
+            self.guarded[name] = dom.domid
+        if how == "syntax":
+            self.write(name, spec.render()[: self.rng.randrange(10, 60)])
+        elif how == "modes":  # a hostile edit anyone could have made: must never be read
+            self.write(name, replace(spec, kernel="/tmp/evil", memory_mib=64).render(), mode=0o666)
+        else:  # asks for what the security policy refuses
+            text = spec.render().replace("</devices>", "</devices><xen:commandline xmlns:xen="
+                                         "'http://libvirt.org/schemas/domain/xen/1.0'>"
+                                         "<xen:arg value='-monitor'/></xen:commandline>")
+            self.write(name, text)
+        self.broken[name] = how
+        return True
+
+    def _fix(self, host: SimHost, converged: Any) -> bool:
+        if not self.broken:
+            return False
+        name = self.rng.choice(sorted(self.broken))
+        del self.broken[name]
+        self.guarded.pop(name, None)
+        if self.rng.random() < 0.5:
+            self.specs[name] = replace(self.specs[name], current_mib=None, vcpus=self.rng.randint(1, 4))
+        self.write(name, self.specs[name].render())
+        return True
+
+    def _delete(self, host: SimHost, converged: Any) -> bool:
+        if not self.specs:
+            return False
+        name = self.rng.choice(sorted(self.specs))
+        self.path(name).unlink()
+        del self.specs[name]
+        self.broken.pop(name, None)
+        self.guarded.pop(name, None)
+        return True
+
+    def _rogue_add(self, host: SimHost, converged: Any) -> bool:
+        name = f"rogue{self._next()}"
+        config = {"c_info": {"type": "pv", "name": name, "uuid": str(_uuid.uuid4())},
+                  "b_info": {"max_memkb": 65536, "kernel": "/boot/other", "max_vcpus": 1}}
+        with quiet(host):
+            domid = host.create(config)
+            self.rogues[name] = self._rogue_now(host, domid)
+        return True
+
+    def _rogue_file(self, host: SimHost, converged: Any) -> bool:
+        """A desired file that names an unowned guest: a conflict the agent must leave alone."""
+        free = [n for n in self.rogues if n not in self.specs]
+        if not free:
+            return False
+        name = self.rng.choice(free)
+        self.specs[name] = Spec(name)
+        self.write(name, self.specs[name].render())
+        return True
+
+    def _rogue_remove(self, host: SimHost, converged: Any) -> bool:
+        if not self.rogues:
+            return False
+        name = self.rng.choice(sorted(self.rogues))
+        with quiet(host):
+            host.destroy(self.rogues.pop(name).domid)
+        return True
+
+    def _crash(self, host: SimHost, converged: Any) -> bool:
+        with quiet(host):
+            doms = [d for d in host.list_domains() if d.owner == OWNER and d.state == "running"
+                    and d.name not in self.broken]
+            if not doms:
+                return False
+            host.crash(self.rng.choice(doms).domid)
+        self.figures.crashes += 1
+        return True
+
+    # -- observing and checking ----------------------------------------------------------------
+
+    @staticmethod
+    def domain(host: SimHost, name: str) -> DomainInfo | None:
+        with quiet(host):
+            return next((d for d in host.list_domains() if d.name == name), None)
+
+    @staticmethod
+    def _rogue_now(host: SimHost, domid: int) -> Rogue:
+        info = next(d for d in host.list_domains() if d.domid == domid)
+        return Rogue(domid, info.uuid, info.state, host.domain_config(domid))
+
+    def check(self, host: SimHost, when: str) -> None:
+        """Unowned guests untouched; guarded guests of broken files still the same guest."""
+        with quiet(host):
+            by_domid = {d.domid: d for d in host.list_domains()}
+            for name, rogue in self.rogues.items():
+                self.figures.invariants_checked += 1
+                info = by_domid.get(rogue.domid)
+                if info is None or info.uuid != rogue.uuid:
+                    self.figures.violations.append(f"{when}: unowned {name} (domid {rogue.domid}) is gone")
+                    continue
+                now = self._rogue_now(host, rogue.domid)
+                if (now.state, now.config) != (rogue.state, rogue.config):
+                    self.figures.violations.append(f"{when}: unowned {name} was changed: {now} != {rogue}")
+            for name, domid in self.guarded.items():
+                self.figures.invariants_checked += 1
+                info = by_domid.get(domid)
+                if info is None or info.name != name:
+                    self.figures.violations.append(
+                        f"{when}: {name} (domid {domid}) was destroyed while its file is broken "
+                        f"({self.broken.get(name)})")
+
+    def check_final(self, host: SimHost, plan: Any) -> None:
+        """The host equals the desired set (after a fault-free resync): every good file's guest runs,
+        no owned guest lacks a file (a broken file's guest may stay), and nothing is left to do."""
+        self.check(host, "final")
+        with quiet(host):
+            doms = [d for d in host.list_domains() if d.domid != 0]
+        owned = {d.name: d for d in doms if d.owner == OWNER}
+        declared = set(self.specs) - set(self.rogues)
+        good = {n for n in declared if n not in self.broken}
+        # An unrecorded guest (agent killed between create and record) stays while a file that never
+        # parsed may declare it: reported invalid, never pruned on a guess.
+        kept = {n.domain for n in plan.notes if n.kind == INVALID}
+        checks = {
+            "no owned guest without a desired file": set(owned) <= declared | kept,
+            "every good desired file's guest is running": all(
+                n in owned and owned[n].state == "running" for n in good),
+            "a fresh plan is empty": not plan.has_changes,
+        }
+        for what, ok in checks.items():
+            self.figures.invariants_checked += 1
+            if not ok:
+                self.figures.violations.append(
+                    f"final: {what}: owned={sorted((n, d.state) for n, d in owned.items())} "
+                    f"good={sorted(good)} broken={sorted(self.broken)} actions={plan.actions}")
+
+
+# ---- the in-process variant ------------------------------------------------------------------------
+
+def _changes(world: World, host: SimHost, changes: int, converged: Any) -> Iterator[tuple[int, str | None]]:
+    """Random changes until ``changes`` of them applied (some draws do not apply, e.g. a fix with
+    nothing broken); yields (step, kind or None) after each draw."""
+    step = 0
+    while sum(world.figures.changes.values()) < changes and step < 20 * changes:
+        yield step, world.change(host, converged)
+        step += 1
+
+
+def run_inprocess(root: Path, changes: int, seed: int = 1, *, policy: Policy = POLICY,
+                  security: SecurityPolicy | None = DEFAULT_SECURITY) -> Figures:
+    """The Reconciler in-process: per change, a per-key reconcile of the touched names or a full
+    resync, the way the agent's queue and resync timer drive it. (``policy`` and ``security`` are
+    there to prove the invariants bite: a careless agent must fail them.)"""
+    world = World(root, seed)
+    host = CountingSimHost(total_memory_kib=HOST_MIB * 1024, nr_cpus=64, fail_rate=FAIL_RATE, latency=LATENCY,
+                           seed=seed, shutdown_delay=0.0)
+    reconciler = Reconciler(host, policy, world.state_dir)
+    desired: DesiredSet | None = None
+
+    def converged(name: str) -> bool:
+        with quiet(host):
+            plan = reconciler.plan(load_desired(world.dir, desired, security=security))
+        return not any(d.actions for d in plan.domains if d.name == name)
+
+    for step, kind in _changes(world, host, changes, converged):
+        desired = load_desired(world.dir, desired, security=security)
+        if kind is None or world.rng.random() < 0.25:
+            names = [None]  # the periodic full resync
+        else:  # the work queue: a random half of the names (the rest wait for a later round)
+            with quiet(host):
+                on_host = {d.name for d in host.list_domains() if d.owner == OWNER}
+            names = [n for n in sorted(set(desired.domains) | set(world.specs) | on_host)
+                     if world.rng.random() < 0.5]
+        for name in names:
+            with contextlib.suppress(XenReconcileError):  # a failed list_domains: a later round retries
+                if name is None:
+                    reconciler.reconcile_all(desired)
+                else:
+                    reconciler.reconcile(name, desired)
+        world.check(host, f"step {step} ({kind})")
+    world.figures.faults_injected = host.faults
+    host.fail_rate, host.latency = 0.0, 0.0
+    desired = load_desired(world.dir, desired, security=security)
+    for _ in range(3):
+        reconciler.reconcile_all(desired)
+    world.check_final(host, reconciler.plan(desired))
+    return world.figures
+
+
+# ---- the subprocess variant, killed at random --------------------------------------------------
+
+class AgentProcess:
+    """``xenreconcile run`` against the shared host file; logs appended to one file."""
+
+    def __init__(self, root: Path, world: World, host_path: Path, faults: bool, seed: int) -> None:
+        query = f"?memory_mib={HOST_MIB}&cpus=64&shutdown_delay=0"
+        if faults:
+            query += f"&fail_rate={FAIL_RATE}&latency={LATENCY[0]}-{LATENCY[1]}&seed={seed}"
+        self.log = root / "agent.log"
+        cmd = [sys.executable, "-m", "agent.cli", "run", "--uri", f"test://{host_path}{query}",
+               "--dir", str(world.dir), "--state-dir", str(world.state_dir),
+               "--metrics-listen", "127.0.0.1:0",
+               "--log-format", "json", "--log-level", "debug", "--owner", OWNER, "--prune", "destroy",
+               "--restart", "always", "--shutdown-timeout", "1", "--debounce", "0.02",
+               "--resync-interval", "0.5", "--backoff-cap", "0.2", "--rate-limit", "1000"]
+        with open(self.log, "a") as out:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(60)
+
+
+def _fresh_plan(world: World, host: SimHost) -> Any:
+    """What a fault-free agent would still do, from the agent's own state directory."""
+    with quiet(host):
+        return Reconciler(host, POLICY, world.state_dir).plan(load_desired(world.dir))
+
+
+def run_subprocess(root: Path, changes: int, seed: int = 2, kill_rate: float = 0.08) -> Figures:
+    """The agent as a process on a file-backed faulty host, SIGKILLed at random moments."""
+    world = World(root, seed)
+    host_path = root / "host.json"
+    host = SimHost(f"test://{host_path}", path=host_path, total_memory_kib=HOST_MIB * 1024, nr_cpus=64,
+                   shutdown_delay=0.0)
+    agent = AgentProcess(root, world, host_path, faults=True, seed=seed)
+
+    def converged(name: str) -> bool:
+        plan = _fresh_plan(world, host)
+        return not any(d.actions for d in plan.domains if d.name == name)
+
+    try:
+        for step, kind in _changes(world, host, changes, converged):
+            time.sleep(world.rng.uniform(0.0, 0.08))
+            if world.rng.random() < kill_rate:
+                agent.kill()
+                world.figures.kills += 1
+                agent = AgentProcess(root, world, host_path, faults=True, seed=seed + step)
+            world.check(host, f"step {step} ({kind})")
+        agent.kill()
+        agent = AgentProcess(root, world, host_path, faults=False, seed=seed)
+        deadline = time.monotonic() + 60
+        while _fresh_plan(world, host).has_changes and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # another resync round or two: nothing may move once converged
+        world.check_final(host, _fresh_plan(world, host))
+    finally:
+        agent.kill(signal.SIGTERM)
+    world.figures.faults_injected = agent.log.read_text().count("injected fault")
+    return world.figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=1000, help="random desired-state changes per variant")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--variant", choices=("inprocess", "subprocess", "both"), default="both")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    report: dict[str, Any] = {}
+    for variant, run in (("inprocess", run_inprocess), ("subprocess", run_subprocess)):
+        if args.variant not in (variant, "both"):
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"soak-{variant}-") as tmp:
+            start = time.monotonic()
+            figures = run(Path(tmp), args.changes, args.seed)
+            report[variant] = {**figures.to_json(), "seconds": round(time.monotonic() - start, 1)}
+    print(f"{'variant':<11} {'changes':>7} {'faults':>7} {'invariants':>10} {'kills':>5} {'crashes':>7} "
+          f"{'violations':>10} {'seconds':>7}")
+    for variant, r in report.items():
+        print(f"{variant:<11} {r['changes_applied']:>7} {r['faults_injected']:>7} "
+              f"{r['invariants_checked']:>10} "
+              f"{r['agent_kills']:>5} {r['guest_crashes']:>7} {r['violations']:>10} {r['seconds']:>7}")
+        for line in r["violation_details"]:
+            print(f"  ! {line}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if any(r["violations"] for r in report.values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
