@@ -165,7 +165,7 @@ class _OverflowLogHandler(logging.Handler):
 
 
 def _identity(path: Path) -> tuple[str, int] | None:
-    """Real path and inode of the directory; None when it does not resolve to a directory."""
+    """Real path and inode of the directory; None while it does not resolve (not created yet)."""
     try:
         real = os.path.realpath(path)
         return real, os.stat(real).st_ino
@@ -210,7 +210,10 @@ class DesiredWatcher:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        logging.getLogger(_INOTIFY_LOGGER).addHandler(self._log_handler)
+        inotify_log = logging.getLogger(_INOTIFY_LOGGER)
+        if not inotify_log.isEnabledFor(logging.WARNING):  # the overflow warning must reach us
+            inotify_log.setLevel(logging.WARNING)
+        inotify_log.addHandler(self._log_handler)
         self._debouncer.start()
         self._reschedule()
 

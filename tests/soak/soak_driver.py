@@ -45,8 +45,8 @@ from libxl.backend import DomainInfo  # noqa: E402
 from libxl.errors import BackendError, XenReconcileError  # noqa: E402
 from libxl.sim import SimHost  # noqa: E402
 from reconcilers.apply import Reconciler  # noqa: E402
-from reconcilers.plan import INVALID  # noqa: E402
 from reconcilers.desired import DesiredSet, load_desired  # noqa: E402
+from reconcilers.plan import INVALID  # noqa: E402
 from reconcilers.policy import Policy  # noqa: E402
 from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy  # noqa: E402
 from tests.reconcile_fixtures import domain_xml  # noqa: E402
