@@ -211,10 +211,12 @@ class Reconciler:
 
     def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet) -> None:
         domid = self.backend.create(with_owner(config, self.policy.owner), paused=paused)
-        info = next((i for i in self.backend.list_domains() if i.domid == domid), None)
-        if info is None:
-            raise XenReconcileError(f"created domid {domid} for {name} but it is not listed")
-        self._remember(OwnedDomain(name, info.uuid, *self._origin(name, desired)))
+        # Read back the new guest alone: listing every guest per create made a cold start O(N^2).
+        try:
+            uuid = str(self.backend.domain_config(domid)["c_info"]["uuid"])
+        except (XenReconcileError, KeyError, TypeError) as err:
+            raise XenReconcileError(f"created domid {domid} for {name} but cannot read it: {err}") from err
+        self._remember(OwnedDomain(name, uuid, *self._origin(name, desired)))
 
     @staticmethod
     def _origin(name: str, desired: DesiredSet) -> tuple[str | None, str | None]:

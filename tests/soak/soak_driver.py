@@ -145,6 +145,8 @@ class World:
         #: name -> domid that must survive while the file stays broken.
         self.guarded: dict[str, int] = {}
         self.rogues: dict[str, Rogue] = {}
+        #: Every unowned guest ever started, by domid (the agent's op log must never name one).
+        self.rogue_domids: dict[int, str] = {}
         self.figures = Figures()
         self._serial = 0
 
@@ -293,6 +295,7 @@ class World:
         with quiet(host):
             domid = host.create(config)
             self.rogues[name] = self._rogue_now(host, domid)
+            self.rogue_domids[domid] = name
         return True
 
     def _rogue_file(self, host: SimHost, converged: Any) -> bool:
@@ -309,8 +312,11 @@ class World:
         if not self.rogues:
             return False
         name = self.rng.choice(sorted(self.rogues))
-        with quiet(host):
-            host.destroy(self.rogues.pop(name).domid)
+        try:
+            with quiet(host):
+                host.destroy(self.rogues.pop(name).domid)
+        except BackendError as err:
+            self.figures.violations.append(f"unowned {name} vanished before its owner removed it: {err}")
         return True
 
     def _crash(self, host: SimHost, converged: Any) -> bool:
@@ -355,6 +361,15 @@ class World:
                     self.figures.violations.append(
                         f"{when}: {name} (domid {domid}) was destroyed while its file is broken "
                         f"({self.broken.get(name)})")
+
+    def check_op_log(self, path: Path) -> None:
+        """Every host change the agent made (the simulated host's op log): none on an unowned guest."""
+        for line in path.read_text().splitlines() if path.exists() else []:
+            op = json.loads(line)
+            self.figures.invariants_checked += 1
+            if op["domid"] in self.rogue_domids and op["op"] != "domain_create":
+                self.figures.violations.append(f"agent ran {op['op']} on unowned "
+                                               f"{self.rogue_domids[op['domid']]} (domid {op['domid']})")
 
     def check_final(self, host: SimHost, plan: Any) -> None:
         """The host equals the desired set (after a fault-free resync): every good file's guest runs,
@@ -401,6 +416,7 @@ def run_inprocess(root: Path, changes: int, seed: int = 1, *, policy: Policy = P
     world = World(root, seed)
     host = CountingSimHost(total_memory_kib=HOST_MIB * 1024, nr_cpus=64, fail_rate=FAIL_RATE, latency=LATENCY,
                            seed=seed, shutdown_delay=0.0)
+    ops = root / "ops.jsonl"
     reconciler = Reconciler(host, policy, world.state_dir)
     desired: DesiredSet | None = None
 
@@ -418,19 +434,23 @@ def run_inprocess(root: Path, changes: int, seed: int = 1, *, policy: Policy = P
                 on_host = {d.name for d in host.list_domains() if d.owner == OWNER}
             names = [n for n in sorted(set(desired.domains) | set(world.specs) | on_host)
                      if world.rng.random() < 0.5]
+        host.op_log = ops  # the agent's changes only (the driver's own are not logged)
         for name in names:
             with contextlib.suppress(XenReconcileError):  # a failed list_domains: a later round retries
                 if name is None:
                     reconciler.reconcile_all(desired)
                 else:
                     reconciler.reconcile(name, desired)
+        host.op_log = None
         world.check(host, f"step {step} ({kind})")
     world.figures.faults_injected = host.faults
+    host.op_log = ops
     host.fail_rate, host.latency = 0.0, 0.0
     desired = load_desired(world.dir, desired, security=security)
     for _ in range(3):
         reconciler.reconcile_all(desired)
     world.check_final(host, reconciler.plan(desired))
+    world.check_op_log(ops)
     return world.figures
 
 
@@ -440,7 +460,7 @@ class AgentProcess:
     """``xenreconcile run`` against the shared host file; logs appended to one file."""
 
     def __init__(self, root: Path, world: World, host_path: Path, faults: bool, seed: int) -> None:
-        query = f"?memory_mib={HOST_MIB}&cpus=64&shutdown_delay=0"
+        query = f"?memory_mib={HOST_MIB}&cpus=64&shutdown_delay=0&op_log={root / 'ops.jsonl'}"
         if faults:
             query += f"&fail_rate={FAIL_RATE}&latency={LATENCY[0]}-{LATENCY[1]}&seed={seed}"
         self.log = root / "agent.log"
@@ -492,6 +512,7 @@ def run_subprocess(root: Path, changes: int, seed: int = 2, kill_rate: float = 0
             time.sleep(0.2)
         time.sleep(1.0)  # another resync round or two: nothing may move once converged
         world.check_final(host, _fresh_plan(world, host))
+        world.check_op_log(root / "ops.jsonl")
     finally:
         agent.kill(signal.SIGTERM)
     world.figures.faults_injected = agent.log.read_text().count("injected fault")

@@ -20,7 +20,8 @@ CHANGES = int(os.environ.get("XENRECONCILE_SOAK_CHANGES", "0")) or None
 
 def _report(variant: str, figures: Figures) -> None:
     r = figures.to_json()
-    print(f"\nsoak {variant}: {r['changes_applied']} changes applied, {r['faults_injected']} faults injected, "
+    print(f"\nsoak {variant}: {r['changes_applied']} changes applied, "
+          f"{r['faults_injected']} faults injected, "
           f"{r['invariants_checked']} invariants checked, {r['agent_kills']} agent kills, "
           f"{r['guest_crashes']} guest crashes, {r['violations']} violations")
 
