@@ -473,10 +473,13 @@ class AgentProcess:
         with open(self.log, "a") as out:
             self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc.poll() is None:
+    def kill(self, sig: int = signal.SIGKILL) -> int | None:
+        """Send ``sig``; returns the exit status when the agent had already exited on its own."""
+        early = self.proc.poll()
+        if early is None:
             self.proc.send_signal(sig)
         self.proc.wait(60)
+        return early
 
 
 def _fresh_plan(world: World, host: SimHost) -> Any:
@@ -485,13 +488,22 @@ def _fresh_plan(world: World, host: SimHost) -> Any:
         return Reconciler(host, POLICY, world.state_dir).plan(load_desired(world.dir))
 
 
-def run_subprocess(root: Path, changes: int, seed: int = 2, kill_rate: float = 0.08) -> Figures:
-    """The agent as a process on a file-backed faulty host, SIGKILLed at random moments."""
+def run_subprocess(root: Path, changes: int, seed: int = 2,
+                   lifetime: tuple[float, float] = (0.3, 2.0)) -> Figures:
+    """The agent as a process on a file-backed faulty host, SIGKILLed at random moments: each agent
+    lives a random ``lifetime`` (s; its start-up included), then is killed mid-whatever and restarted."""
     world = World(root, seed)
     host_path = root / "host.json"
     host = SimHost(f"test://{host_path}", path=host_path, total_memory_kib=HOST_MIB * 1024, nr_cpus=64,
                    shutdown_delay=0.0)
     agent = AgentProcess(root, world, host_path, faults=True, seed=seed)
+    kill_at = time.monotonic() + world.rng.uniform(*lifetime)
+
+    def restart(faults: bool, signum: int = signal.SIGKILL) -> AgentProcess:
+        early = agent.kill(signum)
+        if early is not None:
+            world.figures.violations.append(f"the agent exited on its own (status {early}); see {agent.log}")
+        return AgentProcess(root, world, host_path, faults=faults, seed=world.rng.randrange(1 << 30))
 
     def converged(name: str) -> bool:
         plan = _fresh_plan(world, host)
@@ -500,13 +512,12 @@ def run_subprocess(root: Path, changes: int, seed: int = 2, kill_rate: float = 0
     try:
         for step, kind in _changes(world, host, changes, converged):
             time.sleep(world.rng.uniform(0.0, 0.08))
-            if world.rng.random() < kill_rate:
-                agent.kill()
+            if time.monotonic() >= kill_at:
+                agent = restart(faults=True)
                 world.figures.kills += 1
-                agent = AgentProcess(root, world, host_path, faults=True, seed=seed + step)
+                kill_at = time.monotonic() + world.rng.uniform(*lifetime)
             world.check(host, f"step {step} ({kind})")
-        agent.kill()
-        agent = AgentProcess(root, world, host_path, faults=False, seed=seed)
+        agent = restart(faults=False)
         deadline = time.monotonic() + 60
         while _fresh_plan(world, host).has_changes and time.monotonic() < deadline:
             time.sleep(0.2)
