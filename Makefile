@@ -36,3 +36,8 @@ e2e: venv
 
 e2e-libvirt: venv
 	$(BIN)/python tests/e2e/run_e2e.py --libvirt
+
+# Speed, scale and resources on the simulated host (tests/bench/, README "Benchmarks"): prints a
+# table and writes bench-results/latest.json. `.venv/bin/python -m tests.bench --quick` is shorter.
+bench: venv
+	$(BIN)/python -m tests.bench

@@ -7,14 +7,17 @@ file an attacker could write, and the guest an earlier good version created must
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from reconcile_fixtures import OWNER, domain_xml
 
+from agent.cli import main
 from libxl.config import build_config
 from libxl.formats.load import load_domain_file
 from libxl.sim import SimHost
+from libxl.uri import open_backend
 from reconcilers import status as st
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired
@@ -27,6 +30,7 @@ from reconcilers.security import (
     mode_problem,
     script_path,
 )
+from tests.agent_helpers import names_on_host, running, settings, wait_for
 
 HEAD = "<domain type='xen' xmlns:xen='http://libvirt.org/schemas/domain/xen/1.0'><name>evil</name>"
 
@@ -215,3 +219,36 @@ def test_a_hostile_edit_never_reaches_the_guest(tmp_path: Path) -> None:
     assert results["a"].applied == [] and results["a"].status == st.INVALID
     assert [(d.name, d.domid, d.memory_kib) for d in host.list_domains() if d.domid] == before
     assert hostile.last_good[path].content_hash == good.domains["a"].content_hash
+
+
+def test_plan_applies_the_configured_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``plan --config`` refuses what the agent with that config refuses, and allows what it allows."""
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    monitor = "<xen:commandline><xen:arg value='-monitor'/></xen:commandline>"
+    (desired / "q.xml").write_text(hvm(extra=monitor))
+    strict, relaxed = tmp_path / "strict.toml", tmp_path / "relaxed.toml"
+    strict.write_text("")
+    relaxed.write_text("allow_device_model_args = true\n")
+    args = ["plan", "--uri", "test:///default", "--dir", str(desired), "--state-dir", str(tmp_path / "s")]
+    assert main([*args, "--config", str(strict)]) == 1
+    assert "device model arguments are not allowed" in capsys.readouterr().out
+    assert main([*args, "--config", str(relaxed)]) == 2  # changes pending: the guest would be created
+    assert "+ evil  create" in capsys.readouterr().out
+
+
+def test_agent_refuses_until_a_reload_allows(tmp_path: Path) -> None:
+    """The running agent reads the policy from its settings, and a reload (SIGHUP) re-checks every
+    file under the new one."""
+    cfg = settings(tmp_path)
+    (Path(cfg.desired_dir) / "q.xml").write_text(
+        hvm(extra="<xen:commandline><xen:arg value='-monitor'/></xen:commandline>"))
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as agent:
+        wait_for(lambda: agent.state.ready, what="ready")
+        assert names_on_host(backend) == []
+        assert "allow_device_model_args = false" in agent.status_document()["invalid_files"][
+            str(Path(cfg.desired_dir) / "q.xml")]
+        agent._config_loader = lambda: replace(cfg, allow_device_model_args=True)
+        agent.request_reload()
+        wait_for(lambda: names_on_host(backend) == ["evil"], what="the allowed guest created")

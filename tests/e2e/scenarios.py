@@ -108,6 +108,8 @@ class E2E:
     agent_policy: dict[str, str] = field(default_factory=dict)
     #: Set while the agent should be running: waits then fail at once when it died.
     agent_expected: bool = False
+    #: Why the agent is known dead (every later wait on it fails at once); cleared by a restart.
+    agent_died: str | None = None
 
     # --- reading Xen's view -------------------------------------------------------------------
     def domid(self, name: str) -> int | None:
@@ -143,6 +145,8 @@ class E2E:
 
     def wait(self, what: str, probe: Callable[[], object], timeout: float = TIMEOUT,
              interval: float = 1.0) -> object:
+        if self.agent_died:
+            raise ScenarioFailed(f"cannot wait for {what}: {self.agent_died}")
         deadline = time.monotonic() + timeout
         last: object = None
         rounds = 0
@@ -153,7 +157,8 @@ class E2E:
             rounds += 1
             if self.agent_expected and rounds % 5 == 0 and self.agent_pid() is None:
                 self.agent_expected = False
-                raise ScenarioFailed(f"the agent died while waiting for {what}:\n{self.agent_log_tail()}")
+                self.agent_died = f"the agent died while waiting for {what}"
+                raise ScenarioFailed(f"{self.agent_died}:\n{self.agent_log_tail()}")
             time.sleep(interval)
         raise ScenarioFailed(f"timed out after {timeout:.0f} s waiting for {what} (last seen: {last!r})"
                              f"\n--- agent log tail ---\n{self.agent_log_tail()}")
@@ -185,6 +190,7 @@ class E2E:
     def start_agent(self, **policy: str) -> None:
         """Start ``xenreconcile run`` detached with ``policy`` in its config file; wait for /readyz."""
         self.agent_policy = dict(policy)
+        self.agent_died = None
         settings = {"log_format": '"json"', **{k: f'"{v}"' for k, v in policy.items()}}
         self.d.check(f"mkdir -p /etc/xenreconcile /var/log/xenreconcile {DESIRED} {STATE_DIR}")
         self.d.write(AGENT_CONFIG, "".join(f"{k} = {v}\n" for k, v in settings.items()))
@@ -221,6 +227,19 @@ class E2E:
             if name in line and regex.search(line):
                 return line.strip()
         return None
+
+    def status_state(self, name: str) -> str | None:
+        """The agent's own per-domain state (``status --json``): in-sync, restart-required, ..."""
+        res = self.d.sh(f"{XR} status --url http://{METRICS} --json", 60)
+        try:
+            return json.loads(res.out)["domains"][name]["state"]
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def wait_state(self, name: str, state: str, timeout: float = 90) -> None:
+        """Wait until the agent reports ``state`` for ``name``; the failure shows what it said."""
+        self.wait(f"the agent to report {name} {state} (xenreconcile status)",
+                  lambda: self.status_state(name) == state or None, timeout=timeout)
 
     def metrics(self) -> str:
         res = self.d.sh(f"{VENV}/bin/python -c {quote(_SCRAPE)}", 60)
@@ -291,6 +310,13 @@ def s_create_cfg(e: E2E) -> str:
     return f"domid {domid}, marker {time.monotonic() - start:.1f} s after the file appeared"
 
 
+def s_in_sync(e: E2E) -> str:
+    """Right after creating them, the agent must see its guests as matching their files."""
+    for name in ("e2e-xml", "e2e-cfg"):
+        e.wait_state(name, "in-sync", timeout=60)
+    return "both in-sync"
+
+
 def s_disk_add(e: E2E) -> str:
     domid = e.domid("e2e-xml")
     e.d.write(f"{DESIRED}/e2e-xml.xml", domain_xml("e2e-xml", disk="/dev/loop0"))
@@ -329,21 +355,26 @@ def s_memory(e: E2E) -> str:
     e.expect_same_domid("e2e-xml", domid)
     e.wait("the guest to balloon down (xl list Mem <= 96)",
            lambda: e.d.sh("xl list e2e-xml | awk 'NR==2 {exit !($3 <= 96)}'", 30).ok, timeout=60)
-    return "target 98304 KiB in xenstore; xl list shows <= 96 MiB"
+    e.wait_state("e2e-xml", "in-sync")
+    return "target 98304 KiB in xenstore; xl list shows <= 96 MiB; status in-sync"
 
 
 def s_kernel_never(e: E2E) -> str:
     domid = e.domid("e2e-xml")
     e.d.write(f"{DESIRED}/e2e-xml.xml",
               domain_xml("e2e-xml", nic=True, current_mib=96, kernel=KERNEL_ALT))
-    line = e.wait("RestartRequired for e2e-xml in `status` or the agent's log",
-                  lambda: e.agent_says("e2e-xml", r"restart[-_ ]?required"))
+    e.wait_state("e2e-xml", "restart-required")
+    plan = e.d.sh(f"{XR} plan --uri xen:///system --dir {DESIRED} --state-dir {STATE_DIR}", 120)
+    line = next((ln for ln in plan.out.splitlines() if "kernel" in ln), None)
+    if plan.rc != 2 or line is None:
+        raise ScenarioFailed(f"`xenreconcile plan` (rc {plan.rc}, want 2) does not name the kernel change:\n"
+                             f"{plan.text()[-1500:]}")
     time.sleep(3)
     e.expect_same_domid("e2e-xml", domid)
     kernel = e.xl_config("e2e-xml")["b_info"].get("kernel")
     if kernel != KERNEL:
         raise ScenarioFailed(f"the running guest's kernel changed to {kernel} under restart=never")
-    return f"reported: {line[:120]}"
+    return f"status restart-required; plan: {line.strip()[:120]}"
 
 
 def s_kernel_always(e: E2E) -> str:
@@ -471,6 +502,7 @@ SCENARIOS = [
     Scenario("host setup", s_host_setup),
     Scenario("create from domain XML", s_create_xml, ("install",)),
     Scenario("create from xl.cfg", s_create_cfg, AGENT),
+    Scenario("status in-sync after create", s_in_sync, (*AGENT, "create from xl.cfg")),
     Scenario("disk hot-plug", s_disk_add, AGENT),
     Scenario("disk unplug", s_disk_remove, AGENT),
     Scenario("nic hot-plug on a bridge", s_nic_add, AGENT),

@@ -1,0 +1,105 @@
+"""Benchmark 2a: cold start and no-op full resync at 1,000 and 10,000 desired domains.
+
+These run the agent's own full-resync code (``agent.loop.Controller.full_resync``: re-read the
+desired directory, snapshot the host, diff, plan, apply, report) in this process, on an in-memory
+simulated host with libxl latency 0, so the figures are the agent's cost alone: the file-backed host
+of the subprocess benchmarks rewrites its whole state file per change, which would dominate at
+10,000 guests. The state directory (ownership inventory, fsynced on every create) is on disk.
+The desired-set sub-measures (cold parse, stat-only rescan, a changed file, every file touched with
+unchanged bytes) and a pure plan over guests in sync are timed on their own as well.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent import log as agentlog
+from agent.config import AgentConfig
+from agent.loop import Controller
+from libxl.sim import GIB_KIB, SimHost
+from reconcilers.desired import DesiredSet, load_desired
+from reconcilers.plan import plan
+from tests.bench.common import Row, guest_xml, make_desired, median
+
+BENCH = "scale"
+#: Repetitions of the cheap measures (the median is reported).
+REPEAT = 5
+
+
+def _timed(func: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = func()
+    return time.perf_counter() - start, result
+
+
+def _median_of(func: Callable[[], Any], repeat: int = REPEAT) -> float:
+    return median(_timed(func)[0] for _ in range(repeat))
+
+
+def _desired_measures(directory: Path, count: int) -> tuple[list[Row], DesiredSet]:
+    """The loader alone: cold parse, stat-only rescan, one changed file, all touched same bytes."""
+    cold, first = _timed(lambda: load_desired(directory))
+    assert len(first.domains) == count, f"{len(first.domains)} of {count} files parsed"
+    warm = first
+    rescan = _median_of(lambda: load_desired(directory, warm))
+    (directory / "g00000.xml").write_text(guest_xml(0, 48))
+    one, warm = _timed(lambda: load_desired(directory, first))
+    for path in directory.iterdir():
+        os.utime(path, ns=(1, 1))
+    touched, warm = _timed(lambda: load_desired(directory, warm))
+    (directory / "g00000.xml").write_text(guest_xml(0))  # back to the cold-start content
+    warm = load_desired(directory, warm)
+    rows = [
+        Row(BENCH, f"desired: cold parse of {count} files", cold * 1000, "ms"),
+        Row(BENCH, f"desired: no-op rescan of {count} (stat only)", rescan * 1000, "ms"),
+        Row(BENCH, f"desired: rescan of {count}, one file changed", one * 1000, "ms"),
+        Row(BENCH, f"desired: rescan of {count}, all touched, same bytes (hash hit)", touched * 1000, "ms"),
+    ]
+    return rows, warm
+
+
+def run_size(count: int) -> tuple[list[Row], dict]:
+    with tempfile.TemporaryDirectory(prefix=f"xr-bench-scale-{count}-") as tmp:
+        base = Path(tmp)
+        directory = base / "desired"
+        make_desired(directory, count)
+        rows, warm = _desired_measures(directory, count)
+        settings = AgentConfig(uri="test:///default", desired_dir=str(directory),
+                               state_dir=str(base / "state"), log_format="json", log_level="info")
+        host = SimHost(total_memory_kib=(count // 8 + 4) * GIB_KIB, nr_cpus=64)
+        with open(os.devnull, "w") as sink:
+            agentlog.configure("json", "info", stream=sink)  # log lines are formatted, then dropped
+            controller = Controller(settings, host)
+            cpu = time.process_time()
+            cold, ok = _timed(controller.full_resync)
+            cold_cpu = time.process_time() - cpu
+            assert ok and len(host.list_domains()) == count + 1, "cold start did not create every guest"
+            noop = [_timed(controller.full_resync)[0] for _ in range(REPEAT)]
+            snapshot = controller.reconciler.snapshot(warm)
+            inventory = controller.reconciler.inventory
+            policy = controller.reconciler.policy
+            plan_only = _median_of(lambda: plan(warm, snapshot, policy, inventory))
+            assert not plan(warm, snapshot, policy, inventory).has_changes
+        rows += [
+            Row(BENCH, f"cold start, {count} domains (parse+diff+plan+create)", cold, "s"),
+            Row(BENCH, f"cold start, {count} domains: CPU time", cold_cpu, "s"),
+            Row(BENCH, f"no-op full resync, {count} domains (median of {REPEAT})", median(noop) * 1000, "ms",
+                "< 50 ms" if count == 1000 else "", median(noop) < 0.05 if count == 1000 else None),
+            Row(BENCH, f"plan alone over {count} domains in sync", plan_only * 1000, "ms"),
+        ]
+    return rows, {"count": count, "cold_s": cold, "cold_cpu_s": cold_cpu, "noop_s": noop}
+
+
+def run(sizes: list[int]) -> tuple[list[Row], dict]:
+    rows: list[Row] = []
+    raw = {}
+    for count in sizes:
+        size_rows, size_raw = run_size(count)
+        rows += size_rows
+        raw[str(count)] = size_raw
+    return rows, raw
