@@ -61,7 +61,7 @@ def forwarded_flags(sub: argparse.ArgumentParser, args: argparse.Namespace) -> l
 
 def desired_files(directory: Path) -> dict[str, str]:
     """Every candidate desired file of ``directory`` (the loader's own filter), base64 by name."""
-    from reconcilers.desired import is_candidate
+    from libxl.formats.load import is_desired_name
 
     try:
         names = sorted(os.listdir(directory))
@@ -74,7 +74,7 @@ def desired_files(directory: Path) -> dict[str, str]:
     out = {}
     for name in names:
         path = directory / name
-        if is_candidate(name) and path.is_file():
+        if is_desired_name(name) and path.is_file():
             try:
                 out[name] = base64.b64encode(path.read_bytes()).decode()
             except OSError as err:

@@ -47,7 +47,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from reconcilers.desired import is_candidate
+from libxl.formats.load import is_desired_name
 
 #: Events that can mean new content. Opens and read-only closes are left out: the agent reading a
 #: file must not wake itself up.
@@ -65,7 +65,7 @@ def classify(name: str) -> str:
     """
     if name.startswith(".."):
         return "swap"
-    return "file" if is_candidate(name) else "ignore"
+    return "file" if is_desired_name(name) else "ignore"
 
 
 @dataclass

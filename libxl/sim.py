@@ -258,6 +258,8 @@ class _FileStore:
         self._lock_path = path.with_name(path.name + ".lock")
         self._thread_lock = threading.RLock()
         self._cache: tuple[bytes, State] | None = None
+        #: id(domain record) -> (the record, its '"key": {...}' JSON text), for ``encode``.
+        self._fragments: dict[int, tuple[dict[str, Any], str, str]] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.transaction() as state:
             if not state:
@@ -290,9 +292,32 @@ class _FileStore:
         self._cache = (data, state)
         return state
 
+    def encode(self, state: State) -> bytes:
+        """``json.dumps(state, sort_keys=True)``, byte for byte, re-encoding only the domain records
+        that are new since the last save.
+
+        Committed records are never changed in place (``working_copy``), so a record's identity
+        stands for its content, and a save joins cached text instead of encoding every guest again
+        (the fragments hold their records, so an id is not reused while it is cached).
+        """
+        parts, fragments = [], {}
+        for key in sorted(state):
+            if key != "domains":
+                parts.append(f"{json.dumps(key)}: {json.dumps(state[key], sort_keys=True)}")
+                continue
+            items = []
+            for domid, record in sorted(state[key].items()):
+                cached = self._fragments.get(id(record))
+                if cached is None or cached[0] is not record or cached[1] != domid:
+                    cached = (record, domid, f"{json.dumps(domid)}: {json.dumps(record, sort_keys=True)}")
+                fragments[id(record)] = cached
+                items.append(cached[2])
+            parts.append(f'"domains": {{{", ".join(items)}}}')
+        self._fragments = fragments
+        return ("{" + ", ".join(parts) + "}").encode()
+
     def _save(self, state: State) -> None:
-        # One line: json's C encoder only runs without ``indent`` (the pure-Python one is ~10x slower).
-        data = json.dumps(state, sort_keys=True).encode()
+        data = self.encode(state)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as out:

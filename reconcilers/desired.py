@@ -32,15 +32,13 @@ from pathlib import Path
 from libxl.backend import LibxlConfig
 from libxl.config import build_config
 from libxl.errors import ConfigError
-from libxl.formats.load import DESIRED_SUFFIXES, load_domain_file
+from libxl.formats.load import is_desired_name, parse_domain_bytes
 from libxl.hostconf import HostSettings, apply_host_settings
 from libxl.model import Domain
 from reconcilers import security as sec
 from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
 
 #: Names editors and tools leave next to the files they save.
-_LITTER_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".bak", ".orig", ".rej", ".dpkg-new", ".dpkg-old")
-_LITTER_NAMES = frozenset({"4913"})
 
 
 @dataclass(frozen=True)
@@ -98,13 +96,6 @@ class DesiredSet:
         return {d.name for d in self.last_good.values()}
 
 
-def is_candidate(name: str) -> bool:
-    """True for a file name the desired set reads: known suffix, no dotfile, no editor litter."""
-    if name.startswith((".", "#")) or name in _LITTER_NAMES or name.endswith(_LITTER_SUFFIXES):
-        return False
-    return name.endswith(tuple(DESIRED_SUFFIXES))
-
-
 @dataclass
 class _Checks:
     """The security checks of one scan (directory verdicts are cached for its duration)."""
@@ -119,10 +110,12 @@ class _Checks:
         return sec.check_file_modes(path, self.uid, st=st, checked=self.dirs)
 
 
-def _parse(path: Path, data: bytes, digest: str,
-           policy: SecurityPolicy | None, host: HostSettings | None = None) -> DesiredDomain | ConfigError:
+def parse_desired_file(path: Path, data: bytes, digest: str, policy: SecurityPolicy | None,
+                       host: HostSettings | None = None) -> DesiredDomain | ConfigError:
+    """Everything that decides whether one file's bytes are acceptable: parse, libxl config build
+    (which refuses what libxl would), host defaults, security policy (its first violation)."""
     try:
-        domain = load_domain_file(path)
+        domain = parse_domain_bytes(path, data)
         config = build_config(domain)
         if host is not None:
             config = apply_host_settings(domain, config, host)
@@ -162,7 +155,7 @@ def _evaluate(path: Path, old: _Entry | None, checks: _Checks) -> _Entry | None:
     digest = hashlib.sha256(data).hexdigest()
     if old is not None and old.content_hash == digest:
         return _Entry(key, digest, old.result, old.last_good)
-    result = _parse(path, data, digest, checks.policy, checks.host)
+    result = parse_desired_file(path, data, digest, checks.policy, checks.host)
     if isinstance(result, DesiredDomain):
         return _Entry(key, digest, result, result)
     return _Entry(key, digest, result, old.last_good if old else None)
@@ -208,7 +201,7 @@ def _listing(directory: Path) -> list[Path]:
         raise ConfigError("desired path is not a directory", file=str(directory)) from None
     except OSError as exc:
         raise ConfigError(f"cannot list desired directory: {exc.strerror}", file=str(directory)) from None
-    return [directory / name for name in names if is_candidate(name) and not (directory / name).is_dir()]
+    return [directory / name for name in names if is_desired_name(name) and not (directory / name).is_dir()]
 
 
 def _previous_cache(previous: DesiredSet | None, security: SecurityPolicy | None,
@@ -250,7 +243,7 @@ def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
     """
     path = previous.directory / Path(path).name  # the set is flat: same key as a full scan
     cache = dict(previous._cache)
-    wanted = is_candidate(path.name) and not path.is_dir()
+    wanted = is_desired_name(path.name) and not path.is_dir()
     entry = _evaluate(path, cache.get(path), _Checks(previous.security, previous.host)) if wanted else None
     if entry is None:
         cache.pop(path, None)

@@ -44,14 +44,18 @@ class Inventory:
     """Owned domains by uuid. Plain data: ``StateDir`` loads and saves it; change it through
     ``add``/``remove`` (they keep the by-name index that spares a resync one scan per domain)."""
     domains: dict[str, OwnedDomain] = field(default_factory=dict)
-    _names: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: uuid keys by name, built on first use (copies made only to check ownership never build it).
+    _names: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        for key, entry in self.domains.items():
-            self._names.setdefault(entry.name, []).append(key)
+    def _index(self) -> dict[str, list[str]]:
+        if self._names is None:
+            self._names = {}
+            for key, entry in self.domains.items():
+                self._names.setdefault(entry.name, []).append(key)
+        return self._names
 
     def by_name(self, name: str) -> OwnedDomain | None:
-        keys = self._names.get(name)
+        keys = self._index().get(name)
         return self.domains[keys[0]] if keys else None
 
     def owns(self, uuid: str) -> bool:
@@ -59,15 +63,15 @@ class Inventory:
 
     def add(self, entry: OwnedDomain) -> None:
         """Record ``entry``, replacing older entries of the same uuid or name (a recreated guest)."""
-        for key in self._names.pop(entry.name, []):
+        for key in self._index().pop(entry.name, []):
             del self.domains[key]
         self.remove(entry.uuid)
         self.domains[entry.uuid.lower()] = entry
-        self._names[entry.name] = [entry.uuid.lower()]
+        self._index()[entry.name] = [entry.uuid.lower()]
 
     def remove(self, uuid: str) -> None:
         entry = self.domains.pop(uuid.lower(), None)
-        if entry is not None:
+        if entry is not None and self._names is not None:
             keys = self._names[entry.name]
             keys.remove(uuid.lower())
             if not keys:

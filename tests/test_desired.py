@@ -9,8 +9,9 @@ import pytest
 from reconcile_fixtures import domain_xml, uuid_for
 
 from libxl.errors import ConfigError
+from libxl.formats.load import is_desired_name
 from reconcilers import desired as desired_mod
-from reconcilers.desired import is_candidate, load_desired, load_one
+from reconcilers.desired import load_desired, load_one
 
 
 def write(path: Path, text: str) -> Path:
@@ -22,13 +23,13 @@ def write(path: Path, text: str) -> Path:
 def parse_count(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Records every file the loader actually parses."""
     calls: list[Path] = []
-    real = desired_mod.load_domain_file
+    real = desired_mod.parse_domain_bytes
 
-    def counting(path: Path):
+    def counting(path: Path, data: bytes):
         calls.append(path)
-        return real(path)
+        return real(path, data)
 
-    monkeypatch.setattr(desired_mod, "load_domain_file", counting)
+    monkeypatch.setattr(desired_mod, "parse_domain_bytes", counting)
     return calls
 
 
@@ -55,7 +56,7 @@ def test_loads_xl_cfg(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", [".web.xml", ".web.xml.swp", "web.xml~", ".#web.xml", "4913", "web.txt",
                                   "web.xml.bak", "#web.xml#", "web.xml.dpkg-old", "README"])
 def test_litter_is_never_read(tmp_path: Path, name: str) -> None:
-    assert not is_candidate(name)
+    assert not is_desired_name(name)
     write(tmp_path / name, domain_xml("ghost"))
     result = load_desired(tmp_path)
     assert result.domains == {} and result.invalid == {}

@@ -79,3 +79,17 @@ def test_a_change_by_another_instance_is_seen_through_the_cache(tmp_path):
     assert [d.name for d in reader.list_domains()] == ["Domain-0", "web"]
     writer.set_memory_target(domid, 128 * 1024)
     assert reader.list_domains()[1].memory_kib == 128 * 1024
+
+
+def test_state_file_is_the_canonical_json_of_the_state_after_partial_re_encoding(tmp_path):
+    path = tmp_path / "host.json"
+    host = SimHost(path=path, shutdown_delay=0)
+    web, db = host.create(config("web")), host.create(config("db"))
+    host.set_memory_target(db, 128 * 1024)  # one record re-encoded, the other reused
+    host.destroy(web)
+    host.create(config("cache"))
+    data = path.read_bytes()
+    state = json.loads(data)
+    assert data == json.dumps(state, sort_keys=True).encode()
+    assert sorted(d["config"]["c_info"]["name"] for d in state["domains"].values()) == ["cache", "db"]
+    assert state["domains"][str(db)]["memory_kib"] == 128 * 1024

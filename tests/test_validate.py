@@ -35,7 +35,7 @@ def test_all_examples_validate(capsys: Capture) -> None:
     assert len(lines) == len(list(EXAMPLES.glob("*.xml"))) + len(list(EXAMPLES.glob("*.cfg")))
     pv = f"{EXAMPLES / 'pv-bootloader.xml'}: ok: pv-bootloader (pv), 128 MiB, 1 vcpus, 1 disks, 1 nics"
     assert pv in lines
-    assert f"{EXAMPLES / 'hvm-bios.xml'}: ok: hvm-bios (hvm), 512 MiB, 1 vcpus, 3 disks, 1 nics" in lines
+    assert f"{EXAMPLES / 'hvm-bios.xml'}: ok: hvm-bios (hvm), 512 MiB, 1 vcpus, 2 disks, 1 nics" in lines
 
 
 def test_valid_files_print_nothing_without_verbose(tmp_path: Path, capsys: Capture) -> None:
@@ -120,3 +120,16 @@ def test_policy_applies_by_default_and_can_be_skipped(tmp_path: Path, capsys: Ca
     assert lines == [f"{example}:26: <xen:arg value='-drive'>: device model arguments are not allowed "
                      "(allow_device_model_args = false)"]
     assert run(capsys, "--no-policy", str(example)) == (0, [])
+
+
+def test_the_seeds_floppy_is_refused_like_libxl_refuses_it(tmp_path: Path, capsys: Capture) -> None:
+    """The seed's HVM guest has a floppy; libxl has no floppy drives, so the agent would refuse the
+    file: validate must say so in GitOps CI rather than pass it."""
+    text = (EXAMPLES / "hvm-bios.xml").read_text().replace(
+        "  </devices>", "    <disk type='file' device='floppy'>\n      <source file='/root/fd.img'/>\n"
+        "      <target dev='fda'/>\n    </disk>\n  </devices>")
+    bad = tmp_path / "hvm-floppy.xml"
+    bad.write_text(text)
+    code, lines = run(capsys, str(bad))
+    assert code == 1
+    assert lines == [f"{bad}: <disk><target dev='fda'>: libxl has no floppy drives"]

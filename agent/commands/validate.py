@@ -58,16 +58,20 @@ def _conflicts(valid: dict[Path, Domain]) -> list[str]:
     return lines
 
 
-def _policy_problems(path: Path, dom: Domain, security: SecurityPolicy) -> list[str]:
+def _problems(path: Path, dom: Domain, security: SecurityPolicy | None) -> list[str]:
+    """What the agent would refuse beyond parsing: the libxl config build (libxl's own limits, e.g.
+    no floppy drives) and, unless turned off, the security policy."""
     try:
         config = build_config(dom)
-    except ConfigError:
-        config = {}  # the builder's refusals are the agent's to report; the policy reads the model
+    except ConfigError as err:
+        return [str(err.located(str(path)))]
+    if security is None:
+        return []
     return [str(err) for err in policy_errors(dom, config, security, path, path.read_bytes())]
 
 
 def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Report:
-    """Parse every file; with ``security``, also report what its policy refuses."""
+    """Parse and build every file; with ``security``, also report what its policy refuses."""
     files, problems = collect(paths)
     valid: dict[Path, Domain] = {}
     for path in files:
@@ -76,7 +80,7 @@ def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Repor
         except ConfigError as err:
             problems.append(str(err.located(str(path))))
             continue
-        refused = _policy_problems(path, dom, security) if security is not None else []
+        refused = _problems(path, dom, security)
         if refused:
             problems.extend(refused)
         else:

@@ -40,11 +40,22 @@ def _read(path: Path) -> bytes:
 
 def load_domain_file(path: Path) -> Domain:
     """Parse ``path`` as domain XML (``.xml``) or xl.cfg (``.cfg``)."""
+    _check_suffix(path)
+    return parse_domain_bytes(path, _read(path))
+
+
+def _check_suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in DESIRED_SUFFIXES:
         expected = ", ".join(DESIRED_SUFFIXES)
         raise ConfigError(f"unknown file type {path.suffix!r} (expected {expected})", file=str(path))
-    data = _read(path)
+    return suffix
+
+
+def parse_domain_bytes(path: Path, data: bytes) -> Domain:
+    """Parse ``data``, already read from ``path``: callers that hash what they read (the desired
+    loader) parse exactly those bytes, never a second read that a concurrent write could change."""
+    suffix = _check_suffix(path)
     if suffix == ".xml":
         return parse_domain_xml(data, file=str(path))
     if len(data) > MAX_XML_BYTES:
@@ -56,4 +67,4 @@ def load_domain_file(path: Path) -> Domain:
     return parse_xl(text, file=str(path))
 
 
-__all__ = ["DESIRED_SUFFIXES", "is_desired_name", "load_domain_file"]
+__all__ = ["DESIRED_SUFFIXES", "is_desired_name", "load_domain_file", "parse_domain_bytes"]
