@@ -135,10 +135,10 @@ class Reconciler:
                 result.status = st.ERROR
             else:
                 result.applied.append(action)
-        on_host = {a.info.name for a in actual}
+        known = desired.domains.keys() | {a.info.name for a in actual}  # once: not a set per domain
         for dom in plan.domains:
             result = results[dom.name]
-            if not dom.actions and not dom.notes and dom.name not in desired.domains.keys() | on_host:
+            if not dom.actions and not dom.notes and dom.name not in known:
                 self.status.forget(dom.name)  # nothing desired, nothing there: nothing to report
                 continue
             if result.ok:
