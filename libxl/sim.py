@@ -393,18 +393,17 @@ class SimHost:
         with self._locked() as state:
             yield state
 
-    @contextlib.contextmanager
-    def _view(self, op: str | None = None) -> Iterator[State]:
+    def _read(self, op: str | None = None) -> State:
         """The state for a call that only reads it: the committed state itself, not a copy (never
-        change it), unless a shutdown request is in flight, which a transaction applies first."""
+        change it), unless a shutdown request is in flight, which a transaction applies first (the
+        state it leaves is never changed afterwards either)."""
         if op is not None:
             self._inject(op)
         state = self._store.current()
-        if state.get("pending_shutdowns") == {}:
-            yield state
-            return
-        with self._locked() as state:
-            yield state
+        if state.get("pending_shutdowns") != {}:
+            with self._locked() as state:
+                pass
+        return state
 
     def _trace(self, op: str, domid: int, name: str | None) -> None:
         """One ``op_log`` line for a change that is committed (visible to every reader) now."""
@@ -492,32 +491,32 @@ class SimHost:
     # -- Backend interface ---------------------------------------------------------------
 
     def host_info(self) -> HostInfo:
-        with self._view("host_info") as state:
-            return HostInfo(total_memory_kib=state["total_memory_kib"], free_memory_kib=self._free_kib(state),
-                            nr_cpus=state["nr_cpus"], xen_version="4.17.0-sim",
-                            extra={"simulated": True, "uri": self.uri, "xen_commandline": self.xen_cmdline})
+        state = self._read("host_info")
+        return HostInfo(total_memory_kib=state["total_memory_kib"], free_memory_kib=self._free_kib(state),
+                        nr_cpus=state["nr_cpus"], xen_version="4.17.0-sim",
+                        extra={"simulated": True, "uri": self.uri, "xen_commandline": self.xen_cmdline})
 
     def list_domains(self) -> list[DomainInfo]:
-        with self._view("list_domains") as state:
-            now = time.time()
-            rows = [DomainInfo(name="Domain-0", domid=0, uuid=DOM0_UUID, state="running",
-                               memory_kib=state["dom0_memory_kib"], max_memory_kib=self._dom0_max_kib(state),
-                               vcpus_online=state["nr_cpus"], vcpus_max=state["nr_cpus"])]
-            for dom in sorted(state["domains"].values(), key=lambda d: d["domid"]):
-                c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
-                running = dom["state"] in ("running", "paused")
-                rows.append(DomainInfo(
-                    name=c_info["name"], domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
-                    memory_kib=dom["memory_kib"], max_memory_kib=b_info["max_memkb"],
-                    vcpus_online=len(b_info.get("avail_vcpus", [])), vcpus_max=b_info.get("max_vcpus", 1),
-                    shutdown_reason=dom["shutdown_reason"],
-                    owner=(c_info.get("xsdata") or {}).get(OWNER_KEY),
-                    cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0))
-            return rows
+        state = self._read("list_domains")
+        now = time.time()
+        rows = [DomainInfo(name="Domain-0", domid=0, uuid=DOM0_UUID, state="running",
+                           memory_kib=state["dom0_memory_kib"], max_memory_kib=self._dom0_max_kib(state),
+                           vcpus_online=state["nr_cpus"], vcpus_max=state["nr_cpus"])]
+        for dom in sorted(state["domains"].values(), key=lambda d: d["domid"]):
+            c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
+            running = dom["state"] in ("running", "paused")
+            rows.append(DomainInfo(
+                name=c_info["name"], domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
+                memory_kib=dom["memory_kib"], max_memory_kib=b_info["max_memkb"],
+                vcpus_online=len(b_info.get("avail_vcpus", [])), vcpus_max=b_info.get("max_vcpus", 1),
+                shutdown_reason=dom["shutdown_reason"],
+                owner=(c_info.get("xsdata") or {}).get(OWNER_KEY),
+                cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0))
+        return rows
 
     def domain_config(self, domid: int) -> LibxlConfig:
-        with self._view("domain_config") as state:
-            return clone(self._find(state, "domain_config", domid)["config"])
+        state = self._read("domain_config")
+        return clone(self._find(state, "domain_config", domid)["config"])
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
         op = "domain_create"
@@ -573,8 +572,8 @@ class SimHost:
         self._trace(op, domid, dom["config"]["c_info"]["name"])
         deadline = time.monotonic() + timeout
         while True:
-            with self._view() as state:
-                gone = str(domid) not in state["domains"]
+            state = self._read()
+            gone = str(domid) not in state["domains"]
             if gone or time.monotonic() >= deadline:
                 return gone
             time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
@@ -709,8 +708,8 @@ class SimHost:
     def watch_events(self, callback: Callable[[DomainEvent], None]) -> None:
         self._callbacks.append(callback)
         if self._watch_thread is None:
-            with self._view() as state:
-                start = state["seq"]
+            state = self._read()
+            start = state["seq"]
             self._watch_thread = threading.Thread(target=self._watch, args=(start,), name="simhost-events",
                                                   daemon=True)
             self._watch_thread.start()
@@ -721,9 +720,9 @@ class SimHost:
         while not self._stop.wait(POLL_INTERVAL):
             if self._store.token() == token and not due:
                 continue
-            with self._view() as state:
-                events = [e for e in state["events"] if e["seq"] > seen]
-                due = bool(pending_shutdowns(state))
+            state = self._read()
+            events = [e for e in state["events"] if e["seq"] > seen]
+            due = bool(pending_shutdowns(state))
             token = self._store.token()
             for entry in events:
                 seen = entry["seq"]

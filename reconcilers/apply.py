@@ -22,6 +22,7 @@ from libxl.errors import XenReconcileError
 from reconcilers import plan as pl
 from reconcilers import status as st
 from reconcilers.desired import DesiredSet
+from reconcilers.diff import DiffMemo
 from reconcilers.policy import Policy
 from reconcilers.state import Inventory, OwnedDomain, StateDir
 
@@ -67,6 +68,7 @@ class Reconciler:
         self.state = StateDir(Path(state_dir))
         self.status = status if status is not None else st.StatusBook()
         self._lock = threading.Lock()
+        self._diffs = DiffMemo()  # a no-op resync mostly re-diffs unchanged pairs of configs
         self.inventory: Inventory = self.state.load()
 
     # -- observing -------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ class Reconciler:
 
     def plan(self, desired: DesiredSet) -> pl.Plan:
         """What ``reconcile_all`` would do now (the dry run behind ``xenreconcile plan``)."""
-        return pl.plan(desired, self.snapshot(desired), self.policy, self._inventory_copy())
+        return pl.plan(desired, self.snapshot(desired), self.policy, self._inventory_copy(), self._diffs)
 
     def _inventory_copy(self) -> Inventory:
         with self._lock:
@@ -105,7 +107,7 @@ class Reconciler:
     def reconcile_all(self, desired: DesiredSet) -> list[Result]:
         """Plan and apply every name; statuses of names that left the plan are forgotten."""
         actual = self.snapshot(desired)
-        whole = pl.plan(desired, actual, self.policy, self._inventory_copy())
+        whole = pl.plan(desired, actual, self.policy, self._inventory_copy(), self._diffs)
         results = self._execute(whole, actual, desired)
         planned = {d.name for d in whole.domains}
         for name in self.status.snapshot():
@@ -116,7 +118,8 @@ class Reconciler:
     def reconcile(self, name: str, desired: DesiredSet) -> Result:
         """Plan and apply one name (one work-queue key)."""
         actual = self.snapshot(desired, only=name)
-        one = pl.plan_domain(name, desired, pl.index_actual(actual), self.policy, self._inventory_copy())
+        one = pl.plan_domain(name, desired, pl.index_actual(actual), self.policy, self._inventory_copy(),
+                             self._diffs)
         return self._execute(pl.Plan([one]), actual, desired)[0]
 
     def _execute(self, plan: pl.Plan, actual: list[pl.ActualDomain], desired: DesiredSet) -> list[Result]:

@@ -21,6 +21,7 @@ current maximum); every other change is *restart-required*.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -262,6 +263,33 @@ def _diff_sizes(want: Normalised, have: Normalised, out: DomainDiff) -> None:
         hot = want.online_vcpus <= have.max_vcpus
         (out.hot if hot else out.restart).append(Change(
             "b_info.avail_vcpus", "set-vcpus" if hot else RESTART, want.online_vcpus, have.online_vcpus))
+
+
+class DiffMemo:
+    """The last diff of each domain name, reused while both configs stay equal.
+
+    ``diff_domain`` is pure, so an equal pair of configs gives the same result; comparing two small
+    dicts costs a fraction of normalising and diffing them, which made most of a no-op resync.
+    Results are shared, so callers only read them (they refer to the memo's own copies of the
+    configs). The full plan drops names it no longer plans (``keep``): one entry per planned domain.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[LibxlConfig, LibxlConfig, DomainDiff]] = {}
+
+    def diff(self, name: str, desired: LibxlConfig, actual: LibxlConfig) -> DomainDiff:
+        last = self._last.get(name)
+        if last is not None and last[0] == desired and last[1] == actual:
+            return last[2]
+        # Private copies (a miss only): a caller changing its dicts later cannot fake a hit.
+        desired, actual = copy.deepcopy(desired), copy.deepcopy(actual)
+        result = diff_domain(desired, actual)
+        self._last[name] = (desired, actual, result)
+        return result
+
+    def keep(self, names: set[str]) -> None:
+        for name in self._last.keys() - names:
+            self._last.pop(name, None)
 
 
 def diff_domain(desired: LibxlConfig, actual: LibxlConfig) -> DomainDiff:

@@ -19,7 +19,7 @@ from typing import Any
 from libxl.backend import DomainInfo, LibxlConfig
 from reconcilers import status as st
 from reconcilers.desired import DesiredDomain, DesiredSet
-from reconcilers.diff import diff_domain
+from reconcilers.diff import DiffMemo, diff_domain
 from reconcilers.policy import Policy
 from reconcilers.state import Inventory, OwnedDomain
 
@@ -198,14 +198,18 @@ def _plan_orphan(out: DomainPlan, act: ActualDomain, desired: DesiredSet, policy
     out.outcome = st.PRUNED
 
 
-def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, policy: Policy) -> None:
+def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, policy: Policy,
+                  memo: DiffMemo | None) -> None:
     """A live, owned domain that is desired running or paused: diff, hot changes, power state."""
     info = act.info
     if act.config is None:
         out.note(PENDING, "current config could not be retrieved", st.PENDING)
         return
     paused = want.power_state == "paused"
-    changes = diff_domain(want.config, act.config)
+    if memo is None:
+        changes = diff_domain(want.config, act.config)
+    else:
+        changes = memo.diff(want.name, want.config, act.config)
     if changes.restart:
         paths = ", ".join(c.path for c in changes.restart)
         if policy.restart == "always":
@@ -232,8 +236,9 @@ def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, polic
 
 
 def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain], policy: Policy,
-                inventory: Inventory) -> DomainPlan:
-    """Plan one name: the agent's per-key reconcile. ``actual`` comes from ``index_actual``."""
+                inventory: Inventory, memo: DiffMemo | None = None) -> DomainPlan:
+    """Plan one name: the agent's per-key reconcile. ``actual`` comes from ``index_actual``; ``memo``
+    (optional) reuses the last diff of an unchanged pair of configs."""
     want = desired.domains.get(name)
     act = actual.get(name)
     out = DomainPlan(name, file=want.file if want else None)
@@ -281,16 +286,19 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
     if want.power_state == "stopped":
         out.act(SHUTDOWN, "desired power state stopped", domid=act.info.domid, uuid=act.info.uuid)
         return out
-    _plan_running(out, want, act, policy)
+    _plan_running(out, want, act, policy, memo)
     return out
 
 
-def plan(desired: DesiredSet, actual: list[ActualDomain], policy: Policy, inventory: Inventory) -> Plan:
+def plan(desired: DesiredSet, actual: list[ActualDomain], policy: Policy, inventory: Inventory,
+         memo: DiffMemo | None = None) -> Plan:
     """Plan every name that is desired, in conflict, invalid, or owned on the host (pure)."""
     by_name = index_actual(actual)
     names = set(desired.domains) | set(desired.conflicts) | desired.invalid_names()
     names |= {n for n, a in by_name.items() if is_owned(a.info, inventory, policy)}
-    domains = [plan_domain(n, desired, by_name, policy, inventory) for n in sorted(names)]
+    domains = [plan_domain(n, desired, by_name, policy, inventory, memo) for n in sorted(names)]
+    if memo is not None:
+        memo.keep(names)
     return Plan(domains + _unnamed_invalid(desired, domains))
 
 

@@ -121,16 +121,15 @@ class OpLog:
 class Agent:
     """``xenreconcile run`` as a subprocess on a file-backed simulated host with an op log."""
 
-    def __init__(self, base: Path, desired: Path, *, debounce: float = 0.1, resync_interval: float = 3600.0,
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, base: Path, desired: Path, *, debounce: float = 0.1,
+                 resync_interval: float = 3600.0) -> None:
         self.base = base
         self.host_file = base / "host.json"
         self.ops = OpLog(base / "ops.log")
         self.uri = f"test://{self.host_file}?latency=0&memory_mib=4194304&cpus=64&op_log={self.ops.path}"
         args = [sys.executable, "-m", "agent.cli", "run", "--uri", self.uri, "--dir", str(desired),
                 "--state-dir", str(base / "state"), "--metrics-listen", "127.0.0.1:0", "--log-format", "json",
-                "--debounce", str(debounce), "--resync-interval", str(resync_interval), "--prune", "destroy",
-                *extra]
+                "--debounce", str(debounce), "--resync-interval", str(resync_interval), "--prune", "destroy"]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.lines: list[dict[str, Any]] = []
