@@ -62,6 +62,9 @@ QUIET_AFTER = 1.0
 
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 _MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+#: A persisted state starts with the random stamp of the save that wrote it (the key sorts first).
+_STAMP_PREFIX = b'{"_generation": "'
+_STAMP_LEN = len(_STAMP_PREFIX) + 32 + 1  # the prefix, a uuid4 in hex, the closing quote
 _DOMAIN_TYPES = ("pv", "pvh", "hvm")
 _ENUMS = {
     "backend": ("unknown", "phy", "tap", "qdisk", "standalone"),
@@ -252,9 +255,10 @@ class _MemoryStore:
 class _FileStore:
     """The state of ``test:///PATH``: a JSON file, locked and replaced atomically per operation.
 
-    The parsed state is cached with the exact bytes it came from: a call re-reads the file (cheap)
-    but parses it again only when another writer changed it. Bytes, not mtime/size/inode, decide,
-    because a file replaced twice within one timestamp tick can reuse an inode and a size.
+    The parsed state is cached with the random stamp (``_generation``) of the save that wrote it: a
+    call reads the file's first bytes and parses the file again only when another writer replaced
+    it. A stamp, not mtime/size/inode, decides, because a file replaced twice within one timestamp
+    tick can reuse an inode and a size; a file written before stamps is compared whole.
     """
 
     def __init__(self, path: Path, initial: State) -> None:
@@ -284,17 +288,26 @@ class _FileStore:
 
     def _load(self) -> State:
         try:
+            if self._cache is not None:
+                key = self._cache[0]
+                with open(self.path, "rb") as handle:  # one more byte: an unstamped file must end there
+                    head = handle.read(len(key) + (0 if key.startswith(_STAMP_PREFIX) else 1))
+                if head == key:
+                    return self._cache[1]
             data = self.path.read_bytes()
-            if self._cache is not None and self._cache[0] == data:
-                return self._cache[1]
             state = json.loads(data)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as err:
             raise BackendError("load", f"simulated host state {self.path} is unreadable: {err}",
                                transient=False) from err
-        self._cache = (data, state)
+        self._cache = (self._identity(data), state)
         return state
+
+    @staticmethod
+    def _identity(data: bytes) -> bytes:
+        """What tells this version of the file from any other: its stamp, or all of it."""
+        return data[:_STAMP_LEN] if data.startswith(_STAMP_PREFIX) else data
 
     def encode(self, state: State) -> bytes:
         """``json.dumps(state, sort_keys=True)``, byte for byte, re-encoding only the domain records
@@ -321,13 +334,14 @@ class _FileStore:
         return ("{" + ", ".join(parts) + "}").encode()
 
     def _save(self, state: State) -> None:
+        state["_generation"] = _uuid.uuid4().hex
         data = self.encode(state)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
             os.replace(tmp, self.path)
-            self._cache = (data, state)
+            self._cache = (self._identity(data), state)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -93,3 +93,19 @@ def test_state_file_is_the_canonical_json_of_the_state_after_partial_re_encoding
     assert data == json.dumps(state, sort_keys=True).encode()
     assert sorted(d["config"]["c_info"]["name"] for d in state["domains"].values()) == ["cache", "db"]
     assert state["domains"][str(db)]["memory_kib"] == 128 * 1024
+
+
+def test_each_save_is_stamped_and_a_file_edited_by_hand_is_reloaded(tmp_path):
+    path = tmp_path / "host.json"
+    host = SimHost(path=path)
+    domid = host.create(config("web"))
+    first = json.loads(path.read_bytes())["_generation"]
+    host.set_memory_target(domid, 131072)
+    assert json.loads(path.read_bytes())["_generation"] != first
+    state = json.loads(path.read_bytes())
+    del state["_generation"]  # as written before stamps, then edited: same size, other content
+    path.write_text(json.dumps(state, sort_keys=True))
+    assert host.list_domains()[1].memory_kib == 131072
+    state["domains"][str(domid)]["memory_kib"] = 262144
+    path.write_text(json.dumps(state, sort_keys=True))
+    assert host.list_domains()[1].memory_kib == 262144

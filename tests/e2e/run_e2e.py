@@ -27,6 +27,8 @@ from vm import DEFAULT_CPU, Dom0, Shares, VMError
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 BOOT_TIMEOUT = 900.0
+#: Failed runs' directories (console and agent logs) kept in CACHE/runs, newest first.
+KEEP_RUNS = 10
 
 
 def probe() -> int:
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = "libvirt" if args.libvirt else "scenarios"
     run_dir = root / "runs" / time.strftime(f"%Y%m%d-%H%M%S-{mode}")
     (run_dir / "out").mkdir(parents=True)
+    for old in sorted((root / "runs").iterdir())[:-KEEP_RUNS]:
+        shutil.rmtree(old, ignore_errors=True)
     figures: dict[str, object] = {"mode": mode, "run_dir": str(run_dir)}
     outcomes: list[scenarios.Outcome] = []
 

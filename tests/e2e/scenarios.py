@@ -188,11 +188,12 @@ class E2E:
         res = self.d.sh(f"p=$(cat {AGENT_PIDFILE} 2>/dev/null) && kill -0 $p 2>/dev/null && echo $p", 30)
         return int(res.out) if res.ok and res.out.strip().isdigit() else None
 
-    def start_agent(self, **policy: str) -> None:
+    def start_agent(self, **policy: str | bool) -> None:
         """Start ``xenreconcile run`` detached with ``policy`` in its config file; wait for /readyz."""
-        self.agent_policy = dict(policy)
+        self.agent_policy = {k: str(v) for k, v in policy.items()}
         self.agent_died = None
-        settings = {"log_format": '"json"', **{k: f'"{v}"' for k, v in policy.items()}}
+        settings = {"log_format": '"json"',
+                    **{k: (str(v).lower() if isinstance(v, bool) else f'"{v}"') for k, v in policy.items()}}
         self.d.check(f"mkdir -p /etc/xenreconcile /var/log/xenreconcile {DESIRED} {STATE_DIR}")
         self.d.write(AGENT_CONFIG, "".join(f"{k} = {v}\n" for k, v in settings.items()))
         run = (f"exec {XR} run --config {AGENT_CONFIG} --uri xen:///system --dir {DESIRED} "
