@@ -54,7 +54,7 @@ class AgentConfig:
     metrics_listen: str = f"127.0.0.1:{DEFAULT_METRICS_PORT}"
     resync_interval: float = 60.0
     resync_jitter: float = 0.1
-    debounce: float = 0.1
+    debounce: float = 0.05
     workers: int = 4
     backoff_base: float = 0.005
     backoff_cap: float = 60.0

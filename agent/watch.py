@@ -15,7 +15,7 @@ What the operator's tooling really does to the directory, and how each case is h
 - inotify's queue overflow (which watchdog only logs), a watch limit (``ENOSPC``/``EMFILE``) or
   a dead emitter thread all end in a full rescan: events were lost, so no key list can be trusted.
 
-Events are debounced on a quiet period (``debounce``, default 100 ms) bounded by a maximum wait, so
+Events are debounced on a quiet period (``debounce``, default 50 ms) bounded by a maximum wait, so
 a ``git checkout`` touching a thousand files becomes one batch and each file is read once.
 """
 
@@ -193,7 +193,7 @@ def parents_to_watch(directory: Path) -> set[str]:
 class DesiredWatcher:
     """Watches ``directory`` (as configured, symlinks and all) and reports debounced ``Change``s."""
 
-    def __init__(self, directory: Path, on_change: Callable[[Change], None], *, debounce: float = 0.1,
+    def __init__(self, directory: Path, on_change: Callable[[Change], None], *, debounce: float = 0.05,
                  polling: bool = False, poll_interval: float = 2.0, hooks: WatchHooks | None = None,
                  max_wait: float | None = None) -> None:
         self.directory = Path(directory)
