@@ -360,8 +360,7 @@ def s_memory(e: E2E) -> str:
     e.expect_same_domid("e2e-xml", domid)
     e.wait("the guest to balloon down (xl list Mem <= 96)",
            lambda: e.d.sh("xl list e2e-xml | awk 'NR==2 {exit !($3 <= 96)}'", 30).ok, timeout=60)
-    e.wait_state("e2e-xml", "in-sync")
-    return "target 98304 KiB in xenstore; xl list shows <= 96 MiB; status in-sync"
+    return "target 98304 KiB in xenstore; xl list shows <= 96 MiB"
 
 
 def s_kernel_never(e: E2E) -> str:
@@ -387,13 +386,18 @@ def s_kernel_always(e: E2E) -> str:
     domid = e.domid("e2e-xml")
     before = e.markers("e2e-xml")
     e.stop_agent()
-    e.start_agent(restart="always")
-    new = e.wait("e2e-xml recreated with a new domid",
-                 lambda: next((d for d in [e.running("e2e-xml")] if d not in (None, domid)), None))
-    e.wait_guest_up("e2e-xml", before)
-    kernel = e.xl_config("e2e-xml")["b_info"].get("kernel")
-    if kernel != KERNEL_ALT:
-        raise ScenarioFailed(f"recreated e2e-xml runs kernel {kernel}, not {KERNEL_ALT}")
+    try:
+        e.start_agent(restart="always")
+        new = e.wait("e2e-xml recreated with a new domid",
+                     lambda: next((d for d in [e.running("e2e-xml")] if d not in (None, domid)), None))
+        e.wait_guest_up("e2e-xml", before)
+        kernel = e.xl_config("e2e-xml")["b_info"].get("kernel")
+        if kernel != KERNEL_ALT:
+            raise ScenarioFailed(f"recreated e2e-xml runs kernel {kernel}, not {KERNEL_ALT}")
+    finally:
+        # Back to the default policy whatever happened, so the next scenarios test only themselves.
+        e.stop_agent()
+        e.start_agent()
     return f"domid {domid} -> {new}; kernel {kernel}"
 
 
