@@ -214,12 +214,22 @@ class Reconciler:
 
     def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet) -> None:
         domid = self.backend.create(with_owner(config, self.policy.owner), paused=paused)
-        # Read back the new guest alone: listing every guest per create made a cold start O(N^2).
+        self._remember(OwnedDomain(name, self._uuid_of(domid, name), *self._origin(name, desired)))
+
+    def _uuid_of(self, domid: int, name: str) -> str:
+        """The new guest's uuid: from its own config when libxl reports it there (one guest read;
+        listing every guest per create made a cold start O(N^2)), else from the domain list (real
+        libxl omits ``c_info.uuid`` from a retrieved config when the file did not set one)."""
         try:
-            uuid = str(self.backend.domain_config(domid)["c_info"]["uuid"])
-        except (XenReconcileError, KeyError, TypeError) as err:
+            uuid = (self.backend.domain_config(domid).get("c_info") or {}).get("uuid")
+            if uuid:
+                return str(uuid)
+            for info in self.backend.list_domains():
+                if info.domid == domid:
+                    return info.uuid
+        except XenReconcileError as err:
             raise XenReconcileError(f"created domid {domid} for {name} but cannot read it: {err}") from err
-        self._remember(OwnedDomain(name, uuid, *self._origin(name, desired)))
+        raise XenReconcileError(f"created domid {domid} for {name} but it is not listed any more")
 
     @staticmethod
     def _origin(name: str, desired: DesiredSet) -> tuple[str | None, str | None]:

@@ -281,3 +281,22 @@ def test_inventory_is_reloaded_by_a_new_reconciler(env: Env) -> None:
     fresh = env.make()
     assert fresh.inventory.owns(uuid_for("web"))
     assert copy.deepcopy(fresh.inventory.by_name("web")).file == str(env.dir / "web.xml")
+
+
+def test_create_records_the_uuid_even_when_the_read_back_config_has_none(tmp_path: Path) -> None:
+    """Real libxl can leave ``c_info.uuid`` out of a retrieved config: the inventory must still get
+    the guest's uuid (from the domain list), or the guest would be created again and again."""
+    env = Env(tmp_path)
+    real = env.host.domain_config
+
+    def without_uuid(domid: int) -> dict:
+        cfg = copy.deepcopy(real(domid))
+        cfg["c_info"].pop("uuid", None)
+        return cfg
+
+    env.host.domain_config = without_uuid  # type: ignore[method-assign]
+    env.write("web.xml", domain_xml("web"))
+    results = env.sync()
+    assert results["web"].ok, results["web"].error
+    assert env.inventory() == {"web": env.dom("web").uuid}
+    assert env.plan_is_empty()
