@@ -8,8 +8,11 @@ Ansible's libvirt check mode). Normalising means:
   empty lists and dicts, ``0``, ``false``, defbool ``"<default>"``): libxl's ``to_json`` omits them,
   so an explicit ``"readwrite": 0`` and an absent key must compare equal;
 - enum-like values, uuids and macs are lowercased, defbools become ``"true"``/``"false"``;
-- fields libxl fills in when the config did not say (a generated uuid or mac, the device id, the
-  vif script, the shadow memory...) are compared only when the desired side sets them;
+- fields libxl fills in when the config did not say are compared only when the desired side sets
+  them: any domain-level field (a generated uuid, the shadow memory, the scheduler parameters and
+  the many other defaults real libxl reports back), except the few only a file sets (kernel,
+  cmdline, bootloader, device-model arguments... ``_ONLY_FROM_FILE``: dropping one from the file
+  is a change); and for devices the generated ones by name (device id, mac, vif script...);
 - the owner marker in ``c_info.xsdata`` is ignored: it is bookkeeping, not configuration;
 - disks are matched by ``vdev``, nics by mac (or by device id when the desired nic has no mac),
   the vcpu bitmap becomes a count.
@@ -39,9 +42,6 @@ _CASELESS_KEYS = frozenset({
 })
 _DEFBOOLS = {"true": "true", "false": "false"}
 
-#: Top-level fields libxl generates when the config leaves them out.
-_GENERATED_TOP = (("c_info", "uuid"), ("b_info", "shadow_memkb"), ("b_info", "video_memkb"),
-                  ("b_info", "device_model_version"))
 #: Device fields libxl generates when the config leaves them out.
 _GENERATED_DISK = frozenset({"devid", "backend", "backend_domid", "format"})
 _GENERATED_NIC = frozenset({"devid", "mac", "script", "nictype", "backend_domid", "ifname"})
@@ -160,12 +160,28 @@ def normalise(config: LibxlConfig) -> Normalised:
                       disks=disks, nics=nics)
 
 
-def _leaf_diffs(desired: Any, actual: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
-    """Yield (path, desired, actual) for every differing leaf; lists compare as a whole."""
+#: Leaves libxl never fills in by itself: when the desired file drops one, the guest must change.
+#: Every other leaf the desired side leaves out is libxl's (or the host's) to default, and real
+#: libxl reports those defaults (``sched_params``, ``arch_x86.msr_relaxed``, ``vnc.listen``...).
+_ONLY_FROM_FILE = frozenset({
+    "kernel", "ramdisk", "cmdline", "bootloader", "bootloader_args", "device_model_args",
+    "device_model_args_pv", "device_model_args_hvm", "firmware", "bios", "cpuid", "pcidevs",
+    "vnuma_nodes", "iomem", "irqs", "ioports", "acpi_firmware", "smbios_firmware", "xsdata",
+})
+
+
+def _leaf_diffs(desired: Any, actual: Any, path: str, *,
+                defaults: bool = False) -> Iterator[tuple[str, Any, Any]]:
+    """Yield (path, desired, actual) for every differing leaf; lists compare as a whole. With
+    ``defaults``, a leaf only the actual side has is libxl's default unless it is ``_ONLY_FROM_FILE``
+    (devices compare strictly: their generated fields are dropped by name, see ``_drop_generated``)."""
     if isinstance(desired, dict | None) and isinstance(actual, dict | None) and (desired or actual):
         desired, actual = desired or {}, actual or {}
         for key in sorted(set(desired) | set(actual)):
-            yield from _leaf_diffs(desired.get(key), actual.get(key), f"{path}.{key}" if path else key)
+            yield from _leaf_diffs(desired.get(key), actual.get(key), f"{path}.{key}" if path else key,
+                                   defaults=defaults)
+    elif defaults and desired is None and path.rsplit(".", 1)[-1] not in _ONLY_FROM_FILE:
+        return
     elif desired != actual:
         yield path, desired, actual
 
@@ -300,11 +316,8 @@ def diff_domain(desired: LibxlConfig, actual: LibxlConfig) -> DomainDiff:
     """
     want, have = normalise(desired), normalise(actual)
     out = DomainDiff()
-    tree = dict(have.tree)
-    for section, key in _GENERATED_TOP:
-        if key not in want.tree.get(section, {}) and key in tree.get(section, {}):
-            tree[section] = {k: v for k, v in tree[section].items() if k != key}
-    out.restart.extend(Change(p, RESTART, d, a) for p, d, a in _leaf_diffs(want.tree, tree, ""))
+    out.restart.extend(Change(p, RESTART, d, a)
+                       for p, d, a in _leaf_diffs(want.tree, have.tree, "", defaults=True))
     _diff_sizes(want, have, out)
     _diff_disks(want, have, out)
     _diff_nics(want, have, out)

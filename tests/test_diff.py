@@ -75,6 +75,13 @@ CASES: list[tuple[str, dict[str, Any], Mutator, Mutator, str, list[str]]] = [
     ("generated shadow memory", BASE, _nothing, _set("b_info/shadow_memkb", 9216), "none", []),
     ("generated disk fields", BASE, _nothing, _set("disks/0/backend", "qdisk"), "none", []),
     ("generated nic fields", BASE, _nothing, _set("nics/0/script", "vif-bridge"), "none", []),
+    # What real libxl 4.17 reported back for a guest whose file set none of it (seen on real Xen).
+    ("libxl scheduler defaults", BASE, _nothing,
+     _set("b_info/sched_params", {"sched": "credit2", "weight": 256}), "none", []),
+    ("libxl arch defaults", BASE, _nothing, _set("b_info/arch_x86", {"msr_relaxed": "False"}), "none", []),
+    ("libxl lifecycle default", BASE, _set("on_reboot", _DELETE), _nothing, "none", []),
+    ("kernel removed from the file", BASE, _set("b_info/type.pv/kernel", _DELETE), _nothing,
+     "restart-required", []),
     ("nic without mac matches by devid", BASE, _set("nics/0/mac", _DELETE), _nothing, "none", []),
     ("vcpu bitmap order", BASE, _set("b_info/avail_vcpus", [1, 0]), _nothing, "none", []),
     ("absent avail means all", BASE, _set("b_info/avail_vcpus", _DELETE),
