@@ -203,6 +203,15 @@ def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, polic
     """A live, owned domain that is desired running or paused: diff, hot changes, power state."""
     info = act.info
     if act.config is None:
+        if info.state == "paused" and want.power_state != "paused":
+            # libxl writes a domain's config when its creation completes and the agent unpauses
+            # only after that: a paused guest of ours without one was left half-made (the agent
+            # was killed mid-create). It has never run; build it again.
+            out.act(DESTROY, "half-created remains: paused, and libxl has no config for it",
+                    domid=info.domid, uuid=info.uuid)
+            out.act(CREATE, "desired running; replaces the half-created domain", config=want.config,
+                    paused=False)
+            return
         out.note(PENDING, "current config could not be retrieved", st.PENDING)
         return
     paused = want.power_state == "paused"

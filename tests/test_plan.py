@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from reconcile_fixtures import OWNER, actual, config, desired_domain, desired_set, uuid_for
@@ -218,3 +219,17 @@ def test_a_file_that_never_parsed_still_gets_a_note_keyed_by_its_file() -> None:
     assert ("broken.xml", "Invalid") in notes(result)
     assert "broken.xml:4: unknown unit" in result.notes[-1].message
     assert kinds(result) == [("web", "create")]
+
+
+def test_a_paused_guest_of_ours_without_a_config_is_half_created_and_built_again() -> None:
+    """Seen on real Xen after SIGKILL mid-create: libxl lists the domain, paused, but has no config
+    for it. It never ran; it is destroyed and created again. Running ones stay Pending."""
+    cfg = config("web")
+    half = dataclasses.replace(actual(cfg, 7, state="paused"), config=None)
+    result = run(desired_set(desired_domain(cfg)), [half])
+    assert kinds(result) == [("web", "destroy"), ("web", "create")]
+    assert result.actions[0].details["domid"] == 7
+    running = dataclasses.replace(actual(cfg, 7), config=None)
+    assert notes(run(desired_set(desired_domain(cfg)), [running])) == [("web", "Pending")]
+    wanted_paused = run(desired_set(desired_domain(cfg, power_state="paused")), [half])
+    assert notes(wanted_paused) == [("web", "Pending")] and not wanted_paused.has_changes
