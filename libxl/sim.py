@@ -64,6 +64,7 @@ _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA
 _MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 #: A persisted state starts with the random stamp of the save that wrote it (the key sorts first).
 _STAMP_PREFIX = b'{"_generation": "'
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
 _STAMP_LEN = len(_STAMP_PREFIX) + 32 + 1  # the prefix, a uuid4 in hex, the closing quote
 _DOMAIN_TYPES = ("pv", "pvh", "hvm")
 _ENUMS = {
@@ -534,7 +535,12 @@ class SimHost:
 
     def domain_config(self, domid: int) -> LibxlConfig:
         state = self._read("domain_config")
-        return clone(self._find(state, "domain_config", domid)["config"])
+        config = self._find(state, "domain_config", domid)["config"]
+        if config["c_info"]["uuid"] == NIL_UUID:
+            # libxl files a domain's stored config under its uuid: a nil one is not found again.
+            raise _fail("domain_config", f"Domain {domid}:Fail to get domain configuration "
+                        "(it was created with a nil uuid)", config["c_info"]["name"])
+        return clone(config)
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
         op = "domain_create"
@@ -544,14 +550,15 @@ class SimHost:
             c_info, b_info = config["c_info"], config["b_info"]
             name = c_info["name"]
             c_info["type"] = c_info["type"].lower()
-            c_info["uuid"] = str(_uuid.UUID(c_info["uuid"])) if c_info.get("uuid") else str(_uuid.uuid4())
+            # Like libxl, which leaves a missing uuid nil (xl makes one up in its parser, not libxl).
+            c_info["uuid"] = str(_uuid.UUID(c_info["uuid"])) if c_info.get("uuid") else NIL_UUID
             b_info.setdefault("max_vcpus", 1)
             b_info.setdefault("avail_vcpus", list(range(b_info["max_vcpus"])))
             b_info.setdefault("target_memkb", b_info["max_memkb"])
             for other in state["domains"].values():
                 if other["config"]["c_info"]["name"] == name or name == "Domain-0":
                     raise _fail(op, f"domain with name {name!r} already exists", name)
-                if other["config"]["c_info"]["uuid"] == c_info["uuid"]:
+                if other["config"]["c_info"]["uuid"] == c_info["uuid"] != NIL_UUID:
                     raise _fail(op, f"domain with uuid {c_info['uuid']} already exists", name)
             free = self._free_kib(state)
             if b_info["target_memkb"] > free:

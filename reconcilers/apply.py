@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import uuid as uuid_mod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -44,12 +45,17 @@ class Result:
         return self.error is None
 
 
-def with_owner(config: LibxlConfig, owner: str) -> LibxlConfig:
-    """A copy of ``config`` that carries the ownership marker in ``c_info.xsdata``."""
+def for_create(config: LibxlConfig, owner: str) -> LibxlConfig:
+    """A copy of ``config`` ready for ``libxl_domain_create_new``: it carries the ownership marker
+    in ``c_info.xsdata``, and a fresh uuid when the file gave none. libxl does not make one up (xl
+    does, in its parser): left nil, every such guest shares ``/vm/0000...`` in xenstore and libxl
+    cannot find its stored config again (seen on real Xen)."""
     out = copy.deepcopy(config)
     c_info = out.setdefault("c_info", {})
     xsdata = c_info.get("xsdata") or {}
     c_info["xsdata"] = {**xsdata, OWNER_KEY: owner}
+    if not c_info.get("uuid") or not uuid_mod.UUID(str(c_info["uuid"])).int:
+        c_info["uuid"] = str(uuid_mod.uuid4())
     return out
 
 
@@ -213,7 +219,7 @@ class Reconciler:
             self.backend.destroy(domid)
 
     def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet) -> None:
-        domid = self.backend.create(with_owner(config, self.policy.owner), paused=paused)
+        domid = self.backend.create(for_create(config, self.policy.owner), paused=paused)
         self._remember(OwnedDomain(name, self._uuid_of(domid, name), *self._origin(name, desired)))
 
     def _uuid_of(self, domid: int, name: str) -> str:

@@ -300,3 +300,16 @@ def test_create_records_the_uuid_even_when_the_read_back_config_has_none(tmp_pat
     assert results["web"].ok, results["web"].error
     assert env.inventory() == {"web": env.dom("web").uuid}
     assert env.plan_is_empty()
+
+
+def test_files_without_a_uuid_get_one_each_and_converge(tmp_path: Path) -> None:
+    """libxl leaves a missing uuid nil, and then cannot find the guest's config again (seen on real
+    Xen): the agent gives each new guest a fresh uuid, as xl does, and the plan stays empty."""
+    env = Env(tmp_path)
+    for name in ("a", "b"):
+        env.write(f"{name}.xml", domain_xml(name).replace(f"<uuid>{uuid_for(name)}</uuid>", ""))
+    results = env.sync()
+    assert all(r.ok for r in results.values()), {n: r.error for n, r in results.items()}
+    uuids = {env.dom(n).uuid for n in ("a", "b")}
+    assert len(uuids) == 2 and "00000000-0000-0000-0000-000000000000" not in uuids
+    assert env.plan_is_empty()

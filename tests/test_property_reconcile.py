@@ -21,7 +21,7 @@ from reconcile_fixtures import domain_xml, uuid_for
 from libxl.config import build_config
 from libxl.formats.domxml import parse_domain_xml
 from libxl.sim import SimHost
-from reconcilers.apply import Reconciler, with_owner
+from reconcilers.apply import Reconciler, for_create
 from reconcilers.desired import load_desired
 from reconcilers.policy import Policy
 
@@ -111,7 +111,7 @@ def start_host(guests: list[tuple[str, str, str | None, str]]) -> SimHost:
     for _name, xml, owner, state in guests:
         config = build_config(parse_domain_xml(xml))
         if owner is not None:
-            config = with_owner(config, owner)
+            config = for_create(config, owner)
         domid = host.create(config, paused=state == "paused")
         if state == "crashed":
             host.crash(domid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import uuid as uuid_mod
 
 import pytest
 
@@ -11,13 +12,15 @@ from libxl.backend import OWNER_KEY, DomainEvent
 from libxl.config import build_config
 from libxl.errors import BackendError
 from libxl.model import OS, Devices, Disk, Domain, Interface, VCpu
-from libxl.sim import GIB_KIB, SimHost
+from libxl.sim import GIB_KIB, NIL_UUID, SimHost
 
 
 def config(name: str = "g", *, memory_kib: int = 524288, uuid: str | None = None, **kw) -> dict:
+    """A guest config; its uuid derives from the name unless given (``""``: none, as libxl sees it
+    from a file without one)."""
     dom = Domain(
         name=name,
-        uuid=uuid,
+        uuid=str(uuid_mod.uuid5(uuid_mod.NAMESPACE_DNS, name)) if uuid is None else (uuid or None),
         memory_kib=memory_kib,
         os=OS(type="linux", kernel="/boot/vmlinuz"),
         devices=Devices(
@@ -84,11 +87,14 @@ def test_names_and_uuids_are_unique(host):
         host.create(config("Domain-0"))
 
 
-def test_generated_uuid_is_stored():
+def test_a_missing_uuid_stays_nil_and_its_config_is_lost_like_libxl():
+    """libxl does not make up a uuid (xl does, in its parser): two such guests share the nil uuid
+    and libxl cannot find their stored config again. The agent must give every guest a uuid."""
     sim = SimHost()
-    domid = sim.create(config("a"))
-    uuid = sim.domain_config(domid)["c_info"]["uuid"]
-    assert len(uuid) == 36 and sim.list_domains()[1].uuid == uuid
+    a, b = sim.create(config("a", uuid="")), sim.create(config("b", uuid=""))
+    assert {d.uuid for d in sim.list_domains() if d.domid in (a, b)} == {NIL_UUID}
+    with pytest.raises(BackendError, match="Fail to get domain configuration"):
+        sim.domain_config(a)
 
 
 def test_memory_is_finite():
