@@ -17,7 +17,6 @@ import argparse
 import base64
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,25 +59,15 @@ def forwarded_flags(sub: argparse.ArgumentParser, args: argparse.Namespace) -> l
 
 
 def desired_files(directory: Path) -> dict[str, str]:
-    """Every candidate desired file of ``directory`` (the loader's own filter), base64 by name."""
-    from libxl.formats.load import is_desired_name
+    """Every desired file of ``directory`` (the loader's own listing), base64 by name."""
+    from reconcilers.desired import desired_paths
 
-    try:
-        names = sorted(os.listdir(directory))
-    except FileNotFoundError:
-        raise ConfigError("desired directory does not exist", file=str(directory)) from None
-    except NotADirectoryError:
-        raise ConfigError("desired path is not a directory", file=str(directory)) from None
-    except OSError as err:
-        raise ConfigError(f"cannot list desired directory: {err.strerror}", file=str(directory)) from None
     out = {}
-    for name in names:
-        path = directory / name
-        if is_desired_name(name) and path.is_file():
-            try:
-                out[name] = base64.b64encode(path.read_bytes()).decode()
-            except OSError as err:
-                raise ConfigError(f"cannot read: {err.strerror}", file=str(path)) from None
+    for path in sorted(desired_paths(directory)):
+        try:
+            out[path.name] = base64.b64encode(path.read_bytes()).decode()
+        except OSError as err:
+            raise ConfigError(f"cannot read: {err.strerror}", file=str(path)) from None
     return out
 
 

@@ -192,7 +192,9 @@ def _assemble(directory: Path, cache: dict[Path, _Entry], security: SecurityPoli
     return out
 
 
-def _listing(directory: Path) -> list[Path]:
+def desired_paths(directory: Path) -> list[Path]:
+    """The files of ``directory`` a scan reads (known suffix, no litter, no subdirectory); raises a
+    located ``ConfigError`` when the directory itself cannot be listed."""
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
@@ -229,7 +231,7 @@ def load_desired(directory: Path, previous: DesiredSet | None = None, *,
     old = _previous_cache(previous, security, host)
     checks = _Checks(security, host)
     cache = {}
-    for path in _listing(directory):
+    for path in desired_paths(directory):
         entry = _evaluate(path, old.get(path), checks)
         if entry is not None:
             cache[path] = entry
