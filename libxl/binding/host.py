@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -224,7 +225,7 @@ class RealHost:
         try:
             config = self.domain_config(domid)
         except BackendError:
-            return None
+            return xenstore_owner(domid)
         return (config.get("c_info", {}).get("xsdata") or {}).get(OWNER_KEY)
 
     def list_domains(self) -> list[DomainInfo]:
@@ -452,6 +453,19 @@ class RealHost:
         self._lib.xr_logger_free(self._logger)
         self._ctx = None
         _hosts.pop(self._key, None)
+
+
+def xenstore_owner(domid: int, command: str = "xenstore-read") -> str | None:
+    """The owner marker straight from xenstore, where libxl writes ``c_info.xsdata`` as soon as it
+    makes the domain. The stored config, read first, only exists once creation completed: an agent
+    killed mid-create leaves a domain with the marker but no config (seen on real Xen), and without
+    this it would look unowned to the agent that made it."""
+    try:
+        proc = subprocess.run([command, f"/local/domain/{domid}/{OWNER_KEY}"], capture_output=True,
+                              text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
 def dominfo_from_json(info: dict[str, Any], name: str, owner: str | None) -> DomainInfo:
