@@ -23,8 +23,11 @@ from libxl.hostconf import (
     load_host_settings,
 )
 from libxl.uri import DEFAULT_AGENT_SOCKET
-from reconcilers.policy import DEFAULT_OWNER, PRUNE_POLICIES, RESTART_POLICIES, Policy
+from reconcilers.policy import PRUNE_POLICIES, RESTART_POLICIES, Policy
 from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
+
+#: The reconciler's defaults, which the settings of the same names start from.
+DEFAULT_POLICY = Policy()
 
 #: Where ``run`` looks when ``--config`` is not given (absent file: defaults only).
 DEFAULT_CONFIG_PATH = Path("/etc/xenreconcile/xenreconcile.toml")
@@ -60,12 +63,13 @@ class AgentConfig:
     backoff_cap: float = 60.0
     rate_limit: float = 10.0
     rate_burst: int = 100
-    prune: str = "none"
-    restart: str = "never"
-    allow_empty: bool = False
-    adopt: bool = False
-    shutdown_timeout: float = 30.0
-    owner: str = DEFAULT_OWNER
+    # How far the reconciler may go (reconcilers.policy.Policy holds the defaults).
+    prune: str = DEFAULT_POLICY.prune
+    restart: str = DEFAULT_POLICY.restart
+    allow_empty: bool = DEFAULT_POLICY.allow_empty
+    adopt: bool = DEFAULT_POLICY.adopt
+    shutdown_timeout: float = DEFAULT_POLICY.shutdown_timeout
+    owner: str = DEFAULT_POLICY.owner
     polling: bool = False
     poll_interval: float = 2.0
     log_format: str = "auto"
@@ -93,8 +97,7 @@ class AgentConfig:
 
     def policy(self) -> Policy:
         """The reconciler's policy from the settings that belong to it."""
-        return Policy(prune=self.prune, restart=self.restart, allow_empty=self.allow_empty, adopt=self.adopt,
-                      shutdown_timeout=self.shutdown_timeout, owner=self.owner)
+        return Policy(**{k: getattr(self, k) for k in Policy.__dataclass_fields__})
 
     def host_settings(self) -> HostSettings:
         """xl.conf and libxl.conf as the files say, under the overrides of this file; raises
