@@ -418,6 +418,20 @@ def format_vfb(gfx: Graphics) -> str:
     return ",".join(parts)
 
 
+def format_body(dom: Domain, dialect: Dialect) -> list[tuple[str, Value]]:
+    """The keys xl and xm write alike after the guest's features: clock, lifecycle actions, device
+    model, graphics (vnc/sdl keys for HVM, ``vfb`` for PV) and the devices."""
+    devs = dom.devices
+    out = format_clock(dom) + format_lifecycle(dom)
+    if devs.emulator:
+        out.append(("device_model_override", devs.emulator))
+    if dom.os.is_hvm:
+        out += format_vnc_sdl(dom)
+    elif devs.graphics:
+        out.append(("vfb", [checked(format_vfb, g) for g in devs.graphics]))
+    return out + format_devices(dom, dialect)
+
+
 def format_devices(dom: Domain, dialect: Dialect) -> list[tuple[str, Value]]:
     """vif, pci, serial/parallel/soundhw/usb (HVM), then disk: the device keys both formats share."""
     devs = dom.devices

@@ -242,14 +242,7 @@ def format_xl(dom: Domain) -> str:
     if hvm:
         out += xencommon.format_hvm_features(dom)
     out += _format_xen_features(dom)
-    out += xencommon.format_clock(dom) + xencommon.format_lifecycle(dom)
-    if devs.emulator:
-        out.append(("device_model_override", devs.emulator))
-    if hvm:
-        out += xencommon.format_vnc_sdl(dom)
-    elif devs.graphics:
-        out.append(("vfb", [xencommon.checked(xencommon.format_vfb, g) for g in devs.graphics]))
-    out += xencommon.format_devices(dom, XL)
+    out += xencommon.format_body(dom, XL)
     if hvm:
         out.append(("builder", "hvm"))
         if dom.os.firmware == "efi" or (dom.os.loader and dom.os.loader.type == "pflash"):

@@ -38,18 +38,11 @@ def format_xm(dom: Domain) -> str:
     """An xm config for ``dom``; raises ConfigError for what xm cannot express."""
     if dom.os.is_pvh:
         raise ConfigError("xm has no PVH guests; use xen-xl")
-    hvm, devs = dom.os.is_hvm, dom.devices
+    hvm = dom.os.is_hvm
     out = xencommon.format_head(dom)
     if hvm:
         out += xencommon.format_hvm_features(dom)
-    out += xencommon.format_clock(dom) + xencommon.format_lifecycle(dom)
-    if devs.emulator:
-        out.append(("device_model_override", devs.emulator))
-    if hvm:
-        out += xencommon.format_vnc_sdl(dom)
-    elif devs.graphics:
-        out.append(("vfb", [xencommon.checked(xencommon.format_vfb, g) for g in devs.graphics]))
-    out += xencommon.format_devices(dom, XM)
+    out += xencommon.format_body(dom, XM)
     if hvm:
         loader = dom.os.loader.path if dom.os.loader and dom.os.loader.path else HVMLOADER
         out += [("builder", "hvm"), ("kernel", loader), ("boot", xencommon.boot_letters(dom))]
