@@ -23,7 +23,7 @@ from typing import Any
 
 from libxl.config import nested_hvm_for
 from libxl.errors import ConfigError
-from libxl.formats.xlcfg import Value, parse_cfg
+from libxl.formats.xlcfg import Value, config_text, parse_cfg
 from libxl.model import Domain
 
 DEFAULT_XL_CONF = "/etc/xen/xl.conf"
@@ -109,14 +109,8 @@ def read_conf(path: str | Path, keys: dict[str, tuple[str, Callable[[Value], Any
         return {}
     except OSError as err:
         raise ConfigError(f"cannot read: {err.strerror}", file=str(path)) from None
-    if len(data) > _MAX_BYTES:
-        raise ConfigError(f"over {_MAX_BYTES} bytes: not a configuration file", file=str(path))
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"not UTF-8 text (byte {err.start})", file=str(path)) from None
     out: dict[str, Any] = {}
-    for key, setting in parse_cfg(text, file=str(path)).items():
+    for key, setting in parse_cfg(config_text(data, str(path), _MAX_BYTES), file=str(path)).items():
         if key not in keys:
             continue
         name, convert = keys[key]

@@ -12,6 +12,7 @@ from pathlib import Path
 from libxl.errors import ConfigError
 from libxl.formats.domxml import MAX_XML_BYTES, parse_domain_xml
 from libxl.formats.xl import parse_xl
+from libxl.formats.xlcfg import config_text
 from libxl.model import Domain
 
 #: Suffixes of desired-state files: libvirt domain XML and xl.cfg(5).
@@ -58,13 +59,7 @@ def parse_domain_bytes(path: Path, data: bytes) -> Domain:
     suffix = _check_suffix(path)
     if suffix == ".xml":
         return parse_domain_xml(data, file=str(path))
-    if len(data) > MAX_XML_BYTES:
-        raise ConfigError(f"file is over the {MAX_XML_BYTES} byte limit", file=str(path))
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"not UTF-8 text (byte {err.start})", file=str(path)) from None
-    return parse_xl(text, file=str(path))
+    return parse_xl(config_text(data, str(path), MAX_XML_BYTES), file=str(path))
 
 
 __all__ = ["DESIRED_SUFFIXES", "is_desired_name", "load_domain_file", "parse_domain_bytes"]

@@ -159,6 +159,17 @@ class _Parser:
             out.append((Setting(tok.text, value, tok.line), op.text))
 
 
+def config_text(data: bytes, file: str, limit: int) -> str:
+    """The text of a config file read as bytes: at most ``limit`` bytes, UTF-8, else a located
+    ``ConfigError`` (desired xl.cfg files and the host's xl.conf/libxl.conf read alike)."""
+    if len(data) > limit:
+        raise ConfigError(f"file is over the {limit} byte limit", file=file)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not UTF-8 text (byte {err.start})", file=file) from None
+
+
 def parse_cfg(text: str, file: str | None = None) -> dict[str, Setting]:
     """Settings in file order; a repeated key replaces the earlier one, ``+=`` appends to it."""
     result: dict[str, Setting] = {}
