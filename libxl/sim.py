@@ -13,10 +13,10 @@ Time-dependent behaviour (a guest obeying a shutdown request after a delay) is s
 and applied by whichever caller touches the state next, which works across processes without a
 daemon. Events are kept in a bounded log inside the state; ``watch_events`` replays new entries.
 
-Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``; fault injection through
-``fail_rate``, ``latency`` and ``seed`` (constructor arguments or attributes). ``op_log`` (a file
-path) appends one JSON line per committed change (``{"t": unix time, "op", "domid", "name"}``), so a
-test or benchmark can read afterwards *when* the host changed, without polling it.
+Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``, ``create_cut_short``; fault
+injection through ``fail_rate``, ``latency`` and ``seed`` (constructor arguments or attributes).
+``op_log`` (a file path) appends one JSON line per committed change (``{"t": unix time, "op",
+"domid", "name"}``), so a test or benchmark can read afterwards *when* the host changed, without polling it.
 
 Domain 0 holds ``dom0_memory_kib`` and can be ballooned down (``set_memory_target(0, ...)``, never
 below libxl's 128 MiB floor) and back up to what it booted with, so autoballooning is testable here;
@@ -80,6 +80,8 @@ _ENUMS = {
 #: libxl's vcpu limits per guest type (HVM_MAX_VCPUS for hvm/pvh).
 _MAX_VCPUS = {"pv": 512, "pvh": 128, "hvm": 128}
 #: What each kind of shutdown consults (libxl_domain_config's on_* fields).
+#: How far a create got before its caller died (``create_cut_short``).
+_CUT_STAGES = ("domain", "xenstore")
 _REASON_ACTION = {"poweroff": "on_poweroff", "reboot": "on_reboot", "crash": "on_crash",
                   "watchdog": "on_watchdog", "soft_reset": "on_soft_reset"}
 
@@ -524,18 +526,24 @@ class SimHost:
         for dom in sorted(state["domains"].values(), key=lambda d: d["domid"]):
             c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
             running = dom["state"] in ("running", "paused")
+            in_xenstore = dom.get("cut_short") != "domain"
             rows.append(DomainInfo(
-                name=c_info["name"], domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
+                name=c_info["name"] if in_xenstore else "", domid=dom["domid"], uuid=c_info["uuid"],
+                state=dom["state"],
                 memory_kib=dom["memory_kib"], max_memory_kib=b_info["max_memkb"],
                 vcpus_online=len(b_info.get("avail_vcpus", [])), vcpus_max=b_info.get("max_vcpus", 1),
                 shutdown_reason=dom["shutdown_reason"],
-                owner=(c_info.get("xsdata") or {}).get(OWNER_KEY),
+                owner=(c_info.get("xsdata") or {}).get(OWNER_KEY) if in_xenstore else None,
                 cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0))
         return rows
 
     def domain_config(self, domid: int) -> LibxlConfig:
         state = self._read("domain_config")
-        config = self._find(state, "domain_config", domid)["config"]
+        dom = self._find(state, "domain_config", domid)
+        config = dom["config"]
+        if dom.get("cut_short"):
+            raise _fail("domain_config", f"Domain {domid}:Fail to get domain configuration "
+                        "(its creation never finished)", config["c_info"]["name"])
         if config["c_info"]["uuid"] == NIL_UUID:
             # libxl files a domain's stored config under its uuid: a nil one is not found again.
             raise _fail("domain_config", f"Domain {domid}:Fail to get domain configuration "
@@ -556,7 +564,8 @@ class SimHost:
             b_info.setdefault("avail_vcpus", list(range(b_info["max_vcpus"])))
             b_info.setdefault("target_memkb", b_info["max_memkb"])
             for other in state["domains"].values():
-                if other["config"]["c_info"]["name"] == name or name == "Domain-0":
+                named = other.get("cut_short") != "domain"
+                if (named and other["config"]["c_info"]["name"] == name) or name == "Domain-0":
                     raise _fail(op, f"domain with name {name!r} already exists", name)
                 if other["config"]["c_info"]["uuid"] == c_info["uuid"] != NIL_UUID:
                     raise _fail(op, f"domain with uuid {c_info['uuid']} already exists", name)
@@ -784,6 +793,21 @@ class SimHost:
 
     def crash(self, domid: int) -> None:
         self.shutdown_from_inside(domid, "crash")
+
+    def create_cut_short(self, config: LibxlConfig, stage: str) -> int:
+        """What ``libxl_domain_create_new`` leaves when its caller is SIGKILLed part-way (seen on
+        real Xen): a paused domain with the config's uuid and, at stage ``domain``, nothing in
+        xenstore yet (no name, no xsdata: ``xl list`` says ``(null)``), or at stage ``xenstore``,
+        name and xsdata but no stored config. libxl's own cleanup never ran."""
+        if stage not in _CUT_STAGES:
+            raise ValueError(f"unknown stage {stage!r}; one of {', '.join(_CUT_STAGES)}")
+        with self._locked() as state:
+            config = copy.deepcopy(config)
+            config["c_info"]["type"] = config["c_info"]["type"].lower()
+            config["b_info"].setdefault("max_vcpus", 1)
+            domid = self._start(state, config, paused=True)
+            state["domains"][str(domid)]["cut_short"] = stage
+        return domid
 
     def set_unresponsive(self, domid: int, unresponsive: bool = True) -> None:
         """Make the guest ignore (or obey again) shutdown requests."""

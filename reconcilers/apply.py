@@ -124,8 +124,9 @@ class Reconciler:
     def reconcile(self, name: str, desired: DesiredSet) -> Result:
         """Plan and apply one name (one work-queue key)."""
         actual = self.snapshot(desired, only=name)
-        one = pl.plan_domain(name, desired, pl.index_actual(actual), self.policy, self._inventory_copy(),
-                             self._diffs)
+        inventory = self._inventory_copy()
+        one = pl.plan_domain(name, desired, pl.index_actual(actual), self.policy, inventory, self._diffs,
+                             pl.remains_by_name(actual, inventory).get(name))
         return self._execute(pl.Plan([one]), actual, desired)[0]
 
     def _execute(self, plan: pl.Plan, actual: list[pl.ActualDomain], desired: DesiredSet) -> list[Result]:
@@ -219,23 +220,18 @@ class Reconciler:
             self.backend.destroy(domid)
 
     def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet) -> None:
-        domid = self.backend.create(for_create(config, self.policy.owner), paused=paused)
-        self._remember(OwnedDomain(name, self._uuid_of(domid, name), *self._origin(name, desired)))
-
-    def _uuid_of(self, domid: int, name: str) -> str:
-        """The new guest's uuid: from its own config when libxl reports it there (one guest read;
-        listing every guest per create made a cold start O(N^2)), else from the domain list (real
-        libxl omits ``c_info.uuid`` from a retrieved config when the file did not set one)."""
+        """Record the new guest's uuid *before* asking libxl for it: killed mid-create, the agent
+        may leave a paused domain that xenstore has no name for yet, and only this record lets the
+        next run know that domain is its own remains (``plan.remains_by_name``). libxl makes the
+        domain with ``c_info.uuid`` as its handle, so the uuid chosen here is the one listed."""
+        ready = for_create(config, self.policy.owner)
+        uuid = str(ready["c_info"]["uuid"])
+        self._remember(OwnedDomain(name, uuid, *self._origin(name, desired)))
         try:
-            uuid = (self.backend.domain_config(domid).get("c_info") or {}).get("uuid")
-            if uuid:
-                return str(uuid)
-            for info in self.backend.list_domains():
-                if info.domid == domid:
-                    return info.uuid
-        except XenReconcileError as err:
-            raise XenReconcileError(f"created domid {domid} for {name} but cannot read it: {err}") from err
-        raise XenReconcileError(f"created domid {domid} for {name} but it is not listed any more")
+            self.backend.create(ready, paused=paused)
+        except XenReconcileError:
+            self._forget(uuid)  # libxl destroys what a failed create made
+            raise
 
     @staticmethod
     def _origin(name: str, desired: DesiredSet) -> tuple[str | None, str | None]:

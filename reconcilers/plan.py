@@ -156,6 +156,22 @@ def index_actual(actual: list[ActualDomain]) -> dict[str, ActualDomain]:
     return out
 
 
+def remains_by_name(actual: list[ActualDomain], inventory: Inventory) -> dict[str, list[ActualDomain]]:
+    """Nameless domains the inventory lists, by the name they were being created under.
+
+    libxl makes the hypervisor domain before it writes the domain's name (and our marker) into
+    xenstore; an agent killed in between leaves a paused domain that ``xl list`` shows as
+    ``(null)``. Only the inventory, written before each create, can tell it is ours. Nameless
+    domains it does not list belong to some other toolstack's unfinished create and are left alone.
+    """
+    out: dict[str, list[ActualDomain]] = {}
+    for dom in actual:
+        entry = inventory.domains.get(dom.info.uuid.lower()) if not dom.info.name else None
+        if entry is not None and dom.info.domid != 0 and dom.info.state != "dying":
+            out.setdefault(entry.name, []).append(dom)
+    return out
+
+
 def _invalid_error(name: str, desired: DesiredSet, owned: OwnedDomain | None) -> str | None:
     """The parse error of the file that declares (or, per the inventory entry of the guest on the
     host, last declared) ``name``, if that file is broken now."""
@@ -245,12 +261,18 @@ def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, polic
 
 
 def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain], policy: Policy,
-                inventory: Inventory, memo: DiffMemo | None = None) -> DomainPlan:
-    """Plan one name: the agent's per-key reconcile. ``actual`` comes from ``index_actual``; ``memo``
-    (optional) reuses the last diff of an unchanged pair of configs."""
+                inventory: Inventory, memo: DiffMemo | None = None,
+                remains: list[ActualDomain] | None = None) -> DomainPlan:
+    """Plan one name: the agent's per-key reconcile. ``actual`` comes from ``index_actual``;
+    ``remains`` from ``remains_by_name``; ``memo`` (optional) reuses the last diff of an unchanged
+    pair of configs."""
     want = desired.domains.get(name)
     act = actual.get(name)
     out = DomainPlan(name, file=want.file if want else None)
+    for dom in remains or ():
+        # They never ran and hold memory a create may need: gone first, whatever the file says.
+        out.act(DESTROY, f"remains of a create cut short (domid {dom.info.domid}, no name in xenstore)",
+                domid=dom.info.domid, uuid=dom.info.uuid)
     if name in desired.conflicts:
         files = ", ".join(str(f) for f in desired.conflicts[name])
         out.file = desired.conflicts[name][0]
@@ -277,6 +299,8 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
             out.note(INVALID, f"desired file is invalid; guest left as is: {error}", st.INVALID)
         elif act is not None and owned:
             _plan_orphan(out, act, desired, policy)
+        elif out.actions:
+            out.outcome = st.PRUNED  # only remains were there
         return out
     if error is not None:
         out.note(INVALID, f"desired file is invalid; last good version stays in force: {error}", st.INVALID)
@@ -303,9 +327,11 @@ def plan(desired: DesiredSet, actual: list[ActualDomain], policy: Policy, invent
          memo: DiffMemo | None = None) -> Plan:
     """Plan every name that is desired, in conflict, invalid, or owned on the host (pure)."""
     by_name = index_actual(actual)
-    names = set(desired.domains) | set(desired.conflicts) | desired.invalid_names()
-    names |= {n for n, a in by_name.items() if is_owned(a.info, inventory, policy)}
-    domains = [plan_domain(n, desired, by_name, policy, inventory, memo) for n in sorted(names)]
+    remains = remains_by_name(actual, inventory)
+    names = set(desired.domains) | set(desired.conflicts) | desired.invalid_names() | set(remains)
+    names |= {n for n, a in by_name.items() if n and is_owned(a.info, inventory, policy)}
+    domains = [plan_domain(n, desired, by_name, policy, inventory, memo, remains.get(n))
+               for n in sorted(names)]
     if memo is not None:
         memo.keep(names)
     return Plan(domains + _unnamed_invalid(desired, domains))

@@ -313,3 +313,62 @@ def test_files_without_a_uuid_get_one_each_and_converge(tmp_path: Path) -> None:
     uuids = {env.dom(n).uuid for n in ("a", "b")}
     assert len(uuids) == 2 and "00000000-0000-0000-0000-000000000000" not in uuids
     assert env.plan_is_empty()
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, no ``except Exception`` catches it."""
+
+
+class DiesMidCreate(SimHost):
+    """A host whose next create is cut short at ``stage`` by the agent's death."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(shutdown_delay=0.0)
+        self.stage: str | None = stage
+
+    def create(self, config, *, paused=False):  # noqa: ANN001, ANN201
+        if self.stage is None:
+            return super().create(config, paused=paused)
+        self.create_cut_short(config, self.stage)
+        self.stage = None
+        raise Killed
+
+
+@pytest.mark.parametrize("stage", ["domain", "xenstore"])
+@pytest.mark.parametrize("prune", ["none", "destroy"])
+def test_a_create_cut_short_by_a_kill_converges_on_restart(tmp_path: Path, stage: str, prune: str) -> None:
+    """Seen on real Xen (e2e, SIGKILL mid-way): killed after libxl made the domain but before it
+    named it in xenstore, the agent left a paused ``(null)`` domain; restarted, it must destroy it
+    (whatever the prune policy: it never ran) and create the guest once."""
+    env = Env(tmp_path, prune=prune)
+    env.host = DiesMidCreate(stage)
+    env.reconciler = env.make(prune=prune)
+    env.write("web.xml", domain_xml("web", uuid=None))
+    with pytest.raises(Killed):
+        env.sync()
+    left = [d for d in env.host.list_domains() if d.domid != 0]
+    assert len(left) == 1 and left[0].state == "paused"
+    assert left[0].name == ("" if stage == "domain" else "web")
+    assert env.inventory() == {"web": left[0].uuid}  # recorded before libxl was asked
+    env.reconciler = env.make(prune=prune)  # the restart
+    results = env.sync()
+    assert actions(results["web"]) == ["destroy", "create"]
+    rows = [d for d in env.host.list_domains() if d.domid != 0]
+    assert [(d.name, d.state) for d in rows] == [("web", "running")]
+    assert env.inventory() == {"web": rows[0].uuid}
+    assert env.plan_is_empty()
+
+
+def test_a_nameless_domain_the_agent_never_recorded_is_left_alone(env: Env) -> None:
+    foreign = env.host.create_cut_short(config("theirs"), "domain")
+    env.write("web.xml", domain_xml("web"))
+    assert actions(env.sync()["web"]) == ["create"]
+    assert any(d.domid == foreign and d.name == "" for d in env.host.list_domains())
+    assert env.plan_is_empty()
+
+
+def test_a_refused_create_leaves_no_inventory_entry(env: Env) -> None:
+    env.write("big.xml", domain_xml("big", memory_mib=10**6))
+    result = env.sync()["big"]
+    assert result.error is not None and "memory" in result.error
+    assert "big" not in env.inventory()

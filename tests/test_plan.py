@@ -233,3 +233,40 @@ def test_a_paused_guest_of_ours_without_a_config_is_half_created_and_built_again
     assert notes(run(desired_set(desired_domain(cfg)), [running])) == [("web", "Pending")]
     wanted_paused = run(desired_set(desired_domain(cfg, power_state="paused")), [half])
     assert notes(wanted_paused) == [("web", "Pending")] and not wanted_paused.has_changes
+
+
+def _nameless(cfg: dict, domid: int) -> pl.ActualDomain:
+    """What ``xl list`` shows as ``(null)``: a domain whose create died before xenstore had it."""
+    info = actual(cfg, domid, state="paused", owner=None).info
+    return pl.ActualDomain(dataclasses.replace(info, name=""), None)
+
+
+def test_nameless_remains_the_inventory_lists_are_destroyed_before_the_create() -> None:
+    """The inventory entry, written before each create, names what the nameless domain was to be."""
+    cfg = config("web")
+    inventory = Inventory({uuid_for("web"): OwnedDomain("web", uuid_for("web"))})
+    result = run(desired_set(desired_domain(cfg)), [_nameless(cfg, 9)], inventory=inventory)
+    assert kinds(result) == [("web", "destroy"), ("web", "create")]
+    assert result.actions[0].details["domid"] == 9
+    assert "cut short" in result.actions[0].reason
+    # The same from the per-key reconcile, which plans one name.
+    actual_list = [_nameless(cfg, 9)]
+    one = pl.plan_domain("web", desired_set(desired_domain(cfg)), pl.index_actual(actual_list), POLICY,
+                         inventory, remains=pl.remains_by_name(actual_list, inventory).get("web"))
+    assert [a.kind for a in one.actions] == ["destroy", "create"]
+
+
+def test_nameless_remains_go_even_when_the_file_is_gone_and_prune_is_none() -> None:
+    cfg = config("web")
+    inventory = Inventory({uuid_for("web"): OwnedDomain("web", uuid_for("web"))})
+    result = run(desired_set(desired_domain(config("other"))), [_nameless(cfg, 9)],
+                 policy=Policy(owner=OWNER, prune="none"), inventory=inventory)
+    assert ("web", "destroy") in kinds(result)
+    assert next(d for d in result.domains if d.name == "web").outcome == "pruned"
+
+
+def test_a_nameless_domain_the_inventory_does_not_list_is_someone_elses_and_left_alone() -> None:
+    cfg = config("web")
+    result = run(desired_set(desired_domain(cfg)), [_nameless(cfg, 9)])
+    assert kinds(result) == [("web", "create")]
+    assert all(a.details.get("domid") != 9 for a in result.actions)
