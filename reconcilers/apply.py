@@ -113,6 +113,7 @@ class Reconciler:
     def reconcile_all(self, desired: DesiredSet) -> list[Result]:
         """Plan and apply every name; statuses of names that left the plan are forgotten."""
         actual = self.snapshot(desired)
+        self._forget_absent({a.info.uuid.lower() for a in actual})
         whole = pl.plan(desired, actual, self.policy, self._inventory_copy(), self._diffs)
         results = self._execute(whole, actual, desired)
         planned = {d.name for d in whole.domains}
@@ -242,6 +243,17 @@ class Reconciler:
         with self._lock:
             self.inventory.add(entry)
             self.state.save(self.inventory)
+
+    def _forget_absent(self, listed: set[str]) -> None:
+        """Drop entries for uuids the host does not list: a guest destroyed behind the agent's back,
+        or a create recorded but killed before libxl made anything. Only the full resync does
+        this, which no create of this agent runs beside (and no other writer: the state lock)."""
+        with self._lock:
+            absent = [uuid for uuid in self.inventory.domains if uuid not in listed]
+            for uuid in absent:
+                self.inventory.remove(uuid)
+            if absent:
+                self.state.save(self.inventory)
 
     def _forget(self, uuid: str) -> None:
         with self._lock:

@@ -10,9 +10,12 @@ inventory, never half of one.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from libxl.errors import XenReconcileError
 #: Where the agent keeps its state unless told otherwise.
 DEFAULT_STATE_DIR = Path("/var/lib/xenreconcile")
 INVENTORY_FILE = "inventory.json"
+LOCK_FILE = "lock"
 _VERSION = 1
 
 
@@ -129,3 +133,30 @@ class StateDir:
                 os.close(dir_fd)
         except OSError as exc:
             raise StateError(f"{self.path}: cannot write inventory: {exc.strerror or exc}") from exc
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the state directory for one writer, like Terraform's state lock.
+
+        Two reconcilers over one host would each see the other's create in flight (a paused guest
+        without a config, or a nameless one its inventory lists) as remains to destroy. The lock
+        is an ``flock``, so the kernel drops it when its holder dies, SIGKILL included; a second
+        agent or ``apply`` fails at once, naming the holder's pid, instead of waiting.
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StateError(f"{self.path / LOCK_FILE}: cannot open: {exc.strerror or exc}") from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise StateError(f"{self.path}: in use by another xenreconcile (pid {holder}); "
+                                 "one agent or apply per state directory") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock

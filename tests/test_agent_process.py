@@ -202,6 +202,22 @@ def test_sighup_rereads_config_and_rescans(tmp_path: Path, notify: NotifyListene
         assert agent.stop() == 0
 
 
+def test_a_second_agent_on_the_same_state_directory_exits_at_once(tmp_path: Path) -> None:
+    desired = setup_dir(tmp_path, ["web"])
+    args = ("--uri", host(tmp_path), "--dir", str(desired), "--state-dir", str(tmp_path / "st"))
+    first = Agent(tmp_path, *args)
+    try:
+        wait_for(lambda: first.logged("ready"), timeout=60, what="first agent ready")
+        second = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--config", "/dev/null",
+                                 "--metrics-listen", "127.0.0.1:0", *args], cwd=REPO, capture_output=True,
+                                text=True, timeout=60)
+        assert second.returncode == 1
+        assert f"in use by another xenreconcile (pid {first.proc.pid})" in second.stderr
+        assert first.proc.poll() is None
+    finally:
+        assert first.stop() == 0
+
+
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     config.write_text("wokers = 3\n")

@@ -372,3 +372,16 @@ def test_a_refused_create_leaves_no_inventory_entry(env: Env) -> None:
     result = env.sync()["big"]
     assert result.error is not None and "memory" in result.error
     assert "big" not in env.inventory()
+
+
+def test_the_full_resync_forgets_inventory_entries_the_host_does_not_list(env: Env) -> None:
+    """A create recorded and then killed before libxl made anything, or a guest destroyed behind
+    the agent's back: the entry names nothing and goes, so the uuid can never be mistaken later."""
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    web = env.dom("web")
+    env.host.destroy(web.domid)
+    (env.dir / "web.xml").unlink()
+    env.write("db.xml", domain_xml("db"))
+    env.sync()
+    assert list(env.inventory()) == ["db"]

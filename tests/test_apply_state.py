@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,31 @@ def test_status_keeps_the_transition_time_across_repeated_results() -> None:
     assert book.get("web") is None
     with pytest.raises(ValueError):
         book.record("web", "sideways")
+
+
+def test_the_state_directory_has_one_writer_at_a_time(tmp_path: Path) -> None:
+    state = StateDir(tmp_path / "state")
+    with state.exclusive():
+        assert (tmp_path / "state" / "lock").read_text().strip() == str(os.getpid())
+        with pytest.raises(StateError, match=rf"in use by another xenreconcile \(pid {os.getpid()}\)"), \
+                StateDir(tmp_path / "state").exclusive():
+            pass
+    with state.exclusive():  # released on exit
+        pass
+
+
+def test_the_lock_dies_with_its_holder(tmp_path: Path) -> None:
+    """flock, not a pid file: a SIGKILLed agent leaves nothing that blocks its restart."""
+    script = ("import time\nfrom reconcilers.state import StateDir\n"
+              f"with StateDir({str(tmp_path)!r}).exclusive():\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", script],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StateError, match=f"pid {holder.pid}"), StateDir(tmp_path).exclusive():
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with StateDir(tmp_path).exclusive():
+        pass

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
 from reconcile_fixtures import domain_xml
+
+from reconcilers.state import StateDir
 
 CLI = REPO_ROOT / ".venv" / "bin" / "xenreconcile"
 
@@ -89,3 +92,15 @@ def test_errors_exit_1_with_a_message(host: Host) -> None:
     (host.dir / "big.xml").unlink()
     missing = host.run("plan", "--dir", str(host.dir / "absent"))
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_apply_refuses_while_another_writer_holds_the_state_directory(host: Host) -> None:
+    """An agent (or another apply) holds the lock: apply changes nothing and says who holds it."""
+    (host.dir / "web.xml").write_text(domain_xml("web"))
+    with StateDir(host.state).exclusive():
+        apply = host.run("apply")
+        plan = host.run("plan")  # read-only: no lock needed
+    assert apply.returncode == 1
+    assert f"in use by another xenreconcile (pid {os.getpid()})" in apply.stderr
+    assert host.names() == []
+    assert plan.returncode == 2 and "+ web  create" in plan.stdout

@@ -5,7 +5,8 @@
 0 nothing to do, 2 changes pending, 1 error (an invalid or conflicting desired file, an unowned
 guest in the way, or a host that cannot be reached). ``apply`` runs the same reconcile the agent
 runs, once, and exits 0 when the host has converged (a fresh plan is empty and nothing failed).
-Both share the agent's state directory, so the CLI and the agent agree on what they own.
+Both share the agent's state directory, so the CLI and the agent agree on what they own; ``apply``
+takes the directory's lock, so it refuses to run while the agent (or another apply) holds it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from reconcilers import plan as pl
 from reconcilers.apply import Reconciler, Result
 from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.policy import DEFAULT_OWNER, PRUNE_POLICIES, RESTART_POLICIES, Policy
-from reconcilers.state import DEFAULT_STATE_DIR
+from reconcilers.state import DEFAULT_STATE_DIR, StateDir
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 #: Notes that mean the desired state cannot be reached as written.
@@ -133,13 +134,14 @@ def _result_json(result: Result) -> dict[str, Any]:
 
 def run_apply(args: argparse.Namespace) -> int:
     try:
-        reconciler = _reconciler(args)
-        try:
-            desired = _desired(args)
-            results = reconciler.reconcile_all(desired)
-            after = reconciler.plan(desired)
-        finally:
-            reconciler.backend.close()
+        with StateDir(args.state_dir).exclusive():  # never beside a running agent on the same host
+            reconciler = _reconciler(args)
+            try:
+                desired = _desired(args)
+                results = reconciler.reconcile_all(desired)
+                after = reconciler.plan(desired)
+            finally:
+                reconciler.backend.close()
     except (XenReconcileError, ValueError) as err:
         return _fail("apply", err)
     failed = [r for r in results if not r.ok]

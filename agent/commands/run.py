@@ -7,6 +7,7 @@ be overridden on the command line and no flag can exist without a documented, ch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -27,6 +28,7 @@ from agent.systemd import Notifier
 from libxl.backend import Backend
 from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError
 from libxl.uri import open_backend
+from reconcilers.state import StateDir, StateError
 
 DEFAULT_STATUS_URL = f"http://{AgentConfig().metrics_listen}"
 #: Short flags for the settings people type most.
@@ -98,6 +100,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     except BackendUnavailable as err:
         print(f"xenreconcile run: {err}", file=sys.stderr)
         return 1
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(StateDir(settings.state_dir).exclusive())
+        except StateError as err:
+            print(f"xenreconcile run: {err}", file=sys.stderr)
+            backend.close()
+            return 1
+        return _serve(args, overrides, settings, backend, log)
+
+
+def _serve(args: argparse.Namespace, overrides: dict[str, Any], settings: AgentConfig, backend: Backend,
+           log: Any) -> int:
+    """The agent proper, while this process holds the state directory."""
     metrics = AgentMetrics()
     try:
         controller = Controller(settings, backend, metrics=metrics, notifier=Notifier(),

@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         dom0.poweroff()
     if failed_run:
         print(f"e2e: console log kept in {dom0.console_log}; its tail:\n{dom0.console_tail(40)}")
+        agent_log = run_dir / "out" / Path(scenarios.AGENT_LOG).name
+        if agent_log.exists():
+            tail = agent_log.read_text(errors="replace").splitlines()[-40:]
+            print(f"e2e: agent log kept in {agent_log}; its tail:\n" + "\n".join(tail))
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
     return finish(root, figures, outcomes)
@@ -131,6 +135,9 @@ def finish(root: Path, figures: dict[str, object], outcomes: list[scenarios.Outc
     passed = sum(o.passed for o in outcomes)
     failed = len(outcomes) - passed
     print(f"e2e: {passed} passed, {failed} failed")
+    for o in outcomes:  # again after the table: CI shows the tail of long output
+        if not o.passed:
+            print(f"e2e: FAILED {o.name}: {o.detail}")
     return 0 if outcomes and failed == 0 else 1
 
 
