@@ -59,6 +59,11 @@ int libxl_domain_info(libxl_ctx *ctx, libxl_dominfo *info_r, uint32_t domid);
 char *libxl_dominfo_to_json(libxl_ctx *ctx, libxl_dominfo *p);
 char *libxl_domid_to_name(libxl_ctx *ctx, uint32_t domid);
 
+struct xs_handle;
+struct xs_handle *xs_open(unsigned long flags);
+void xs_close(struct xs_handle *xsh);
+void *xs_read(struct xs_handle *h, uint32_t t, const char *path, unsigned int *len);
+
 void libxl_physinfo_init(libxl_physinfo *p);
 void libxl_physinfo_dispose(libxl_physinfo *p);
 int libxl_get_physinfo(libxl_ctx *ctx, libxl_physinfo *physinfo);
@@ -122,6 +127,7 @@ SOURCE = f"""
 #include <stdlib.h>
 #include <sys/time.h>
 #include <xentoollog.h>
+#include <xenstore.h>
 #include <libxl.h>
 #include <libxl_utils.h>
 #include <libxl_event.h>
@@ -249,7 +255,7 @@ _HEADER = "libxl.h"
 def _pkg_config(*args: str) -> list[str]:
     if shutil.which("pkg-config") is None:
         return []
-    proc = subprocess.run(["pkg-config", *args, "xenlight", "xentoollog"], capture_output=True,
+    proc = subprocess.run(["pkg-config", *args, "xenlight", "xentoollog", "xenstore"], capture_output=True,
                           text=True, check=False)
     return proc.stdout.split() if proc.returncode == 0 else []
 
@@ -270,7 +276,7 @@ def make_builder() -> FFI:
     builder.set_source(
         MODULE_NAME,
         SOURCE,
-        libraries=["xenlight", "xentoollog"],
+        libraries=["xenlight", "xentoollog", "xenstore"],
         include_dirs=include_dirs(),
         # A failed compile must not fail `pip install`: xen:///system then reports why at run time.
         optional=True,

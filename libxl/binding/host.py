@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -122,6 +121,14 @@ class RealHost:
         self._ctx = pctx[0]
         self._logger = plogger[0]
         self._lib.xr_childproc_setmode(self._ctx)
+        # Our own xenstore connection (libxl keeps its handle private), for the owner marker.
+        self._xsh = self._lib.xs_open(0)
+        if self._xsh == self._ffi.NULL:
+            err = os.strerror(self._ffi.errno)
+            self._lib.libxl_ctx_free(self._ctx)
+            self._lib.xr_logger_free(self._logger)
+            del _hosts[self._key]
+            raise BackendUnavailable(f"cannot connect to xenstored: {err}")
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -220,13 +227,20 @@ class RealHost:
             self._lib.free(raw)
 
     def _owner(self, domid: int) -> str | None:
+        """The owner marker, read where libxl writes ``c_info.xsdata``: ``/local/domain/DOMID/KEY``,
+        in the transaction that also names the domain. One xenstore read, not a stored-config
+        retrieval per guest (each ``list_domains`` would cost N of those), and it is there even
+        when the config is not (an agent killed mid-create leaves such a guest: seen on real Xen)."""
         if domid == 0:
             return None
+        size = self._ffi.new("unsigned int *")
+        raw = self._lib.xs_read(self._xsh, 0, f"/local/domain/{domid}/{OWNER_KEY}".encode(), size)
+        if raw == self._ffi.NULL:
+            return None  # no such key (not ours, or a nameless domain) or the domain just went
         try:
-            config = self.domain_config(domid)
-        except BackendError:
-            return xenstore_owner(domid)
-        return (config.get("c_info", {}).get("xsdata") or {}).get(OWNER_KEY)
+            return self._ffi.unpack(self._ffi.cast("char *", raw), size[0]).decode(errors="replace") or None
+        finally:
+            self._lib.free(raw)
 
     def list_domains(self) -> list[DomainInfo]:
         count = self._ffi.new("int *")
@@ -449,23 +463,11 @@ class RealHost:
             self._thread = self._wake = None
         for domid in list(self._armed):
             self._disarm(domid)
+        self._lib.xs_close(self._xsh)
         self._lib.libxl_ctx_free(self._ctx)
         self._lib.xr_logger_free(self._logger)
         self._ctx = None
         _hosts.pop(self._key, None)
-
-
-def xenstore_owner(domid: int, command: str = "xenstore-read") -> str | None:
-    """The owner marker straight from xenstore, where libxl writes ``c_info.xsdata`` as soon as it
-    makes the domain. The stored config, read first, only exists once creation completed: an agent
-    killed mid-create leaves a domain with the marker but no config (seen on real Xen), and without
-    this it would look unowned to the agent that made it."""
-    try:
-        proc = subprocess.run([command, f"/local/domain/{domid}/{OWNER_KEY}"], capture_output=True,
-                              text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
 def dominfo_from_json(info: dict[str, Any], name: str, owner: str | None) -> DomainInfo:

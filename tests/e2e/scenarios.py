@@ -305,7 +305,12 @@ def s_create_xml(e: E2E) -> str:
     start = time.monotonic()
     e.start_agent()
     domid = e.wait_guest_up("e2e-xml")
-    return f"domid {domid}, marker after {time.monotonic() - start:.1f} s from agent start"
+    took = time.monotonic() - start
+    # Where the agent reads ownership from (one xenstore read per guest), checked with Xen's tool.
+    owner = e.d.sh(f"xenstore-read /local/domain/{domid}/xenreconcile-owner", 30)
+    if owner.out.strip() != "xenreconcile":
+        raise ScenarioFailed(f"owner marker in xenstore: rc {owner.rc}, {owner.text()[-200:]!r}")
+    return f"domid {domid}, marker after {took:.1f} s from agent start; xenstore owner marker set"
 
 
 def s_create_cfg(e: E2E) -> str:
