@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -117,14 +118,22 @@ class E2E:
         res = self.d.sh(f"xl domid {quote(name)}", 60)
         return int(res.out.strip()) if res.ok and res.out.strip().isdigit() else None
 
-    def domains(self) -> dict[str, tuple[int, str]]:
-        """name -> (domid, state flags) from ``xl list``."""
-        rows: dict[str, tuple[int, str]] = {}
+    def xl_list(self) -> list[tuple[str, int, str]]:
+        """(name, domid, state flags) rows of ``xl list``; a domain xenstore has no name for is
+        listed as ``(null)``."""
+        rows = []
         for line in self.d.check("xl list", 60).splitlines()[1:]:
             parts = line.split()
             if len(parts) >= 6 and parts[1].isdigit():
-                rows[parts[0]] = (int(parts[1]), parts[4])
+                rows.append((parts[0], int(parts[1]), parts[4]))
         return rows
+
+    def domains(self) -> dict[str, tuple[int, str]]:
+        """name -> (domid, state flags) from ``xl list``."""
+        return {name: (domid, flags) for name, domid, flags in self.xl_list()}
+
+    def names_by_domid(self) -> dict[int, str]:
+        return {domid: name for name, domid, _ in self.xl_list()}
 
     def markers(self, name: str) -> int:
         res = self.d.sh(f"grep -c {MARKER} /var/log/xen/console/guest-{name}.log", 30)
@@ -457,6 +466,76 @@ def s_sigkill(e: E2E) -> str:
     return f"killed pid {pid} with {mid or 'none'} already created; converged with no duplicate"
 
 
+#: A hypervisor domain and nothing else: what libxl leaves when its caller dies after
+#: ``xc_domain_create`` and before the xenstore transaction that names the domain.
+MKREMAINS_C = r"""
+#define __XEN_TOOLS__ 1
+#include <stdio.h>
+#include <string.h>
+#include <xenctrl.h>
+
+int main(int argc, char **argv)
+{
+    struct xen_domctl_createdomain c;
+    uint32_t domid = 0;
+    xc_interface *xch;
+    int i;
+
+    if (argc != 2 || strlen(argv[1]) != 32) {
+        fprintf(stderr, "usage: mkremains UUID-AS-32-HEX-DIGITS\n");
+        return 2;
+    }
+    memset(&c, 0, sizeof(c));
+    for (i = 0; i < 16; i++)
+        sscanf(argv[1] + 2 * i, "%2hhx", &c.handle[i]);
+    c.max_vcpus = 1;
+    c.max_evtchn_port = 1023;
+    c.max_grant_frames = 32;
+    c.max_maptrack_frames = 1024;
+    c.grant_opts = XEN_DOMCTL_GRANT_version(1);
+    xch = xc_interface_open(NULL, NULL, 0);
+    if (!xch || xc_domain_create(xch, &domid, &c)) {
+        perror("xc_domain_create");
+        return 1;
+    }
+    printf("%u\n", domid);
+    return 0;
+}
+"""
+
+
+def s_create_cut_short(e: E2E) -> str:
+    """A create cut short before xenstore named the domain: ``xl list`` shows a paused ``(null)``
+    (what made CI fail once, when the SIGKILL above happened to land there). Made here on purpose
+    with libxenctrl, and recorded in the inventory as the agent records each create before it asks
+    libxl; a second nameless domain nobody recorded must be left alone."""
+    d = e.d
+    e.stop_agent()
+    d.write("/root/mkremains.c", MKREMAINS_C)
+    d.check("gcc -O1 -o /root/mkremains /root/mkremains.c -lxenctrl", 180)
+    ours, theirs = uuid.uuid4(), uuid.uuid4()
+    ours_id = int(d.check(f"/root/mkremains {ours.hex}", 60).split()[-1])
+    theirs_id = int(d.check(f"/root/mkremains {theirs.hex}", 60).split()[-1])
+    rows = e.names_by_domid()
+    if rows.get(ours_id) != "(null)" or rows.get(theirs_id) != "(null)":
+        raise ScenarioFailed(f"xl list does not show domids {ours_id}, {theirs_id} as (null): {rows}")
+    inventory = json.loads(d.check(f"cat {STATE_DIR}/inventory.json", 30))
+    inventory["domains"].append({"name": "e2e-k3", "uuid": str(ours), "file": f"{DESIRED}/e2e-k3.cfg",
+                                 "content_hash": None, "adopted": False})
+    d.write(f"{STATE_DIR}/inventory.json", json.dumps(inventory))
+    d.write(f"{DESIRED}/e2e-k3.cfg", xl_cfg("e2e-k3"))
+    e.start_agent()
+    new_id = e.wait("e2e-k3 running", lambda: e.running("e2e-k3"))
+    rows = e.names_by_domid()
+    d.check(f"rm -f {DESIRED}/e2e-k3.cfg; xl destroy {theirs_id}; xl destroy e2e-k3")
+    if ours_id in rows:
+        raise ScenarioFailed(f"the recorded remains (domid {ours_id}) are still there: {rows}")
+    if rows.get(theirs_id) != "(null)":
+        raise ScenarioFailed(f"the unrecorded nameless domain {theirs_id} was touched: {rows}")
+    return (f"remains domid {ours_id} destroyed, e2e-k3 created as domid {new_id}; "
+            f"domid {theirs_id} left alone")
+
+
 def s_prune_destroy(e: E2E) -> str:
     if e.agent_policy.get("prune") != "destroy":
         e.stop_agent()
@@ -538,6 +617,7 @@ SCENARIOS = [
     Scenario("broken file leaves the guest", s_broken_file, (*AGENT, "create from xl.cfg")),
     Scenario("xl destroy -> recreated by death event", s_death_event, (*AGENT, "create from xl.cfg")),
     Scenario("SIGKILL mid-way, restart converges", s_sigkill, AGENT),
+    Scenario("create cut short before xenstore named it", s_create_cut_short, AGENT),
     Scenario("prune=destroy on file delete", s_prune_destroy, AGENT),
     Scenario("agent create vs xl create", s_create_timing, AGENT),
     Scenario("metrics show the actions", s_metrics, AGENT),
