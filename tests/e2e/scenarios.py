@@ -571,6 +571,36 @@ def s_create_timing(e: E2E) -> str:
             f"ratio {agent_med / xl_med:.2f}")
 
 
+_LIST_COST = """
+import json, time
+from libxl.binding.host import RealHost
+host = RealHost()
+guests = [d for d in host.list_domains() if d.domid]
+start = time.perf_counter()
+for _ in range(20):
+    rows = host.list_domains()
+list_ms = (time.perf_counter() - start) / 20 * 1000
+start = time.perf_counter()
+for d in guests:
+    host.domain_config(d.domid)
+config_ms = (time.perf_counter() - start) / len(guests) * 1000
+print(json.dumps({"names": sorted(d.name for d in rows), "list_ms": list_ms, "config_ms": config_ms}))
+"""
+
+
+def s_list_cost(e: E2E) -> str:
+    """What one ``list_domains`` costs (every reconcile lists the host), next to the stored-config
+    retrieval per guest that reading the owner marker used to add to it. Figures, plus a check that
+    the binding lists exactly the domains ``xl list`` shows."""
+    out = json.loads(e.d.check(f"{VENV}/bin/python -c {quote(_LIST_COST)}", 120).splitlines()[-1])
+    names = sorted(e.domains())
+    if out["names"] != names:
+        raise ScenarioFailed(f"the binding lists {out['names']}, xl list {names}")
+    e.figures.update(list_domains_ms=out["list_ms"], domain_config_ms=out["config_ms"])
+    return (f"{len(names)} domains: list_domains {out['list_ms']:.2f} ms; a stored-config retrieval "
+            f"{out['config_ms']:.2f} ms per guest")
+
+
 def s_metrics(e: E2E) -> str:
     """The running agent's /metrics, scraped inside dom0, counts the libxl calls it made."""
     samples: dict[str, float] = {}
@@ -621,6 +651,7 @@ SCENARIOS = [
     Scenario("prune=destroy on file delete", s_prune_destroy, AGENT),
     Scenario("agent create vs xl create", s_create_timing, AGENT),
     Scenario("metrics show the actions", s_metrics, AGENT),
+    Scenario("list_domains cost", s_list_cost, ("install",)),
     Scenario("hand-made domain never touched", s_handmade_untouched, ("host setup",)),
 ]
 
