@@ -190,6 +190,11 @@ def validate_config(op: str, config: Any) -> None:
 
 # ---- state stores -------------------------------------------------------------------------------
 
+def _listed_name(dom: dict[str, Any]) -> str:
+    """The name libxl knows a domain by: none before xenstore has it (a create cut short)."""
+    return "" if dom.get("cut_short") == "domain" else str(dom["config"]["c_info"]["name"])
+
+
 def working_copy(state: State) -> State:
     """What one transaction works on: fresh top-level containers over the same domain records.
 
@@ -528,8 +533,7 @@ class SimHost:
             running = dom["state"] in ("running", "paused")
             in_xenstore = dom.get("cut_short") != "domain"
             rows.append(DomainInfo(
-                name=c_info["name"] if in_xenstore else "", domid=dom["domid"], uuid=c_info["uuid"],
-                state=dom["state"],
+                name=_listed_name(dom), domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
                 memory_kib=dom["memory_kib"], max_memory_kib=b_info["max_memkb"],
                 vcpus_online=len(b_info.get("avail_vcpus", [])), vcpus_max=b_info.get("max_vcpus", 1),
                 shutdown_reason=dom["shutdown_reason"],
@@ -564,8 +568,7 @@ class SimHost:
             b_info.setdefault("avail_vcpus", list(range(b_info["max_vcpus"])))
             b_info.setdefault("target_memkb", b_info["max_memkb"])
             for other in state["domains"].values():
-                named = other.get("cut_short") != "domain"
-                if (named and other["config"]["c_info"]["name"] == name) or name == "Domain-0":
+                if _listed_name(other) == name or name == "Domain-0":
                     raise _fail(op, f"domain with name {name!r} already exists", name)
                 if other["config"]["c_info"]["uuid"] == c_info["uuid"] != NIL_UUID:
                     raise _fail(op, f"domain with uuid {c_info['uuid']} already exists", name)
@@ -617,8 +620,8 @@ class SimHost:
         with self._op(op) as state:
             dom = self._get(state, op, domid)
             del state["domains"][str(domid)]
-            self._record(state, "death", domid, dom["config"]["c_info"]["name"], "destroy")
-        self._trace(op, domid, dom["config"]["c_info"]["name"])
+            self._record(state, "death", domid, _listed_name(dom), "destroy")
+        self._trace(op, domid, _listed_name(dom))
 
     @contextlib.contextmanager
     def _device_op(self, op: str, domid: int) -> Iterator[tuple[State, dict[str, Any], LibxlConfig, str]]:

@@ -351,6 +351,31 @@ def test_events_for_destroy_and_crash(host):
     ]
 
 
+@pytest.mark.parametrize(("stage", "listed_as"), [("domain", ""), ("xenstore", "a")])
+def test_a_create_cut_short_looks_like_libxl_left_it(host, stage, listed_as):
+    """Paused, no stored config; before xenstore has it, no name and no marker either (so its name
+    is free, and its death event carries no name); once xenstore has it, name and marker."""
+    cfg = config("a", uuid=str(uuid_mod.uuid4()))
+    cfg["c_info"]["xsdata"] = {OWNER_KEY: "agent-a"}
+    domid = host.create_cut_short(cfg, stage)
+    row = next(d for d in host.list_domains() if d.domid == domid)
+    assert (row.name, row.state, row.uuid) == (listed_as, "paused", cfg["c_info"]["uuid"])
+    assert row.owner == ("agent-a" if listed_as else None)
+    with pytest.raises(BackendError, match="Fail to get domain configuration"):
+        host.domain_config(domid)
+    if listed_as:
+        with pytest.raises(BackendError, match="already exists"):
+            host.create(config("a"))
+    else:
+        host.destroy(host.create(config("a")))
+    events, done = collect(host, 1)
+    host.destroy(domid)
+    assert done.wait(10), events
+    assert [(e.kind, e.domid, e.name) for e in events] == [("death", domid, listed_as)]
+    with pytest.raises(ValueError, match="unknown stage"):
+        host.create_cut_short(cfg, "halfway")
+
+
 def test_events_for_an_obeyed_shutdown_request(host):
     """The request is made without waiting; the event thread sees the guest obey later."""
     host.shutdown_delay = 0.05
