@@ -17,6 +17,8 @@ import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
+#: The level ``configure`` set last (structlog filters below it by making the calls no-ops).
+_level = logging.INFO
 
 
 def choose_renderer(log_format: str, stream: TextIO) -> str:
@@ -29,6 +31,8 @@ def choose_renderer(log_format: str, stream: TextIO) -> str:
 
 def configure(log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> str:
     """Configure structlog process-wide; returns the renderer actually chosen."""
+    global _level
+    _level = _LEVELS[level]
     out = stream if stream is not None else sys.stdout
     renderer_name = choose_renderer(log_format, out)
     renderer: Any
@@ -49,6 +53,11 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
         cache_logger_on_first_use=False,
     )
     return renderer_name
+
+
+def debug_enabled() -> bool:
+    """Whether debug lines are written: a caller can skip building what only they would show."""
+    return _level <= logging.DEBUG
 
 
 def get_logger(**bound: Any) -> Any:

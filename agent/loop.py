@@ -253,6 +253,17 @@ class Controller:
         file = str(want.file) if want else (current.file if current else None)
         label = "error" if result.error else ("invalid" if result.status in _TERMINAL else "success")
         self.metrics.observe_reconcile(label, seconds)
+        quiet = not (result.applied or result.notes or result.error)
+        if not quiet or agentlog.debug_enabled():  # an in-sync domain says nothing at info level
+            self._log_result(result, current, file, rid, seconds)
+        declared = result.name in desired.domains or result.name in desired.conflicts or \
+            result.name in desired.invalid_names()
+        if not declared and quiet and result.status == st.IN_SYNC:
+            self.status.forget(result.name)  # neither desired nor on the host: nothing to report
+
+    @staticmethod
+    def _log_result(result: Result, current: st.Status | None, file: str | None, rid: str,
+                    seconds: float) -> None:
         log = agentlog.domain_logger(result.name, file, "reconcile", rid)
         for action in result.applied:
             log.info("applied", action=action.kind, reason=action.reason)
@@ -267,10 +278,6 @@ class Controller:
             log.info("reconciled", status=result.status, seconds=round(seconds, 4))
         else:
             log.debug("in sync", status=result.status, seconds=round(seconds, 4))
-        declared = result.name in desired.domains or result.name in desired.conflicts or \
-            result.name in desired.invalid_names()
-        if not declared and not result.applied and not result.notes and result.status == st.IN_SYNC:
-            self.status.forget(result.name)  # neither desired nor on the host: nothing to report
 
     def _worker_crashed(self, key: Any, err: BaseException) -> None:
         self.metrics.observe_reconcile("error", 0.0)

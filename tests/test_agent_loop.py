@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import collections
+import io
+import json
 import threading
 from pathlib import Path
 
-from agent.loop import Gate, affected_names
+import structlog
+
+from agent import log as agentlog
+from agent.loop import Controller, Gate, affected_names
 from agent.queue import Outcome
 from libxl.uri import open_backend
 from reconcilers.apply import Result
@@ -239,3 +244,27 @@ def test_a_file_that_never_parsed_is_reported_at_once(tmp_path: Path) -> None:
                  what="invalid status for a file with no domain name")
         (desired / "junk.xml").unlink()
         wait_for(lambda: c.status.get("junk.xml") is None, what="status cleared once the file is gone")
+
+
+def test_an_in_sync_resync_logs_nothing_per_domain_at_info_and_says_in_sync_at_debug(tmp_path: Path) -> None:
+    """The 60 s resync of a converged host must not write a line per guest (1,000 guests, every
+    minute); at debug level each guest's "in sync" is there for whoever asked for it."""
+    config = settings(tmp_path)
+    for name in ("a", "b"):
+        write_atomic(Path(config.desired_dir) / f"{name}.xml", domain_xml(name))
+
+    def domain_lines(level: str) -> list[tuple[str, str]]:
+        out = io.StringIO()
+        agentlog.configure("json", level, stream=out)
+        assert controller.full_resync()
+        lines = [json.loads(line) for line in out.getvalue().splitlines()]
+        return sorted((e["domain"], e["event"]) for e in lines if "domain" in e)
+
+    controller = Controller(config, open_backend(config.uri))
+    try:
+        assert ("a", "applied") in domain_lines("info")  # the first resync creates both
+        assert domain_lines("info") == []
+        assert domain_lines("debug") == [("a", "in sync"), ("b", "in sync")]
+    finally:
+        controller.backend.close()
+        structlog.reset_defaults()
