@@ -268,3 +268,24 @@ def test_an_in_sync_resync_logs_nothing_per_domain_at_info_and_says_in_sync_at_d
     finally:
         controller.backend.close()
         structlog.reset_defaults()
+
+
+def test_the_agent_process_freezes_its_start_up_heap_after_the_first_resync(tmp_path: Path) -> None:
+    import gc
+
+    config = settings(tmp_path)
+    write_atomic(Path(config.desired_dir) / "a.xml", domain_xml("a"))
+    gc.unfreeze()
+    shared = Controller(config, open_backend(config.uri))  # a test's interpreter: nothing frozen
+    assert shared.full_resync() and gc.get_freeze_count() == 0
+    shared.backend.close()
+    agent = Controller(settings(tmp_path, state_dir=str(tmp_path / "state2")), open_backend(config.uri),
+                       freeze_heap=True)
+    try:
+        assert agent.full_resync()
+        assert gc.get_freeze_count() > 0
+        gc.unfreeze()
+        assert agent.full_resync() and gc.get_freeze_count() == 0  # once, at start-up only
+    finally:
+        gc.unfreeze()
+        agent.backend.close()

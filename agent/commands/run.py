@@ -116,7 +116,7 @@ def _serve(args: argparse.Namespace, overrides: dict[str, Any], settings: AgentC
     metrics = AgentMetrics()
     try:
         controller = Controller(settings, backend, metrics=metrics, notifier=Notifier(),
-                                config_loader=lambda: load_config(args.config, overrides))
+                                config_loader=lambda: load_config(args.config, overrides), freeze_heap=True)
     except XenReconcileError as err:  # e.g. a corrupt inventory: never guess at ownership
         print(f"xenreconcile run: {err}", file=sys.stderr)
         backend.close()

@@ -84,7 +84,7 @@ def run_size(count: int) -> tuple[list[Row], dict]:
         host = SimHost(total_memory_kib=(count // 8 + 4) * GIB_KIB, nr_cpus=64)
         with open(os.devnull, "w") as sink:
             agentlog.configure("json", "info", stream=sink)  # log lines are formatted, then dropped
-            controller = Controller(settings, host)
+            controller = Controller(settings, host, freeze_heap=True)  # as `xenreconcile run` does
             cpu = time.process_time()
             cold, ok = _timed(controller.full_resync)
             cold_cpu = time.process_time() - cpu
