@@ -79,9 +79,9 @@ _ENUMS = {
 }
 #: libxl's vcpu limits per guest type (HVM_MAX_VCPUS for hvm/pvh).
 _MAX_VCPUS = {"pv": 512, "pvh": 128, "hvm": 128}
-#: What each kind of shutdown consults (libxl_domain_config's on_* fields).
 #: How far a create got before its caller died (``create_cut_short``).
 _CUT_STAGES = ("domain", "xenstore")
+#: What each kind of shutdown consults (libxl_domain_config's on_* fields).
 _REASON_ACTION = {"poweroff": "on_poweroff", "reboot": "on_reboot", "crash": "on_crash",
                   "watchdog": "on_watchdog", "soft_reset": "on_soft_reset"}
 
@@ -189,6 +189,20 @@ def validate_config(op: str, config: Any) -> None:
 
 
 # ---- state stores -------------------------------------------------------------------------------
+
+def _as_made(config: LibxlConfig) -> LibxlConfig:
+    """A copy of ``config`` as libxl holds it once it made the domain: type in lower case, uuid
+    canonical, and libxl's vcpu and memory defaults filled in."""
+    config = copy.deepcopy(config)
+    c_info, b_info = config["c_info"], config["b_info"]
+    c_info["type"] = c_info["type"].lower()
+    # Like libxl, which leaves a missing uuid nil (xl makes one up in its parser, not libxl).
+    c_info["uuid"] = str(_uuid.UUID(c_info["uuid"])) if c_info.get("uuid") else NIL_UUID
+    b_info.setdefault("max_vcpus", 1)
+    b_info.setdefault("avail_vcpus", list(range(b_info["max_vcpus"])))
+    b_info.setdefault("target_memkb", b_info["max_memkb"])
+    return config
+
 
 def _listed_name(dom: dict[str, Any]) -> str:
     """The name libxl knows a domain by: none before xenstore has it (a create cut short)."""
@@ -531,13 +545,13 @@ class SimHost:
         for dom in sorted(state["domains"].values(), key=lambda d: d["domid"]):
             c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
             running = dom["state"] in ("running", "paused")
-            in_xenstore = dom.get("cut_short") != "domain"
+            name = _listed_name(dom)  # "" until xenstore has the domain, and with it our marker
             rows.append(DomainInfo(
-                name=_listed_name(dom), domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
+                name=name, domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
                 memory_kib=dom["memory_kib"], max_memory_kib=b_info["max_memkb"],
                 vcpus_online=len(b_info.get("avail_vcpus", [])), vcpus_max=b_info.get("max_vcpus", 1),
                 shutdown_reason=dom["shutdown_reason"],
-                owner=(c_info.get("xsdata") or {}).get(OWNER_KEY) if in_xenstore else None,
+                owner=(c_info.get("xsdata") or {}).get(OWNER_KEY) if name else None,
                 cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0))
         return rows
 
@@ -558,15 +572,9 @@ class SimHost:
         op = "domain_create"
         with self._op(op) as state:
             validate_config(op, config)
-            config = copy.deepcopy(config)
+            config = _as_made(config)
             c_info, b_info = config["c_info"], config["b_info"]
             name = c_info["name"]
-            c_info["type"] = c_info["type"].lower()
-            # Like libxl, which leaves a missing uuid nil (xl makes one up in its parser, not libxl).
-            c_info["uuid"] = str(_uuid.UUID(c_info["uuid"])) if c_info.get("uuid") else NIL_UUID
-            b_info.setdefault("max_vcpus", 1)
-            b_info.setdefault("avail_vcpus", list(range(b_info["max_vcpus"])))
-            b_info.setdefault("target_memkb", b_info["max_memkb"])
             for other in state["domains"].values():
                 if _listed_name(other) == name or name == "Domain-0":
                     raise _fail(op, f"domain with name {name!r} already exists", name)
@@ -620,8 +628,9 @@ class SimHost:
         with self._op(op) as state:
             dom = self._get(state, op, domid)
             del state["domains"][str(domid)]
-            self._record(state, "death", domid, _listed_name(dom), "destroy")
-        self._trace(op, domid, _listed_name(dom))
+            name = _listed_name(dom)
+            self._record(state, "death", domid, name, "destroy")
+        self._trace(op, domid, name)
 
     @contextlib.contextmanager
     def _device_op(self, op: str, domid: int) -> Iterator[tuple[State, dict[str, Any], LibxlConfig, str]]:
@@ -805,10 +814,7 @@ class SimHost:
         if stage not in _CUT_STAGES:
             raise ValueError(f"unknown stage {stage!r}; one of {', '.join(_CUT_STAGES)}")
         with self._locked() as state:
-            config = copy.deepcopy(config)
-            config["c_info"]["type"] = config["c_info"]["type"].lower()
-            config["b_info"].setdefault("max_vcpus", 1)
-            domid = self._start(state, config, paused=True)
+            domid = self._start(state, _as_made(config), paused=True)
             state["domains"][str(domid)]["cut_short"] = stage
         return domid
 
