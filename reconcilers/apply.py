@@ -250,12 +250,12 @@ class Reconciler:
         this, which no create of this agent runs beside (and no other writer: the state lock)."""
         with self._lock:
             absent = [uuid for uuid in self.inventory.domains if uuid not in listed]
-            for uuid in absent:
-                self.inventory.remove(uuid)
-            if absent:
-                self.state.save(self.inventory)
+        if absent:
+            self._forget(*absent)
 
-    def _forget(self, uuid: str) -> None:
+    def _forget(self, *uuids: str) -> None:
+        """Drop ``uuids`` from the inventory, saved once."""
         with self._lock:
-            self.inventory.remove(uuid)
+            for uuid in uuids:
+                self.inventory.remove(uuid)
             self.state.save(self.inventory)
