@@ -67,7 +67,7 @@ def _problems(path: Path, dom: Domain, security: SecurityPolicy | None) -> list[
         return [str(err.located(str(path)))]
     if security is None:
         return []
-    return [str(err) for err in policy_errors(dom, config, security, path, path.read_bytes())]
+    return [str(err) for err in policy_errors(config, security, path, path.read_bytes())]
 
 
 def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Report:
