@@ -69,12 +69,12 @@ def _is_server(options: list[str]) -> bool:
 
 
 def path_within(path: str, dirs: tuple[str, ...]) -> bool:
-    """Whether absolute ``path`` is inside one of ``dirs`` once ``..`` and ``.`` are resolved (as the
+    """Whether absolute ``path`` is one of ``dirs`` or inside one once ``..`` and ``.`` are resolved (as the
     kernel would, symlinks aside: a directory the operator lists is trusted with what it links to)."""
     if not path.startswith("/"):
         return False
     resolved = _normpath(path)
-    return any(resolved.startswith(_normpath(d).rstrip("/") + "/") for d in dirs)
+    return any(resolved == _normpath(d) or resolved.startswith(_normpath(d).rstrip("/") + "/") for d in dirs)
 
 
 def _normpath(path: str) -> str:

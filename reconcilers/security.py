@@ -273,8 +273,10 @@ def _option_injection(config: JSON, hvm: JSON) -> Iterator[PolicyError]:
     spice = hvm.get("spice") if isinstance(hvm.get("spice"), dict) else {}
     for field_, value in spice.items():
         if isinstance(value, str) and "," in value and field_ != "passwd":
-            found.append((f"SPICE {field_}", value, _keys(Where("graphics", "type", "spice", f"spice{field_}",
-                                                                token=value), "spicehost")))
+            spaced = field_ in ("image_compression", "streaming_video")  # xl's spice_image_compression
+            key = f"spice_{field_}" if spaced else f"spice{field_}"
+            found.append((f"SPICE {field_}", value,
+                          _keys(Where("graphics", "type", "spice", key, token=value), "spice")))
     for what, value, where in found:
         yield PolicyError(f"{what} {value!r} would add options to qemu's command line "
                           "(allow_device_model_args = false)", where)
@@ -413,8 +415,11 @@ def _shares(config: JSON, policy: SecurityPolicy) -> Iterator[PolicyError]:
 def _displays(config: JSON, policy: SecurityPolicy) -> Iterator[PolicyError]:
     """VNC and SPICE servers qemu opens in dom0: beyond loopback, only with a password."""
     _b_info, hvm, _pv = _sections(config)
-    vncs = [(hvm.get("vnc"), _keys(Where("graphics", "type", "vnc", "vnclisten"), "vnc"))]
-    vncs += [(vfb.get("vnc"), Where("graphics", "type", "vnc", "vfb")) for vfb in _dicts(config.get("vfbs"))]
+    # An HVM guest's VNC is set by vnc/vnclisten or by a vfb entry (xl takes either), so each looks
+    # for both spellings.
+    vncs = [(hvm.get("vnc"), _keys(Where("graphics", "type", "vnc", "vnclisten"), "vnc", "vfb"))]
+    vncs += [(vfb.get("vnc"), _keys(Where("graphics", "type", "vnc", "vfb"), "vnclisten", "vnc"))
+             for vfb in _dicts(config.get("vfbs"))]
     for vnc, where in vncs:
         if not isinstance(vnc, dict) or _off(vnc.get("enable")):
             continue
@@ -493,8 +498,13 @@ CHECKS: tuple[Check, ...] = (_programs, _hardware, _scripts, _chardevs, _shares,
 
 
 def check_policy(config: JSON, policy: SecurityPolicy) -> list[PolicyError]:
-    """Every setting of the libxl ``config`` (``libxl_domain_config`` JSON) that ``policy`` refuses."""
-    return [err for check in CHECKS for err in check(config, policy)]
+    """Every setting of the libxl ``config`` (``libxl_domain_config`` JSON) that ``policy`` refuses,
+    each once (an HVM guest's VNC server is both ``type.hvm.vnc`` and a ``vfbs`` entry)."""
+    errors: dict[str, PolicyError] = {}
+    for check in CHECKS:
+        for err in check(config, policy):
+            errors.setdefault(err.message, err)
+    return list(errors.values())
 
 
 # ---- pointing at the line --------------------------------------------------------------------
