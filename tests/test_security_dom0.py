@@ -296,6 +296,13 @@ JSON_CASES: list[tuple[str, dict[str, Any], str, int, str, str, SecurityPolicy |
      7, "spice_image_compression", "SPICE image_compression 'off,addr=0.0.0.0' would add options to qemu's "
      "command line "
      "(allow_device_model_args = false)", SecurityPolicy(allow_device_model_args=True)),
+    ("bootloader-in-b_info", hvm_config({"bootloader": "/tmp/evil"}), 'bootloader = "/tmp/evil"\n', 4,
+     "bootloader",
+     "bootloader '/tmp/evil' is not allowed (allowed_bootloaders = [\"/usr/bin/pygrub\", "
+     "\"/usr/lib/xen/bin/pygrub\", \"/usr/lib/xen-4.17/bin/pygrub\"])", None),
+    ("bootloader_args-in-b_info", hvm_config({"bootloader_args": ["-q", "--output-directory=/etc"]}),
+     'bootloader_args = [ "-q", "--output-directory=/etc" ]\n', 4, "bootloader_args",
+     "bootloader arguments may not choose where the bootloader writes in dom0 (--output*)", None),
     ("dm-args-hvm", hvm_config({"extra_hvm": ["-monitor", "stdio"]}),
      'device_model_args_hvm = [ "-monitor", "stdio" ]\n', 4, "device_model_args_hvm",
      "device model arguments are not allowed (allow_device_model_args = false)",
