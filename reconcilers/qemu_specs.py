@@ -60,7 +60,8 @@ def parse_chardev(spec: str) -> Chardev:
     if scheme == "unix":
         return Chardev(spec, ChardevClass.SOCKET, scheme, path=options[0], listens=_is_server(options[1:]))
     if scheme in _NETWORK_SCHEMES:
-        return Chardev(spec, ChardevClass.NETWORK, scheme, listens=scheme == "udp" or _is_server(options[1:]))
+        always_binds = scheme in ("udp", "websocket")  # udp binds a local port; websocket is server-only
+        return Chardev(spec, ChardevClass.NETWORK, scheme, listens=always_binds or _is_server(options[1:]))
     return Chardev(spec, ChardevClass.UNKNOWN, scheme)
 
 

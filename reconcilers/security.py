@@ -280,6 +280,10 @@ def _option_injection(config: JSON, hvm: JSON) -> Iterator[PolicyError]:
     for what, value, where in found:
         yield PolicyError(f"{what} {value!r} would add options to qemu's command line "
                           "(allow_device_model_args = false)", where)
+    if isinstance(spice.get("passwd"), str) and "," in spice["passwd"]:  # a secret: never quoted
+        yield PolicyError("the SPICE password holds a comma, which would add options to qemu's command line "
+                          "(allow_device_model_args = false)",
+                          _keys(Where("graphics", "type", "spice", "spicepasswd"), "spice"))
 
 
 def _dm_restrict(config: JSON, b_info: JSON) -> Iterator[PolicyError]:

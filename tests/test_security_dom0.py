@@ -291,8 +291,8 @@ JSON_CASES: list[tuple[str, dict[str, Any], str, int, str, str, SecurityPolicy |
      "soundhw", "sound card 'hda,romfile=/etc/x' would add options to qemu's command line "
      "(allow_device_model_args = false)", SecurityPolicy(allow_device_model_args=True)),
     ("spice-image-compression", hvm_config(hvm_info={"spice": {
-        "enable": "True", "port": 6000, "passwd": "s3cret,x", "image_compression": "off,addr=0.0.0.0"}}),
-     'spice = 1\nspiceport = 6000\nspicepasswd = "s3cret,x"\nspice_image_compression = "off,addr=0.0.0.0"\n',
+        "enable": "True", "port": 6000, "passwd": "s3cret", "image_compression": "off,addr=0.0.0.0"}}),
+     'spice = 1\nspiceport = 6000\nspicepasswd = "s3cret"\nspice_image_compression = "off,addr=0.0.0.0"\n',
      7, "spice_image_compression", "SPICE image_compression 'off,addr=0.0.0.0' would add options to qemu's "
      "command line "
      "(allow_device_model_args = false)", SecurityPolicy(allow_device_model_args=True)),
@@ -322,6 +322,14 @@ def test_libxl_json_refused_and_located_in_the_xl_file(tmp_path: Path, config: d
     if relaxed is not None:
         assert check_policy(config, relaxed) == []
     assert "s3cret" not in errors[0]
+
+
+def test_a_spice_password_with_a_comma_is_refused_without_being_quoted() -> None:
+    config = hvm_config(hvm_info={"spice": {"enable": "True", "port": 6000, "passwd": "s3cret,addr=0.0.0.0"}})
+    messages = [e.message for e in check_policy(config, DEFAULT_SECURITY)]
+    assert messages == ["the SPICE password holds a comma, which would add options to qemu's command line "
+                        "(allow_device_model_args = false)"]
+    assert check_policy(config, SecurityPolicy(allow_device_model_args=True)) == []
 
 
 def test_a_monitor_on_the_port_is_judged_as_the_port_it_wraps() -> None:
