@@ -379,54 +379,51 @@ def test_the_host_xl_conf_is_not_the_file_s_to_justify(tmp_path: Path) -> None:
     assert result.domains["evil"].config["nics"][0]["script"] == "/usr/local/lib/xen/vif-custom"
 
 
-# ---- every verb: validate, plan and the agent -------------------------------------------------------
+# ---- every verb: validate, plan, apply and the agent, over every class at once ----------------------
 
-HOSTILE = {
-    "serial.cfg": XL_HEAD.replace("evil", "serial") + 'serial = "file:/etc/cron.d/x"\n',
-    "channel.xml": hvm("<channel type='unix'><source mode='bind' path='/etc/shadow'/><target type='xen' "
-                       "name='org.x'/></channel>").replace("<name>evil</name>", "<name>channel</name>"),
-    "vnc.xml": hvm("<graphics type='vnc' listen='0.0.0.0'/>").replace("evil</name>", "vnc</name>"),
-}
-GOOD = XL_HEAD.replace("evil", "good") + 'serial = "pty"\n'
+#: Each hostile file of CASES under its own name, beside one good guest.
+HOSTILE = {f"{case[0]}.{file_name(case[1]).rsplit('.', 1)[1]}": case for case in CASES}
+GOOD = XL_HEAD.replace("evil", "good") + 'serial = "pty"\nvnc = 1\n'
 
 
-def hostile_dir(tmp_path: Path) -> Path:
-    desired = tmp_path / "desired"
-    desired.mkdir()
-    for name, text in {**HOSTILE, "good.cfg": GOOD}.items():
-        (desired / name).write_text(text)
-    return desired
+def hostile_dir(directory: Path) -> Path:
+    directory.mkdir(exist_ok=True)
+    for name, case in HOSTILE.items():
+        (directory / name).write_text(case[1])
+    (directory / "good.cfg").write_text(GOOD)
+    return directory
 
 
-def test_validate_and_plan_refuse_each_hostile_file(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    desired = hostile_dir(tmp_path)
+def test_validate_plan_and_apply_refuse_every_hostile_file(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    desired = hostile_dir(tmp_path / "desired")
     config = tmp_path / "agent.toml"
     config.write_text("")
     assert main(["validate", "--config", str(config), str(desired)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert sorted(Path(line.split(":")[0]).name for line in lines) == sorted(HOSTILE)
-    assert f"{desired}/serial.cfg:4: serial: serial 'file:/etc/cron.d/x' opens '/etc/cron.d/x' in dom0, " \
-           "outside allowed_chardev_dirs = []" in lines
-    args = ["plan", "--uri", "test:///default", "--dir", str(desired), "--state-dir", str(tmp_path / "s"),
-            "--config", str(config)]
-    assert main(args) == 1
+    expected = [f"{desired}/{name}:{case[2]}: {case[3]}: {case[4]}" for name, case in HOSTILE.items()]
+    assert sorted(lines) == sorted(expected)
+    uri = f"test://{tmp_path / 'host.json'}"
+    common = ["--uri", uri, "--dir", str(desired), "--state-dir", str(tmp_path / "s"),
+              "--config", str(config)]
+    assert main(["plan", *common]) == 1
     out = capsys.readouterr().out
-    assert all(f"{desired}/{name}" in out for name in HOSTILE)
-    assert "allowed_chardev_dirs = []" in out and "allow_open_display = false" in out
+    assert all(f"{desired}/{name}" in out for name in HOSTILE) and "+ good  create" in out
+    assert main(["apply", *common]) == 1  # the invalid files keep it from converging
+    assert names_on_host(open_backend(uri)) == ["good"]
 
 
 def test_the_agent_creates_the_good_guest_and_none_of_the_hostile_ones(tmp_path: Path) -> None:
     cfg = settings(tmp_path)
-    for name, text in {**HOSTILE, "good.cfg": GOOD}.items():
-        (Path(cfg.desired_dir) / name).write_text(text)
+    hostile_dir(Path(cfg.desired_dir))
     backend = open_backend(cfg.uri)
     with running(cfg, backend) as agent:
         wait_for(lambda: agent.state.ready, what="ready")
         assert names_on_host(backend) == ["good"]
         invalid = agent.status_document()["invalid_files"]
-        assert sorted(Path(p).name for p in invalid) == sorted(HOSTILE)
-        assert "allow_open_display = false" in invalid[str(Path(cfg.desired_dir) / "vnc.xml")]
+        desired = Path(cfg.desired_dir)
+        assert {Path(p).name: message for p, message in invalid.items()} == {
+            name: f"{desired / name}:{case[2]}: {case[3]}: {case[4]}" for name, case in HOSTILE.items()}
 
 
 # ---- the hand-written JSON is libxl's own: the same xl.cfg through the real `xl -N create` -----------
