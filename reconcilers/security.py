@@ -453,21 +453,21 @@ def _displays(config: JSON, policy: SecurityPolicy) -> Iterator[PolicyError]:
 
 
 #: Firmware and blobs libxl reads from dom0 into the guest: (union or None for b_info, field, what it
-#: is, xl.cfg key, element, whether libxl resolves a relative name in its firmware directory).
+#: is, xl.cfg keys, element, whether libxl resolves a relative name in its firmware directory).
 _FIRMWARE = (
-    ("type.hvm", "system_firmware", "system firmware", "bios_path_override", "loader", True),
-    ("type.hvm", "firmware", "hvmloader override", "firmware_override", "loader", True),
-    ("type.hvm", "acpi_firmware", "ACPI table", "acpi_firmware", "table", False),
-    ("type.hvm", "smbios_firmware", "SMBIOS table", "smbios_firmware", "sysinfo", False),
-    ("type.pvh", "pvshim_path", "PVH shim", "pvshim_path", "pvshim", True),
-    (None, "stubdomain_kernel", "stub domain kernel", "stubdomain_kernel", "stubdomain", False),
-    (None, "stubdomain_ramdisk", "stub domain ramdisk", "stubdomain_ramdisk", "stubdomain", False),
+    ("type.hvm", "system_firmware", "system firmware", ("bios_path_override",), "loader", True),
+    ("type.hvm", "firmware", "hvmloader override", ("firmware_override", "firmware"), "loader", True),
+    ("type.hvm", "acpi_firmware", "ACPI table", ("acpi_firmware",), "table", False),
+    ("type.hvm", "smbios_firmware", "SMBIOS table", ("smbios_firmware",), "sysinfo", False),
+    ("type.pvh", "pvshim_path", "PVH shim", ("pvshim_path",), "pvshim", True),
+    (None, "stubdomain_kernel", "stub domain kernel", ("stubdomain_kernel",), "stubdomain", False),
+    (None, "stubdomain_ramdisk", "stub domain ramdisk", ("stubdomain_ramdisk",), "stubdomain", False),
 )
 
 
 def _firmware(config: JSON, policy: SecurityPolicy) -> Iterator[PolicyError]:
     b_info = _sections(config)[0]
-    for union, field_, what, key, tag, relative_ok in _FIRMWARE:
+    for union, field_, what, (key, *others), tag, relative_ok in _FIRMWARE:
         section = b_info.get(union) if union else b_info
         path = section.get(field_) if isinstance(section, dict) else None
         if not isinstance(path, str) or not path:
@@ -475,7 +475,8 @@ def _firmware(config: JSON, policy: SecurityPolicy) -> Iterator[PolicyError]:
         resolved = posixpath.join(LIBXL_FIRMWARE_DIR, path) if relative_ok else path
         if not qs.path_within(resolved, policy.allowed_firmware_dirs):
             yield PolicyError(f"{what} {path!r} is outside allowed_firmware_dirs = "
-                              f"{_listing(policy.allowed_firmware_dirs)}", Where(tag, None, path, key))
+                              f"{_listing(policy.allowed_firmware_dirs)}",
+                              _keys(Where(tag, None, path, key), *others))
 
 
 def _rbd(config: JSON, policy: SecurityPolicy) -> Iterator[PolicyError]:
