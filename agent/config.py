@@ -188,9 +188,9 @@ def _absolute_paths(value: Any) -> str | None:
 
 
 def _names(value: Any) -> str | None:
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and re.fullmatch(r"[a-z0-9_]+", v)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and re.fullmatch(r"[a-z0-9_-]+", v)
                                                       for v in value):
-        return "must be a list of option names (lower case letters, digits, _)"
+        return "must be a list of option names (lower case letters, digits, _ and -)"
     return None
 
 

@@ -126,5 +126,10 @@ def parse_rbd(target: str) -> RbdSpec:
     return RbdSpec(fields[0], tuple(options))
 
 
-__all__ = ["HARMLESS_CHARDEVS", "Chardev", "ChardevClass", "RbdSpec", "is_loopback", "parse_chardev",
-           "parse_rbd", "path_within", "vnc_listen_host"]
+def ceph_option(name: str) -> str:
+    """Ceph reads ``mon host``, ``mon-host`` and ``mon_host`` as one option: its canonical spelling."""
+    return re.sub(r"[ -]", "_", name.strip())
+
+
+__all__ = ["HARMLESS_CHARDEVS", "Chardev", "ChardevClass", "RbdSpec", "ceph_option", "is_loopback",
+           "parse_chardev", "parse_rbd", "path_within", "vnc_listen_host"]

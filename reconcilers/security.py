@@ -488,9 +488,10 @@ def _rbd(config: JSON, policy: SecurityPolicy) -> Iterator[PolicyError]:
             continue
         vdev = disk.get("vdev") if isinstance(disk.get("vdev"), str) else ""
         where = Where("disk", "type", "network", "disk", token=vdev or None)
-        keys = [key for key, _value in qs.parse_rbd(target[len("rbd:"):]).options]
+        keys = [qs.ceph_option(key) for key, _value in qs.parse_rbd(target[len("rbd:"):]).options]
+        allowed = {qs.ceph_option(option) for option in policy.allowed_rbd_options}
         for key in dict.fromkeys(keys):
-            if key not in policy.allowed_rbd_options:
+            if key not in allowed:
                 yield PolicyError(f"rbd option {key!r} of disk {vdev!r} is not allowed "
                                   f"(allowed_rbd_options = {_listing(policy.allowed_rbd_options)})", where)
             elif keys.count(key) > 1:

@@ -6,6 +6,7 @@ import pytest
 
 from reconcilers.qemu_specs import (
     ChardevClass,
+    ceph_option,
     is_loopback,
     parse_chardev,
     parse_rbd,
@@ -74,3 +75,5 @@ def test_parse_rbd_honours_escaped_colons() -> None:
     assert spec.image == "pool/img@snap"
     assert spec.options == (("id", "admin"), ("mon_host", "mon1:6789\\;mon2"), ("conf", "/etc/ceph/x.conf"))
     assert parse_rbd("pool/img").options == ()
+    assert [ceph_option(k) for k in ("mon-host", "mon host", "mon_host", "log-file")] == \
+        ["mon_host", "mon_host", "mon_host", "log_file"]

@@ -327,6 +327,17 @@ def test_libxl_json_refused_and_located_in_the_xl_file(tmp_path: Path, config: d
     assert "s3cret" not in errors[0]
 
 
+def test_rbd_options_are_compared_as_ceph_spells_them() -> None:
+    """``mon-host`` is ceph's ``mon_host``: it cannot slip past the list or add a second monitor list."""
+    disk = {"vdev": "xvda", "backend": "qdisk",
+            "pdev_path": r"rbd:pool/img:mon-host=evil:mon_host=mon1\:6789"}
+    assert [e.message for e in check_policy(hvm_config(disks=[disk]), DEFAULT_SECURITY)] == [
+        "rbd option 'mon_host' is given twice in disk 'xvda' (a name with ':' would override the hosts)"]
+    disk["pdev_path"] = "rbd:pool/img:log-file=/etc/cron.d/x"
+    assert [e.message for e in check_policy(hvm_config(disks=[disk]), DEFAULT_SECURITY)] == [
+        "rbd option 'log_file' of disk 'xvda' is not allowed (allowed_rbd_options = [\"id\", \"mon_host\"])"]
+
+
 def test_a_spice_password_with_a_comma_is_refused_without_being_quoted() -> None:
     config = hvm_config(hvm_info={"spice": {"enable": "True", "port": 6000, "passwd": "s3cret,addr=0.0.0.0"}})
     messages = [e.message for e in check_policy(config, DEFAULT_SECURITY)]
