@@ -461,3 +461,20 @@ def test_real_xl_builds_the_json_the_policy_refuses(tmp_path: Path) -> None:
             missed.append((case_id, messages))
     assert missed == []
     assert len(XL_SPELLED) >= 30
+
+
+def test_the_settings_come_from_the_agent_toml(tmp_path: Path) -> None:
+    from agent.config import AgentConfigError, load_config
+    path = tmp_path / "agent.toml"
+    path.write_text('allowed_chardev_dirs = ["/var/log/xen/guests"]\nallow_dom0_sockets = true\n'
+                    'allowed_rbd_options = ["id", "mon_host", "conf"]\nrequire_dm_restrict = true\n')
+    security = load_config(path).security()
+    assert (security.allowed_chardev_dirs, security.allow_dom0_sockets, security.allowed_rbd_options,
+            security.require_dm_restrict, security.allow_open_display) == \
+        (("/var/log/xen/guests",), True, ("id", "mon_host", "conf"), True, False)
+    path.write_text('allowed_rbd_options = ["conf:/etc/x"]\n')
+    with pytest.raises(AgentConfigError, match="allowed_rbd_options: must be a list of option names"):
+        load_config(path)
+    path.write_text('allowed_9p_dirs = ["srv"]\n')
+    with pytest.raises(AgentConfigError, match="allowed_9p_dirs: must be a list of absolute paths"):
+        load_config(path)
