@@ -478,3 +478,21 @@ def test_the_settings_come_from_the_agent_toml(tmp_path: Path) -> None:
     path.write_text('allowed_9p_dirs = ["srv"]\n')
     with pytest.raises(AgentConfigError, match="allowed_9p_dirs: must be a list of absolute paths"):
         load_config(path)
+
+
+def test_a_remote_plan_refuses_every_hostile_file_under_the_hosts_policy(tmp_path: Path) -> None:
+    """``plan --uri xen+ssh://...``: the remote side holds the sent files to its own agent's policy."""
+    import base64
+
+    from agent.commands.remote import answer
+    from libxl.remote import PROTOCOL
+    toml = tmp_path / "agent.toml"
+    toml.write_text(f'state_dir = "{tmp_path / "state"}"\nxl_conf = ""\n')
+    files = {name: base64.b64encode(case[1].encode()).decode() for name, case in HOSTILE.items()}
+    files["good.cfg"] = base64.b64encode(GOOD.encode()).decode()
+    reply = answer({"protocol": PROTOCOL, "verb": "plan", "uri": f"test://{tmp_path}/host.json", "argv": [],
+                    "files": files, "dir": "./hosts/a/", "config": str(toml)})
+    assert reply["exit"] == 1
+    for name, case in HOSTILE.items():
+        assert f"./hosts/a/{name}:{case[2]}: {case[3]}: {case[4]}" in reply["stdout"]
+    assert "+ good  create" in reply["stdout"]
