@@ -672,7 +672,8 @@ class SimHost:
                 saveimage.read_header(source, path)
                 stream = source.read()
         except OSError as err:
-            raise _fail("domain_restore", f"{path}: {err.strerror}", config.get("c_info", {}).get("name"))
+            raise _fail("domain_restore", f"{path}: {err.strerror}", config.get("c_info", {}).get("name")) \
+                from err
         if not stream.startswith(_SIM_STREAM):
             raise _fail("domain_restore", f"{path}: no domain stream after the header (ERROR_INVAL)",
                         config.get("c_info", {}).get("name"))

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 import uuid as uuid_mod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from libxl.backend import OWNER_KEY, Backend, LibxlConfig
+from libxl.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
 from libxl.errors import XenReconcileError
 from reconcilers import plan as pl
 from reconcilers import status as st
 from reconcilers.desired import DesiredSet
 from reconcilers.diff import DiffMemo
 from reconcilers.policy import Policy
-from reconcilers.state import Inventory, OwnedDomain, StateDir
+from reconcilers.state import Departure, Inventory, OwnedDomain, StateDir
 
 #: States in which a domain's config is worth retrieving (dead and dying ones are only destroyed).
 _LIVE = ("running", "blocked", "paused")
@@ -87,7 +88,7 @@ class Reconciler:
         """
         out = []
         with self._lock:
-            inventory = Inventory(dict(self.inventory.domains))
+            inventory = self.inventory.copy()
         for info in self.backend.list_domains():
             config = None
             relevant = info.name in desired.domains and only in (None, info.name) and (
@@ -106,7 +107,7 @@ class Reconciler:
 
     def _inventory_copy(self) -> Inventory:
         with self._lock:
-            return Inventory(dict(self.inventory.domains))
+            return self.inventory.copy()
 
     # -- reconciling -----------------------------------------------------------------------------
 
@@ -142,10 +143,14 @@ class Reconciler:
             try:
                 self._run(action, owned, desired)
             except XenReconcileError as exc:
+                if action.kind == pl.CORE_DUMP:  # like xl: no dump is no reason to keep the wreck
+                    result.notes.append(pl.Note(action.domain, pl.CORE_DUMP_FAILED, str(exc)))
+                    continue
                 result.error = f"{action.kind}: {exc}"
                 result.status = st.ERROR
             else:
                 result.applied.append(action)
+        self._keep_departures([d for d in plan.domains if results[d.name].ok])
         known = desired.domains.keys() | {a.info.name for a in actual}  # once: not a set per domain
         for dom in plan.domains:
             result = results[dom.name]
@@ -158,6 +163,41 @@ class Reconciler:
                                error=result.error,
                                action=result.applied[-1].kind if result.applied else None)
         return [results[d.name] for d in plan.domains]
+
+    def _keep_departures(self, planned: list[pl.DomainPlan]) -> None:
+        """Record or drop the departures the plan decided on (saved once for all of them)."""
+        changes = [d for d in planned if d.record is not None or d.clear_departure]
+        if not changes:
+            return
+        with self._lock:
+            for dom in changes:
+                if dom.record is not None:
+                    self.inventory.departed[dom.name] = replace(dom.record, time=time.time())
+                else:
+                    self.inventory.departed.pop(dom.name, None)
+            self.state.save(self.inventory)
+
+    def note_event(self, event: DomainEvent, desired: DesiredSet | None) -> Departure | None:
+        """Record how an owned guest left, from the host's shutdown event (``plan.departure_for_event``);
+        the agent calls this on its event thread, before the guest's death is reconciled."""
+        want = desired.domains.get(event.name) if desired is not None and event.name else None
+        with self._lock:
+            departure = pl.departure_for_event(event, want, self.inventory)
+            if departure is None:
+                return None
+            departure = replace(departure, time=time.time())
+            self.inventory.departed[departure.name] = departure
+            self.state.save(self.inventory)
+        return departure
+
+    def clear(self, names: list[str]) -> list[str]:
+        """The operator's ``xenreconcile clear``: forget the departures of ``names``; returns those
+        that had one (the next reconcile starts them as their files say)."""
+        with self._lock:
+            cleared = [n for n in names if self.inventory.departed.pop(n, None) is not None]
+            if cleared:
+                self.state.save(self.inventory)
+        return cleared
 
     def _refresh_origin(self, name: str, desired: DesiredSet, uuid: str | None) -> None:
         """Keep the inventory's file and applied revision current (a renamed or edited file), so a
@@ -191,7 +231,13 @@ class Reconciler:
             raise XenReconcileError(
                 f"refusing to {action.kind} domid {domid}: not owned by {self.policy.owner}")
         b = self.backend
-        if action.kind == pl.RECREATE:
+        if action.kind == pl.CORE_DUMP:
+            try:
+                Path(d["path"]).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise XenReconcileError(f"{Path(d['path']).parent}: cannot create: {err.strerror}") from err
+            b.core_dump(domid, d["path"])
+        elif action.kind == pl.RECREATE:
             self._stop(domid)
             self._create(action.domain, d["config"], d["paused"], desired)
         elif action.kind in (pl.SHUTDOWN, pl.DESTROY):
