@@ -25,6 +25,7 @@ from reconcilers import plan as pl
 from reconcilers import status as st
 from reconcilers.desired import DesiredSet
 from reconcilers.diff import DiffMemo
+from reconcilers.handover import Adoption, adoption
 from reconcilers.policy import Policy
 from reconcilers.state import Departure, Inventory, OwnedDomain, StateDir
 
@@ -58,6 +59,19 @@ def for_create(config: LibxlConfig, owner: str) -> LibxlConfig:
     if not c_info.get("uuid") or not uuid_mod.UUID(str(c_info["uuid"])).int:
         c_info["uuid"] = str(uuid_mod.uuid4())
     return out
+
+
+def set_aside(image: Path) -> Path:
+    """Rename a save image that will not be restored (``NAME.xr-save.set-aside-TIME``): kept for the
+    operator, never read again by the agent."""
+    target = image.with_name(f"{image.name}.set-aside-{time.strftime('%Y%m%dT%H%M%S')}")
+    try:
+        image.rename(target)
+    except FileNotFoundError:
+        return target  # nothing left to keep
+    except OSError as err:
+        raise XenReconcileError(f"{image}: cannot set the save image aside: {err.strerror}") from err
+    return target
 
 
 class Reconciler:
@@ -190,11 +204,26 @@ class Reconciler:
             self.state.save(self.inventory)
         return departure
 
+    def adopt(self, names: list[str], desired: DesiredSet) -> list[Adoption]:
+        """The operator's ``xenreconcile adopt``: record the named running guests as owned
+        (``agent.lifecycle.adoption`` decides which may be)."""
+        domains = self.backend.list_domains()
+        out = []
+        with self._lock:
+            for name in names:
+                verdict, entry = adoption(name, desired, domains, self.inventory, self.policy)
+                out.append(verdict)
+                if entry is not None:
+                    self.inventory.add(entry)
+            if any(a.adopted for a in out):
+                self.state.save(self.inventory)
+        return out
+
     def clear(self, names: list[str]) -> list[str]:
         """The operator's ``xenreconcile clear``: forget the departures of ``names``; returns those
         that had one (the next reconcile starts them as their files say)."""
         with self._lock:
-            cleared = [n for n in names if self.inventory.departed.pop(n, None) is not None]
+            cleared = self.inventory.clear_departures(names)
             if cleared:
                 self.state.save(self.inventory)
         return cleared
@@ -220,6 +249,12 @@ class Reconciler:
         d = action.details
         if action.kind == pl.CREATE:
             self._create(action.domain, d["config"], d["paused"], desired)
+            return
+        if action.kind == pl.RESTORE:
+            self._create(action.domain, d["config"], d["paused"], desired, image=d["path"])
+            return
+        if action.kind == pl.SET_ASIDE:
+            set_aside(Path(d["path"]))
             return
         domid = d["domid"]
         if action.kind == pl.ADOPT:
@@ -266,7 +301,8 @@ class Reconciler:
         if not gone or any(i.domid == domid for i in self.backend.list_domains()):
             self.backend.destroy(domid)
 
-    def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet) -> None:
+    def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet,
+                image: str | None = None) -> None:
         """Record the new guest's uuid *before* asking libxl for it: killed mid-create, the agent
         may leave a paused domain that xenstore has no name for yet, and only this record lets the
         next run know that domain is its own remains (``plan.remains_by_name``). libxl makes the
@@ -275,10 +311,15 @@ class Reconciler:
         uuid = str(ready["c_info"]["uuid"])
         self._remember(OwnedDomain(name, uuid, *self._origin(name, desired)))
         try:
-            self.backend.create(ready, paused=paused)
+            if image is None:
+                self.backend.create(ready, paused=paused)
+            else:
+                self.backend.restore(image, ready, paused=paused)
         except XenReconcileError:
             self._forget(uuid)  # libxl destroys what a failed create made
             raise
+        if image is not None:  # restored: the image is spent (xendomains and libvirt-guests alike)
+            Path(image).unlink(missing_ok=True)
 
     @staticmethod
     def _origin(name: str, desired: DesiredSet) -> tuple[str | None, str | None]:

@@ -38,6 +38,8 @@ DESTROY = "destroy"
 RECREATE = "recreate"
 ADOPT = "adopt"
 CORE_DUMP = "core-dump"
+RESTORE = "restore"
+SET_ASIDE = "set-aside-image"
 #: diff change kind -> action kind
 HOT_ACTIONS = {
     "disk-add": "hotplug-disk-add", "disk-remove": "hotplug-disk-remove",
@@ -45,10 +47,11 @@ HOT_ACTIONS = {
     "cdrom-change": "cdrom-change", "set-memory": "set-memory", "set-vcpus": "set-vcpus",
 }
 #: Execution phases: free resources first (prune, dead remains), then start, then adjust.
-_PHASE = {ADOPT: 0, CORE_DUMP: 0, SHUTDOWN: 0, DESTROY: 0, RECREATE: 1, CREATE: 2, PAUSE: 5, UNPAUSE: 5}
+_PHASE = {ADOPT: 0, CORE_DUMP: 0, SHUTDOWN: 0, DESTROY: 0, SET_ASIDE: 0, RECREATE: 1, CREATE: 2,
+          RESTORE: 2, PAUSE: 5, UNPAUSE: 5}
 _HOT_PHASE = 4
 #: terraform-style symbols for the printed plan.
-SYMBOLS = {CREATE: "+", RECREATE: "-/+", SHUTDOWN: "-", DESTROY: "-"}
+SYMBOLS = {CREATE: "+", RESTORE: "+", RECREATE: "-/+", SHUTDOWN: "-", DESTROY: "-"}
 
 # Note kinds.
 RESTART_REQUIRED = "RestartRequired"
@@ -348,6 +351,23 @@ def _plan_migration(out: DomainPlan, want: DesiredDomain | None, actual: dict[st
     return False
 
 
+def _plan_image(out: DomainPlan, want: DesiredDomain, departure: Departure) -> bool:
+    """A guest saved at host shutdown: restored from its image when the desired file still
+    describes it (nothing that needs a restart differs; live changes follow once it runs), else the
+    image is set aside and the guest starts afresh. True when the guest is restored."""
+    assert departure.image is not None
+    out.clear_departure = True
+    changes = diff_domain(want.config, departure.config or {}).restart
+    if not changes and want.power_state != "stopped":
+        out.act(RESTORE, f"saved at host shutdown into {departure.image}", path=departure.image,
+                config=departure.config, paused=want.power_state == "paused")
+        return True
+    why = ("desired power state stopped" if not changes else
+           f"its file no longer describes the saved guest: {', '.join(c.path for c in changes)}")
+    out.act(SET_ASIDE, f"{departure.image}: {why}", path=departure.image)
+    return False
+
+
 def _held(out: DomainPlan, want: DesiredDomain, departure: Departure | None) -> bool:
     """Note why the guest stays away and return True, or drop a departure that no longer holds it
     (the agent is about to start the guest) and return False."""
@@ -454,12 +474,16 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
     if error is not None:
         out.note(INVALID, f"desired file is invalid; last good version stays in force: {error}", st.INVALID)
     if act is None:
-        if want.power_state == "stopped":
+        if want.power_state == "stopped" and not (departure and departure.image):
             return out
         entry = inventory.by_name(name)
         if departure is None and entry is not None and want.run_strategy != "Always":
             # Ours, created from this name, and gone without a shutdown the agent saw.
             departure = out.record = Departure(name, sd.DESTROYED, entry.uuid, entry.content_hash)
+        if departure is not None and departure.image is not None:
+            if _plan_image(out, want, departure):
+                return out
+            departure = None
         if not _held(out, want, departure):
             out.act(CREATE, "not on the host", config=want.config, paused=want.power_state == "paused")
         return out

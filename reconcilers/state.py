@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from libxl.errors import XenReconcileError
 
@@ -65,6 +66,10 @@ class Departure:
     content_hash: str | None = None
     #: Epoch seconds when the agent noticed.
     time: float = 0.0
+    #: The save image ``host-shutdown`` wrote, and the libxl config saved in it: restored when the
+    #: desired file still describes that guest (``reconcilers.plan``), set aside otherwise.
+    image: str | None = None
+    config: dict[str, Any] | None = None
 
 
 @dataclass
@@ -87,6 +92,10 @@ class Inventory:
     def copy(self) -> Inventory:
         """A snapshot a plan may read while the original changes."""
         return Inventory(dict(self.domains), dict(self.departed))
+
+    def clear_departures(self, names: list[str]) -> list[str]:
+        """Forget the departures of ``names``; the names that had one."""
+        return [n for n in names if self.departed.pop(n, None) is not None]
 
     def by_name(self, name: str) -> OwnedDomain | None:
         keys = self._index().get(name)
