@@ -128,8 +128,10 @@ class Reconciler:
     def reconcile_all(self, desired: DesiredSet) -> list[Result]:
         """Plan and apply every name; statuses of names that left the plan are forgotten."""
         actual = self.snapshot(desired)
-        self._forget_absent({a.info.uuid.lower() for a in actual})
+        # Planned with the entries of guests that vanished (a run strategy asks how they left),
+        # which are dropped before anything is executed (a create may reuse a vanished uuid).
         whole = pl.plan(desired, actual, self.policy, self._inventory_copy(), self._diffs)
+        self._forget_absent({a.info.uuid.lower() for a in actual})
         results = self._execute(whole, actual, desired)
         planned = {d.name for d in whole.domains}
         for name in self.status.snapshot():
