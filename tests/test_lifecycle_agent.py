@@ -111,7 +111,8 @@ def test_agent_socket_passes_names_to_verbs_and_refuses_bad_arguments(tmp_path: 
     from libxl.errors import BackendUnavailable
 
     path = str(tmp_path / "a.sock")
-    server = AgentSocket(path, {"status": lambda: {"ok": True}, "clear": lambda *names: {"cleared": list(names)}})
+    server = AgentSocket(path, {"status": lambda: {"ok": True},
+                                "clear": lambda *names: {"cleared": list(names)}})
     server.start()
     try:
         assert query(path, "clear web db") == {"cleared": ["web", "db"]}
