@@ -10,14 +10,10 @@ from libxl import saveimage
 from libxl.backend import DomainEvent
 from libxl.errors import BackendError
 from libxl.sim import SimHost
+from tests import test_sim
 from tests.test_sim import config
 
-
-@pytest.fixture
-def host() -> SimHost:
-    sim = SimHost(shutdown_delay=0)
-    yield sim
-    sim.close()
+host = test_sim.host  # the same fixture: a fresh in-memory host whose guests obey at once
 
 
 def by_name(host: SimHost) -> dict[str, object]:

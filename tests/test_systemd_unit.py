@@ -21,20 +21,24 @@ def verify(unit: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=120)
 
 
-def test_unit_verifies_cleanly(tmp_path: Path) -> None:
-    # ExecStart names the packaged binary; point it at this checkout's entry point so verify can
-    # check the rest (it refuses a missing executable).
+def verify_with_this_checkout(unit: Path, key: str, tmp_path: Path) -> None:
+    """``key`` names the packaged binary; point it at this checkout's entry point so verify can
+    check the rest (it refuses a missing executable), and demand silence."""
     binary = Path(sys.executable).with_name("xenreconcile")
     if not binary.exists():
         pytest.skip(f"{binary} missing: run `pip install -e .` first")
-    text = UNIT.read_text().replace("ExecStart=/usr/bin/xenreconcile", f"ExecStart={binary}")
-    assert text != UNIT.read_text()
-    copy = tmp_path / "xenreconcile.service"
+    text = unit.read_text().replace(f"{key}=/usr/bin/xenreconcile", f"{key}={binary}")
+    assert text != unit.read_text()
+    copy = tmp_path / unit.name
     copy.write_text(text)
     result = verify(copy)
     # Unknown keys and bad values are only warnings (exit 0): demand silence, not just status 0.
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
+
+
+def test_unit_verifies_cleanly(tmp_path: Path) -> None:
+    verify_with_this_checkout(UNIT, "ExecStart", tmp_path)
 
 
 def test_unmodified_unit_only_lacks_the_installed_binary() -> None:
@@ -74,16 +78,7 @@ def _parsed(unit: Path) -> configparser.ConfigParser:
 
 
 def test_guests_unit_verifies_cleanly(tmp_path: Path) -> None:
-    binary = Path(sys.executable).with_name("xenreconcile")
-    if not binary.exists():
-        pytest.skip(f"{binary} missing: run `pip install -e .` first")
-    text = GUESTS_UNIT.read_text().replace("ExecStop=/usr/bin/xenreconcile", f"ExecStop={binary}")
-    assert text != GUESTS_UNIT.read_text()
-    copy = tmp_path / "xenreconcile-guests.service"
-    copy.write_text(text)
-    result = verify(copy)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
+    verify_with_this_checkout(GUESTS_UNIT, "ExecStop", tmp_path)
 
 
 def test_guests_unit_acts_at_host_shutdown_only_after_the_agent_stopped() -> None:

@@ -38,22 +38,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "host_shutdown_timeout. Saved guests are restored when the agent starts.")
     _settings_flags(down)
     down.set_defaults(func=cmd_host_shutdown)
-    adopt = sub.add_parser(
-        "adopt", help="take over running guests that desired files name",
-        description="Record the named running guests as owned by this agent (hand-over from xendomains "
-                    "or libvirt): their desired file must name them; drift is then reported as usual.")
-    adopt.add_argument("names", nargs="+", metavar="NAME")
-    _settings_flags(adopt)
-    adopt.add_argument("--dir", help="desired-state directory (default: the settings' desired_dir)")
-    adopt.set_defaults(func=cmd_adopt)
-    clear = sub.add_parser(
-        "clear", help="let the agent start guests it holds away (saved, migrated, stopped)",
-        description="Forget how the named guests left the host (xl save, xl migrate, or a stop their "
-                    "run strategy respects): the next reconcile starts them as their files say.")
-    clear.add_argument("names", nargs="+", metavar="NAME")
-    _settings_flags(clear)
-    clear.set_defaults(func=cmd_clear)
-
+    verbs = [
+        ("adopt", cmd_adopt, "take over running guests that desired files name",
+         "Record the named running guests as owned by this agent (hand-over from xendomains or libvirt): "
+         "their desired file must name them; drift is then reported as usual."),
+        ("clear", cmd_clear, "let the agent start guests it holds away (saved, migrated, stopped)",
+         "Forget how the named guests left the host (xl save, xl migrate, or a stop their run strategy "
+         "respects): the next reconcile starts them as their files say."),
+    ]
+    for verb, func, summary, description in verbs:
+        parser = sub.add_parser(verb, help=summary, description=description)
+        parser.add_argument("names", nargs="+", metavar="NAME")
+        _settings_flags(parser)
+        parser.set_defaults(func=func)
+        if verb == "adopt":
+            parser.add_argument("--dir", help="desired-state directory (default: the settings' desired_dir)")
 
 def _load(args: argparse.Namespace) -> AgentConfig:
     overrides = {"uri": args.uri, "state_dir": args.state_dir, "desired_dir": getattr(args, "dir", None)}
@@ -103,7 +102,7 @@ def _through_agent(settings: AgentConfig, verb: str, names: list[str]) -> dict[s
     return query(settings.socket_path, " ".join([verb, *names]))
 
 
-def _edit_record(verb: str, args: argparse.Namespace) -> tuple[AgentConfig, dict[str, Any]]:
+def _edit_record(verb: str, args: argparse.Namespace) -> dict[str, Any]:
     """Ask the running agent, or change the state directory ourselves when no agent holds it."""
     from libxl.uri import open_backend
 
@@ -116,7 +115,7 @@ def _edit_record(verb: str, args: argparse.Namespace) -> tuple[AgentConfig, dict
                 cleared = inventory.clear_departures(args.names)
                 if cleared:
                     state.save(inventory)
-                return settings, {"cleared": cleared, "unknown": [n for n in args.names if n not in cleared]}
+                return {"cleared": cleared, "unknown": [n for n in args.names if n not in cleared]}
             backend = open_backend(settings.uri, host=settings.host_settings())
             try:
                 desired = load_desired(Path(settings.desired_dir), security=settings.security(),
@@ -124,20 +123,27 @@ def _edit_record(verb: str, args: argparse.Namespace) -> tuple[AgentConfig, dict
                 done = Reconciler(backend, settings.policy(), state.path).adopt(args.names, desired)
             finally:
                 backend.close()
-            return settings, {"adopt": {a.name: {"adopted": a.adopted, "detail": a.detail} for a in done}}
+            return {"adopt": {a.name: {"adopted": a.adopted, "detail": a.detail} for a in done}}
     except StateError as err:
         if "in use by another xenreconcile" not in str(err):
             raise
-    return settings, _through_agent(settings, verb, args.names)
+    return _through_agent(settings, verb, args.names)
+
+
+def _asked(verb: str, args: argparse.Namespace) -> dict[str, Any] | int:
+    """The answer document, or the exit status when the request could not be made."""
+    try:
+        return _edit_record(verb, args)
+    except AgentConfigError as err:
+        return _fail(verb, err, 2)
+    except (XenReconcileError, ConfigError) as err:
+        return _fail(verb, err)
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
-    try:
-        _settings, doc = _edit_record("adopt", args)
-    except AgentConfigError as err:
-        return _fail("adopt", err, 2)
-    except (XenReconcileError, ConfigError) as err:
-        return _fail("adopt", err)
+    doc = _asked("adopt", args)
+    if isinstance(doc, int):
+        return doc
     refused = 0
     for name, verdict in doc.get("adopt", {}).items():
         if verdict["adopted"]:
@@ -149,12 +155,9 @@ def cmd_adopt(args: argparse.Namespace) -> int:
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
-    try:
-        _settings, doc = _edit_record("clear", args)
-    except AgentConfigError as err:
-        return _fail("clear", err, 2)
-    except (XenReconcileError, ConfigError) as err:
-        return _fail("clear", err)
+    doc = _asked("clear", args)
+    if isinstance(doc, int):
+        return doc
     for name in doc.get("cleared", []):
         print(f"{name}: cleared; the agent starts it as its file says")
     for name in doc.get("unknown", []):
