@@ -242,6 +242,7 @@ class Controller:
         desired = self.desired()
         if desired is None:
             return Outcome.RETRY
+        before = self.status.get(name)
         with self._gate.shared():
             desired = self.desired() or desired
             start = time.perf_counter()
@@ -253,6 +254,9 @@ class Controller:
                 self.status.record(name, st.ERROR, error=str(err))
             seconds = time.perf_counter() - start
         self._report(result, desired, rid, seconds)
+        after = self.status.get(name)
+        if self.state.ready and (before and before.state) != (after and after.state):
+            self.notifier.status(self.status_line())  # STATUS= follows every guest that changes state
         if result.error is not None:
             return Outcome.RETRY
         if result.status in _TERMINAL:

@@ -123,3 +123,14 @@ def test_agent_socket_passes_names_to_verbs_and_refuses_bad_arguments(tmp_path: 
             query(path, "reboot web")
     finally:
         server.stop()
+
+
+def test_status_follows_a_guest_that_fails_after_ready(tmp_path: Path, notify: NotifyListener) -> None:  # noqa: F811
+    agent, _ = start(tmp_path, {"web": 64}, notify)
+    try:
+        notify.until("READY=1")
+        write_atomic(tmp_path / "desired" / "huge.xml", domain_xml("huge", memory_mib=8192))
+        wait_for(lambda: any("1 error" in m.get("STATUS", "") for m in notify.messages),
+                 what="STATUS= naming the failed guest")
+    finally:
+        agent.stop(signal.SIGKILL)
