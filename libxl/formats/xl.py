@@ -80,14 +80,18 @@ def parse_xl(text: str, file: str | None = None) -> Domain:
 RUN_STRATEGY_KEY = "xenreconcile_run_strategy"
 
 
-def read_agent_keys(cfg: Cfg, dom: Domain) -> None:
-    """The settings only the agent reads from an xl.cfg (today the run strategy); one function,
-    so every xl.cfg front end reads them the same way."""
+def read_run_strategy(cfg: Cfg) -> str | None:
+    """``xenreconcile_run_strategy``, checked (ConfigError naming file and line), or None when the
+    file does not set it. The one place an xl.cfg front end reads the agent's own keys from."""
     strategy = cfg.str(RUN_STRATEGY_KEY)
-    if strategy is not None:
-        if strategy not in RUN_STRATEGIES:
-            raise cfg.error(RUN_STRATEGY_KEY, f"must be one of {', '.join(RUN_STRATEGIES)}, not {strategy!r}")
-        dom.run_strategy = strategy
+    if strategy is not None and strategy not in RUN_STRATEGIES:
+        raise cfg.error(RUN_STRATEGY_KEY, f"must be one of {', '.join(RUN_STRATEGIES)}, not {strategy!r}")
+    return strategy
+
+
+def read_agent_keys(cfg: Cfg, dom: Domain) -> None:
+    """The settings only the agent reads from an xl.cfg, onto the domain model."""
+    dom.run_strategy = read_run_strategy(cfg)
 
 
 def _guest_type(cfg: Cfg) -> str:
