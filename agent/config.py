@@ -35,6 +35,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/xenreconcile/xenreconcile.toml")
 #: The fixed metrics port, chosen to sit away from the node exporter family (9100..9199).
 DEFAULT_METRICS_PORT = 9977
 
+#: ``on_host_shutdown``: libvirt-guests' ON_SHUTDOWN (shutdown | suspend) plus ``leave``.
+HOST_SHUTDOWN_ACTIONS = ("shutdown", "save", "leave")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -71,6 +73,13 @@ class AgentConfig:
     adopt: bool = DEFAULT_POLICY.adopt
     shutdown_timeout: float = DEFAULT_POLICY.shutdown_timeout
     owner: str = DEFAULT_POLICY.owner
+    dump_dir: str = DEFAULT_POLICY.dump_dir
+    # Host lifecycle (agent.lifecycle; README "Host lifecycle"): what `host-shutdown` does to the
+    # owned guests when the host goes down, and where saved images live.
+    on_host_shutdown: str = "shutdown"
+    host_shutdown_parallel: int = 4
+    host_shutdown_timeout: float = 300.0
+    save_dir: str = "/var/lib/xen/save"
     polling: bool = False
     poll_interval: float = 2.0
     log_format: str = "auto"
@@ -194,6 +203,12 @@ def _names(value: Any) -> str | None:
     return None
 
 
+def _absolute_path(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.startswith("/"):
+        return "must be an absolute path"
+    return None
+
+
 def _optional_path(value: Any) -> str | None:
     """An absolute path, or "" for "none"."""
     if not isinstance(value, str) or (value and not value.startswith("/")):
@@ -228,6 +243,11 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "adopt": _boolean,
     "shutdown_timeout": _number(0.0),
     "owner": _nonempty_str,
+    "dump_dir": _absolute_path,
+    "on_host_shutdown": _choice(HOST_SHUTDOWN_ACTIONS),
+    "host_shutdown_parallel": _integer(1),
+    "host_shutdown_timeout": _number(0.0),
+    "save_dir": _absolute_path,
     "polling": _boolean,
     "poll_interval": _number(0.0, above=True),
     "log_format": _choice(LOG_FORMATS),
