@@ -37,6 +37,9 @@ class DomainInfo:
     #: The owner marker from xsdata (None: not created by any xenreconcile agent).
     owner: str | None = None
     cpu_time_ns: int = 0
+    #: The TCP ports of the guest's VNC and SPICE displays, where known (``libxl.display``).
+    vnc_port: int | None = None
+    spice_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,22 @@ class Backend(Protocol):
     def set_memory_target(self, domid: int, target_kib: int) -> None: ...
 
     def set_vcpus_online(self, domid: int, count: int) -> None: ...
+
+    # -- live tuning (``xl vcpu-pin``, ``xl sched-credit2``, ``xl mem-max``) --------------------
+
+    def set_vcpu_affinity(self, domid: int, vcpu: int, hard: list[int] | None,
+                          soft: list[int] | None) -> None:
+        """``libxl_set_vcpuaffinity``: pin ``vcpu`` to the ``hard`` cpus and prefer the ``soft``
+        ones (None leaves that affinity as it is)."""
+        ...
+
+    def set_sched_params(self, domid: int, params: dict[str, int]) -> None:
+        """``libxl_domain_sched_params_set`` with ``weight`` and/or ``cap`` (the rest unchanged)."""
+        ...
+
+    def set_max_memory(self, domid: int, max_kib: int) -> None:
+        """``libxl_domain_setmaxmem``; libxl refuses a maximum below the current balloon target."""
+        ...
 
     def watch_events(self, callback: Callable[[DomainEvent], None]) -> None:
         """Deliver domain death/shutdown events to ``callback`` from a background thread."""

@@ -44,6 +44,7 @@ import structlog
 
 from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
 from libxl.balloon import MIN_DOM0_KIB
+from libxl.display import VNC_BASE, ports_in, vnc_hunts
 from libxl.errors import BackendError
 
 State = dict[str, Any]
@@ -171,6 +172,10 @@ def validate_config(op: str, config: Any) -> None:
     if kind == "pvh" and not b_info.get("kernel"):
         raise _fail(op, "PVH guest needs a kernel", name)
     if kind == "hvm":
+        spice = variant.get("spice") or {}
+        enabled = str(spice.get("enable", "")).lower() == "true"
+        if enabled and not spice.get("port") and not spice.get("tls_port"):
+            raise _fail(op, "at least one of the spiceport or tls_port must be provided", name)
         _check_enum(op, "b_info.type.hvm.vga.kind", variant.get("vga", {}).get("kind"), "vga")
         _check_enum(op, "b_info.type.hvm.bios", variant.get("bios"), "bios")
     for event in ("on_poweroff", "on_reboot", "on_crash", "on_watchdog", "on_soft_reset"):
@@ -502,15 +507,38 @@ class SimHost:
                 self._guest_shutdown(state, self._own(state, key), "poweroff")
 
     def _start(self, state: State, config: LibxlConfig, paused: bool) -> int:
+        ports = self._listen(state, config)
         domid = state["next_domid"]
         state["next_domid"] += 1
         b_info = config["b_info"]
         state["domains"][str(domid)] = {
             "domid": domid, "config": config, "state": "paused" if paused else "running",
             "shutdown_reason": None, "memory_kib": b_info.get("target_memkb", b_info["max_memkb"]),
-            "started": time.time(), "shutdown_due": None, "unresponsive": False,
+            "started": time.time(), "shutdown_due": None, "unresponsive": False, "ports": ports,
         }
         return domid
+
+    @staticmethod
+    def _listen(state: State, config: LibxlConfig) -> dict[str, int]:
+        """The ports the guest's qemu listens on, as qemu binds them: a fixed one another guest
+        holds fails the create ("Address already in use"); a VNC display with ``findunused``
+        takes the first free one from its display up, as qemu's ``to=`` does."""
+        fixed, start = ports_in(config), vnc_hunts(config)
+        out: dict[str, int] = {}
+        if fixed.vnc is None and fixed.spice is None and start is None:
+            return out  # no display: the common case costs no scan of the host
+        held = {p for d in state["domains"].values() for p in (d.get("ports") or {}).values()}
+        for kind, port in (("vnc", fixed.vnc), ("spice", fixed.spice)):
+            if port is None:
+                continue
+            if port in held:
+                raise _fail("domain_create", f"device model: {kind} port {port}: Address already in use "
+                            "(qemu exited)", str(config["c_info"]["name"]))
+            out[kind] = port
+            held.add(port)
+        if start is not None:
+            out["vnc"] = next(p for p in range(VNC_BASE + start, 65536) if p not in held)
+        return out
 
     def _guest_shutdown(self, state: State, dom: dict[str, Any], reason: str) -> None:
         """The guest stopped (``reason``): libxl's toolstack side applies the configured action."""
@@ -545,6 +573,7 @@ class SimHost:
         for dom in sorted(state["domains"].values(), key=lambda d: d["domid"]):
             c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
             running = dom["state"] in ("running", "paused")
+            ports = dom.get("ports") or {}
             name = _listed_name(dom)  # "" until xenstore has the domain, and with it our marker
             rows.append(DomainInfo(
                 name=name, domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
@@ -552,7 +581,8 @@ class SimHost:
                 vcpus_online=len(b_info.get("avail_vcpus", [])), vcpus_max=b_info.get("max_vcpus", 1),
                 shutdown_reason=dom["shutdown_reason"],
                 owner=(c_info.get("xsdata") or {}).get(OWNER_KEY) if name else None,
-                cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0))
+                cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0,
+                vnc_port=ports.get("vnc"), spice_port=ports.get("spice")))
         return rows
 
     def domain_config(self, domid: int) -> LibxlConfig:
@@ -750,6 +780,62 @@ class SimHost:
             if not 0 < count <= max_vcpus:
                 raise _fail(op, f"{count} vcpus requested, maximum is {max_vcpus} (ERROR_INVAL)", name)
             config["b_info"]["avail_vcpus"] = list(range(count))
+
+    # -- live tuning: what libxl_set_vcpuaffinity, libxl_domain_sched_params_set and
+    # -- libxl_domain_setmaxmem accept and refuse (credit2, Xen 4.17's default scheduler)
+
+    def set_vcpu_affinity(self, domid: int, vcpu: int, hard: list[int] | None,
+                          soft: list[int] | None) -> None:
+        op = "set_vcpuaffinity"
+        with self._device_op(op, domid) as (state, _dom, config, name):
+            b_info = config["b_info"]
+            max_vcpus = b_info.get("max_vcpus", 1)
+            if not 0 <= vcpu < max_vcpus:
+                raise _fail(op, f"vcpu {vcpu} out of range: the domain has {max_vcpus} (ERROR_INVAL)", name)
+            if hard is None and soft is None:
+                raise _fail(op, "no affinity given (ERROR_INVAL)", name)
+            for kind, cpus in (("hard", hard), ("soft", soft)):
+                if cpus is None:
+                    continue
+                if not cpus:
+                    raise _fail(op, f"vcpu {vcpu}: empty {kind} affinity (ERROR_INVAL)", name)
+                missing = sorted(c for c in cpus if not 0 <= c < state["nr_cpus"])
+                if missing:
+                    raise _fail(op, f"vcpu {vcpu}: {kind} affinity names cpu {missing[0]}, the host has "
+                                    f"0..{state['nr_cpus'] - 1} (ERROR_INVAL)", name)
+                # libxl keeps one map per vcpu once it set the domain up (a legacy cpumap included).
+                key = f"vcpu_{kind}_affinity"
+                every = b_info.pop("cpumap" if kind == "hard" else "cpumap_soft", None)
+                maps = b_info.get(key) or [list(every) if every else [] for _ in range(max_vcpus)]
+                maps += [[] for _ in range(max_vcpus - len(maps))]
+                maps[vcpu] = sorted(set(cpus))
+                b_info[key] = maps
+
+    def set_sched_params(self, domid: int, params: dict[str, int]) -> None:
+        op = "domain_sched_params_set"
+        with self._device_op(op, domid) as (_state, _dom, config, name):
+            unknown = sorted(set(params) - {"weight", "cap"})
+            if unknown:
+                raise _fail(op, f"scheduler parameter {unknown[0]!r} is not credit2's (ERROR_INVAL)", name)
+            weight, cap = params.get("weight"), params.get("cap")
+            if weight is not None and not 1 <= weight <= 65535:
+                raise _fail(op, "Cpu weight out of range, valid range is from 1 to 65535 (ERROR_INVAL)", name)
+            limit = 100 * config["b_info"].get("max_vcpus", 1)
+            if cap is not None and not 0 <= cap <= limit:
+                raise _fail(op, f"Cpu cap out of range, valid range is from 0 to {limit} for specified "
+                                "number of vcpus (ERROR_INVAL)", name)
+            sched = config["b_info"].setdefault("sched_params", {})
+            sched.setdefault("sched", "credit2")
+            sched.update({k: v for k, v in params.items() if v is not None})
+
+    def set_max_memory(self, domid: int, max_kib: int) -> None:
+        op = "domain_setmaxmem"
+        with self._device_op(op, domid) as (_state, dom, config, name):
+            target = config["b_info"].get("target_memkb", dom["memory_kib"])
+            if max_kib < target:
+                raise _fail(op, f"memory_static_max must be greater than or equal to memory_dynamic_max "
+                                f"({max_kib} < {target} KiB) (ERROR_INVAL)", name)
+            config["b_info"]["max_memkb"] = max_kib
 
     def watch_events(self, callback: Callable[[DomainEvent], None]) -> None:
         self._callbacks.append(callback)

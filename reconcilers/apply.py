@@ -25,6 +25,7 @@ from reconcilers import status as st
 from reconcilers.desired import DesiredSet
 from reconcilers.diff import DiffMemo
 from reconcilers.policy import Policy
+from reconcilers.ports import PortAllocator
 from reconcilers.state import Inventory, OwnedDomain, StateDir
 
 #: States in which a domain's config is worth retrieving (dead and dying ones are only destroyed).
@@ -76,6 +77,7 @@ class Reconciler:
         self._lock = threading.Lock()
         self._diffs = DiffMemo()  # a no-op resync mostly re-diffs unchanged pairs of configs
         self.inventory: Inventory = self.state.load()
+        self.ports = PortAllocator(self.state, (policy.display_port_min, policy.display_port_max))
 
     # -- observing -------------------------------------------------------------------------------
 
@@ -102,7 +104,22 @@ class Reconciler:
 
     def plan(self, desired: DesiredSet) -> pl.Plan:
         """What ``reconcile_all`` would do now (the dry run behind ``xenreconcile plan``)."""
-        return pl.plan(desired, self.snapshot(desired), self.policy, self._inventory_copy(), self._diffs)
+        actual = self.snapshot(desired)
+        return pl.plan(self._with_ports(desired, actual), actual, self.policy, self._inventory_copy(),
+                       self._diffs)
+
+    def _with_ports(self, desired: DesiredSet, actual: list[pl.ActualDomain]) -> DesiredSet:
+        """``desired`` with each autoport guest's display ports written in (``reconcilers.ports``),
+        so the plan compares what the guest was created with."""
+        configs = None
+        domains = dict(desired.domains)
+        for name, want in desired.domains.items():
+            if not want.domain.devices.graphics:
+                continue
+            if configs is None:
+                configs = {a.info.name: a.config for a in actual if a.config is not None}
+            domains[name] = self.ports.resolve(want, configs.get(name))
+        return desired if configs is None else replace(desired, domains=domains)
 
     def _inventory_copy(self) -> Inventory:
         with self._lock:
@@ -114,6 +131,7 @@ class Reconciler:
         """Plan and apply every name; statuses of names that left the plan are forgotten."""
         actual = self.snapshot(desired)
         self._forget_absent({a.info.uuid.lower() for a in actual})
+        desired = self._with_ports(desired, actual)
         whole = pl.plan(desired, actual, self.policy, self._inventory_copy(), self._diffs)
         results = self._execute(whole, actual, desired)
         planned = {d.name for d in whole.domains}
@@ -125,6 +143,7 @@ class Reconciler:
     def reconcile(self, name: str, desired: DesiredSet) -> Result:
         """Plan and apply one name (one work-queue key)."""
         actual = self.snapshot(desired, only=name)
+        desired = self._with_ports(desired, actual)
         inventory = self._inventory_copy()
         one = pl.plan_domain(name, desired, pl.index_actual(actual), self.policy, inventory, self._diffs,
                              pl.remains_by_name(actual, inventory).get(name))
@@ -156,7 +175,8 @@ class Reconciler:
                 self._refresh_origin(dom.name, desired, owned_uuids.get(dom.name))
             self.status.record(dom.name, result.status, file=str(dom.file) if dom.file else None,
                                error=result.error,
-                               action=result.applied[-1].kind if result.applied else None)
+                               action=result.applied[-1].kind if result.applied else None,
+                               ports=self.ports.get(dom.name))
         return [results[d.name] for d in plan.domains]
 
     def _refresh_origin(self, name: str, desired: DesiredSet, uuid: str | None) -> None:
@@ -200,6 +220,8 @@ class Reconciler:
             else:
                 b.destroy(domid)
             self._forget(d["uuid"])  # a create later in this plan records the new guest
+            if d.get("prune"):
+                self.ports.release(action.domain)
         elif action.kind == pl.PAUSE:
             b.pause(domid)
         elif action.kind == pl.UNPAUSE:
@@ -208,6 +230,13 @@ class Reconciler:
             b.set_memory_target(domid, d["target_kib"])
         elif action.kind == "set-vcpus":
             b.set_vcpus_online(domid, d["count"])
+        elif action.kind == "set-max-memory":
+            b.set_max_memory(domid, d["max_kib"])
+        elif action.kind == "set-sched-params":
+            b.set_sched_params(domid, d["params"])
+        elif action.kind == "set-vcpu-affinity":
+            for vcpu, (hard, soft) in sorted(d["affinity"].items()):
+                b.set_vcpu_affinity(domid, vcpu, hard, soft)
         else:
             call = {"hotplug-disk-add": b.disk_add, "hotplug-disk-remove": b.disk_remove,
                     "hotplug-nic-add": b.nic_add, "hotplug-nic-remove": b.nic_remove,
@@ -226,6 +255,9 @@ class Reconciler:
         next run know that domain is its own remains (``plan.remains_by_name``). libxl makes the
         domain with ``c_info.uuid`` as its handle, so the uuid chosen here is the one listed."""
         ready = for_create(config, self.policy.owner)
+        want = desired.domains.get(name)
+        if want is not None:
+            ready = self.ports.assign(name, ready, want.domain)
         uuid = str(ready["c_info"]["uuid"])
         self._remember(OwnedDomain(name, uuid, *self._origin(name, desired)))
         try:

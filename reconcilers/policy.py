@@ -29,6 +29,8 @@ class Policy:
     - ``shutdown_timeout``: seconds a guest gets to shut down before it is destroyed.
     - ``owner``: the marker value this agent writes and recognises, so two agents (or a test and a
       production agent) on one host never claim each other's guests.
+    - ``display_port_min``/``display_port_max``: the ports VNC and SPICE autoport displays get
+      (libvirt's ``remote_display_port_min``/``max``; ``reconcilers.ports``).
     """
 
     prune: str = "none"
@@ -37,6 +39,8 @@ class Policy:
     adopt: bool = False
     shutdown_timeout: float = 30.0
     owner: str = DEFAULT_OWNER
+    display_port_min: int = 5900
+    display_port_max: int = 65535
 
     def __post_init__(self) -> None:
         if self.prune not in PRUNE_POLICIES:
@@ -48,3 +52,6 @@ class Policy:
             raise ValueError(f"shutdown timeout must not be negative, not {self.shutdown_timeout!r}")
         if not self.owner:
             raise ValueError("owner id must not be empty")
+        if not 1 <= self.display_port_min <= self.display_port_max <= 65535:
+            raise ValueError(f"display ports {self.display_port_min}..{self.display_port_max} are not a "
+                             "range within 1..65535")

@@ -159,19 +159,21 @@ def start_agent_socket(path: str, status: Callable[[], dict[str, Any]], backend:
 
 
 def format_status(doc: dict[str, Any]) -> list[str]:
-    """One line per domain (name, state, last action, file, error), then invalid files."""
+    """One line per domain (name, state, last action, display ports, file, error), then invalid
+    files."""
     rows = []
     for name, s in sorted(doc.get("domains", {}).items()):
-        rows.append([name, s.get("state") or "-", s.get("last_action") or "-", s.get("file") or "-",
-                     s.get("last_error") or ""])
+        ports = " ".join(f"{kind}:{s[f'{kind}_port']}" for kind in ("vnc", "spice") if s.get(f"{kind}_port"))
+        rows.append([name, s.get("state") or "-", s.get("last_action") or "-", ports or "-",
+                     s.get("file") or "-", s.get("last_error") or ""])
     known = {s.get("file") for s in doc.get("domains", {}).values()}
     for path, error in sorted(doc.get("invalid_files", {}).items()):
         if path not in known:
-            rows.append(["-", "invalid", "-", path, error])
+            rows.append(["-", "invalid", "-", "-", path, error])
     if not rows:
         return []
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(r)).rstrip()
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return ["  ".join(cell.ljust(widths[i]) if i < 5 else cell for i, cell in enumerate(r)).rstrip()
             for r in rows]
 
 
