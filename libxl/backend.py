@@ -43,6 +43,20 @@ class DomainInfo:
 
 
 @dataclass(frozen=True)
+class IoStats:
+    """A domain's block and network I/O counters since it was created, from the guest's side
+    (``libxl.iostats``: what xentop shows)."""
+    block_read_requests: int = 0
+    block_write_requests: int = 0
+    block_read_bytes: int = 0
+    block_write_bytes: int = 0
+    net_receive_bytes: int = 0
+    net_transmit_bytes: int = 0
+    net_receive_packets: int = 0
+    net_transmit_packets: int = 0
+
+
+@dataclass(frozen=True)
 class DomainEvent:
     """A change of actual state that libxl reports (domain death / shutdown)."""
     kind: str  # death | shutdown | crash
@@ -69,6 +83,10 @@ class Backend(Protocol):
 
     def list_domains(self) -> list[DomainInfo]:
         """All domains, domain 0 included (the reconciler filters it out)."""
+        ...
+
+    def io_stats(self) -> dict[int, IoStats]:
+        """Block and network counters by domid (domains without backends may be missing)."""
         ...
 
     def domain_config(self, domid: int) -> LibxlConfig:

@@ -42,7 +42,7 @@ from typing import Any
 
 import structlog
 
-from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
+from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, IoStats, LibxlConfig
 from libxl.balloon import MIN_DOM0_KIB
 from libxl.display import VNC_BASE, ports_in, vnc_hunts
 from libxl.errors import BackendError
@@ -80,6 +80,11 @@ _ENUMS = {
 }
 #: libxl's vcpu limits per guest type (HVM_MAX_VCPUS for hvm/pvh).
 _MAX_VCPUS = {"pv": 512, "pvh": 128, "hvm": 128}
+#: The I/O each simulated disk and nic does per second of its guest's uptime (``io_stats``).
+SIM_DISK_IO = {"block_read_requests": 20, "block_write_requests": 10, "block_read_bytes": 20 * 4096,
+               "block_write_bytes": 10 * 4096}
+SIM_NIC_IO = {"net_receive_packets": 30, "net_transmit_packets": 20, "net_receive_bytes": 30 * 1000,
+              "net_transmit_bytes": 20 * 800}
 #: How far a create got before its caller died (``create_cut_short``).
 _CUT_STAGES = ("domain", "xenstore")
 #: What each kind of shutdown consults (libxl_domain_config's on_* fields).
@@ -584,6 +589,23 @@ class SimHost:
                 cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0,
                 vnc_port=ports.get("vnc"), spice_port=ports.get("spice")))
         return rows
+
+    def io_stats(self) -> dict[int, IoStats]:
+        """Counters that grow with each live guest's uptime: per disk ``SIM_DISK_IO`` and per nic
+        ``SIM_NIC_IO`` (per second), so a rate over them is steady and a re-created guest starts
+        from zero, as blkback's and netback's counters do."""
+        state = self._read("io_stats")
+        now = time.time()
+        out = {}
+        for dom in state["domains"].values():
+            if dom["state"] not in ("running", "paused") or dom.get("cut_short"):
+                continue
+            seconds = now - dom["started"]
+            disks, nics = len(dom["config"].get("disks", [])), len(dom["config"].get("nics", []))
+            counts = {k: int(seconds * rate) * disks for k, rate in SIM_DISK_IO.items()}
+            counts.update({k: int(seconds * rate) * nics for k, rate in SIM_NIC_IO.items()})
+            out[dom["domid"]] = IoStats(**counts)
+        return out
 
     def domain_config(self, domid: int) -> LibxlConfig:
         state = self._read("domain_config")

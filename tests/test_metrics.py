@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from conftest import ci_tool
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.metrics import AgentMetrics, DomainView, Endpoints, MetricsServer, TimedBackend
@@ -139,9 +139,7 @@ def test_timed_backend_counts_calls_and_errors(served: tuple[AgentMetrics, str, 
 
 
 def test_promtool_accepts_the_scrape(served: tuple[AgentMetrics, str, State]) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (Debian package 'prometheus')")
+    promtool = ci_tool("promtool", "prometheus")
     metrics, url, _ = served
     TimedBackend(Flaky(), metrics).list_domains()
     text = get(url + "/metrics")[1]

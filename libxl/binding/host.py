@@ -22,8 +22,9 @@ from typing import Any
 
 import structlog
 
-from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
+from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, IoStats, LibxlConfig
 from libxl.errors import BackendError, BackendUnavailable
+from libxl.iostats import read_io
 
 _log = structlog.get_logger("xenreconcile").bind(component="libxl")
 
@@ -263,6 +264,10 @@ class RealHost:
             self._names[domid] = name
             result.append(dominfo_from_json(info, name, self._owner(domid)))
         return result
+
+    def io_stats(self) -> dict[int, IoStats]:
+        """Block and network counters from dom0's sysfs, where xentop reads them."""
+        return read_io()
 
     def _dominfo(self, domid: int) -> dict[str, Any] | None:
         """libxl's dominfo JSON for one domain, or None when it no longer exists."""
