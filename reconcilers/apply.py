@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from libxl.backend import OWNER_KEY, Backend, LibxlConfig
+from libxl.display import DisplayPorts
 from libxl.errors import XenReconcileError
 from reconcilers import plan as pl
 from reconcilers import status as st
@@ -105,12 +106,13 @@ class Reconciler:
     def plan(self, desired: DesiredSet) -> pl.Plan:
         """What ``reconcile_all`` would do now (the dry run behind ``xenreconcile plan``)."""
         actual = self.snapshot(desired)
-        return pl.plan(self._with_ports(desired, actual), actual, self.policy, self._inventory_copy(),
-                       self._diffs)
+        return pl.plan(self._with_ports(desired, actual, record=False), actual, self.policy,
+                       self._inventory_copy(), self._diffs)
 
-    def _with_ports(self, desired: DesiredSet, actual: list[pl.ActualDomain]) -> DesiredSet:
+    def _with_ports(self, desired: DesiredSet, actual: list[pl.ActualDomain], *,
+                    record: bool = True) -> DesiredSet:
         """``desired`` with each autoport guest's display ports written in (``reconcilers.ports``),
-        so the plan compares what the guest was created with."""
+        so the plan compares what the guest was created with (``record``: see ``resolve``)."""
         configs = None
         domains = dict(desired.domains)
         for name, want in desired.domains.items():
@@ -118,7 +120,7 @@ class Reconciler:
                 continue
             if configs is None:
                 configs = {a.info.name: a.config for a in actual if a.config is not None}
-            domains[name] = self.ports.resolve(want, configs.get(name))
+            domains[name] = self.ports.resolve(want, configs.get(name), record=record)
         return desired if configs is None else replace(desired, domains=domains)
 
     def _inventory_copy(self) -> Inventory:
@@ -134,6 +136,7 @@ class Reconciler:
         desired = self._with_ports(desired, actual)
         whole = pl.plan(desired, actual, self.policy, self._inventory_copy(), self._diffs)
         results = self._execute(whole, actual, desired)
+        self.ports.keep(desired.domains.keys() | desired.invalid_names() | {a.info.name for a in actual})
         planned = {d.name for d in whole.domains}
         for name in self.status.snapshot():
             if name not in planned:
@@ -176,7 +179,7 @@ class Reconciler:
             self.status.record(dom.name, result.status, file=str(dom.file) if dom.file else None,
                                error=result.error,
                                action=result.applied[-1].kind if result.applied else None,
-                               ports=self.ports.get(dom.name))
+                               ports=self.ports.get(dom.name) or DisplayPorts())
         return [results[d.name] for d in plan.domains]
 
     def _refresh_origin(self, name: str, desired: DesiredSet, uuid: str | None) -> None:

@@ -89,9 +89,11 @@ class PortAllocator:
         with self._lock:
             return dict(self._table)
 
-    def resolve(self, want: DesiredDomain, actual: LibxlConfig | None) -> DesiredDomain:
+    def resolve(self, want: DesiredDomain, actual: LibxlConfig | None, *,
+                record: bool = True) -> DesiredDomain:
         """``want`` with the guest's recorded ports written in (for planning; no port is chosen
-        here). A running guest with none recorded keeps, and records, the ports it has."""
+        here). A running guest with none recorded keeps the ports it has, which are recorded
+        unless ``record`` is false (``plan`` only reads the state directory)."""
         kinds = autoport_kinds(want.domain)
         if not kinds:
             return want
@@ -102,8 +104,10 @@ class PortAllocator:
                 merged = DisplayPorts(**{k: (ports.get(k) if ports else None) or have.get(k) for k in KINDS
                                          if k in kinds})
                 if merged != ports and any(merged.get(k) for k in KINDS):
-                    self._table[want.name] = ports = merged
-                    self._save()
+                    ports = merged
+                    if record:
+                        self._table[want.name] = merged
+                        self._save()
         if ports is None:
             return want
         cached = self._resolved.get(want.name)
@@ -141,6 +145,17 @@ class PortAllocator:
         with self._lock:
             self._resolved.pop(name, None)
             if self._table.pop(name, None) is not None:
+                self._save()
+
+    def keep(self, names: set[str]) -> None:
+        """Release the ports of every guest not in ``names`` (the full resync passes the desired
+        and listed names: a guest destroyed behind the agent's back and no longer desired)."""
+        with self._lock:
+            gone = self._table.keys() - names
+            for name in gone:
+                del self._table[name]
+                self._resolved.pop(name, None)
+            if gone:
                 self._save()
 
     def _free(self, taken: set[int], name: str) -> int:

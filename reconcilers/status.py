@@ -57,13 +57,15 @@ class StatusBook:
     def record(self, name: str, state: str, *, file: str | None = None, error: str | None = None,
                action: str | None = None, ports: Any = None) -> Status:
         """Store the outcome of one reconcile; ``action`` None keeps the previous last action.
-        ``ports`` (a ``reconcilers.ports.DisplayPorts``, or None) are the guest's display ports."""
+        ``ports`` (a ``libxl.display.DisplayPorts``) are the guest's display ports; None keeps the
+        previous ones (a failure reported outside the reconciler knows none)."""
         if state not in STATES:
             raise ValueError(f"unknown status {state!r}")
         now = self._clock()
-        vnc, spice = (ports.vnc, ports.spice) if ports is not None else (None, None)
         with self._lock:
             old = self._by_name.get(name)
+            vnc, spice = ((ports.vnc, ports.spice) if ports is not None
+                          else (old.vnc_port, old.spice_port) if old is not None else (None, None))
             if old is None:
                 new = Status(name, state, file, error, now, now, action, vnc, spice)
             else:

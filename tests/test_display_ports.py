@@ -149,7 +149,11 @@ def test_a_guest_from_before_the_table_keeps_its_port(tmp_path: Path) -> None:
     (env.state / "ports.json").unlink()
     fresh = env.agent()
     assert not fresh.plan(load_desired(env.dir)).has_changes
+    assert not (env.state / "ports.json").exists()  # plan only reads the state directory
+    results = env.sync(fresh)
+    assert results["a"].ok and not results["a"].applied
     assert fresh.ports.get("a").vnc == 5900
+    assert json.loads((env.state / "ports.json").read_text())["ports"] == {"a": {"vnc": 5900}}
 
 
 def test_the_simulated_host_refuses_two_guests_on_one_port_like_qemu() -> None:
@@ -191,3 +195,29 @@ def test_range_settings_are_checked(tmp_path: Path) -> None:
         load_config(cfg)
     cfg.write_text("display_port_min = 5910\n")
     assert load_config(cfg).policy().display_port_min == 5910
+
+
+def test_a_port_is_released_when_its_guest_is_neither_desired_nor_on_the_host(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    (env.dir / "a.xml").write_text(pv_vnc("a"))
+    env.sync()
+    domid = next(d.domid for d in env.host.list_domains() if d.name == "a")
+    (env.dir / "a.xml").unlink()  # prune none: the guest stays, and so does its port
+    env.sync()
+    assert env.rec.ports.get("a").vnc == 5900
+    env.host.destroy(domid)  # gone behind the agent's back
+    env.sync()
+    assert env.rec.ports.get("a") is None
+    assert json.loads((env.state / "ports.json").read_text())["ports"] == {}
+
+
+def test_status_keeps_the_ports_through_a_failure_reported_outside_the_reconciler() -> None:
+    from libxl.display import DisplayPorts
+    from reconcilers.status import StatusBook
+
+    book = StatusBook()
+    book.record("a", "in-sync", ports=DisplayPorts(vnc=5905))
+    book.record("a", "error", error="backend went away")
+    assert book.get("a").vnc_port == 5905
+    book.record("a", "in-sync", ports=DisplayPorts())
+    assert book.get("a").vnc_port is None
