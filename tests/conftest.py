@@ -19,18 +19,3 @@ def shared_corpus() -> Path:
                     "(libvirt's Xen conversion test data)")
     return SHARED_CORPUS
 
-
-def ci_tool(name: str, package: str) -> str:
-    """The path of a tool CI installs (``.ci/run``): missing there is a failure, because a skip
-    would let CI pass without the check; elsewhere (a developer's machine) a skip with the reason.
-    ``.ci/run`` exports ``CI``, as hosted CI services do."""
-    import os
-    import shutil
-
-    path = shutil.which(name)
-    if path is None:
-        reason = f"{name} not installed (Debian package {package!r})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}, and CI installs it: the check cannot be skipped there")
-        pytest.skip(reason)
-    return path

@@ -9,13 +9,13 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from conftest import ci_tool
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.metrics import AgentMetrics, DomainView, Endpoints, MetricsServer, TimedBackend
 from agent.queue import WorkQueue
 from libxl.errors import BackendError
 from reconcilers.status import StatusBook
+from tests.citools import ci_tool
 
 BASE_NAMES = [
     "reconcile_total", "reconcile_errors_total", "reconcile_time_seconds", "workqueue_depth",

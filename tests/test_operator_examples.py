@@ -3,6 +3,7 @@ examples/ are checked by promtool, and use only metrics the agent really exports
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -10,15 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, ci_tool
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent import log as agentlog
 from agent.loop import Controller
 from libxl.uri import open_backend
 from tests.agent_helpers import settings
+from tests.citools import ci_tool
 from tests.reconcile_fixtures import domain_xml
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 RULES = sorted((REPO_ROOT / "examples" / "prometheus").glob("*.yml"))
 RULE_TESTS = sorted((REPO_ROOT / "tests" / "data" / "prometheus").glob("*.test.yml"))
 DASHBOARDS = sorted((REPO_ROOT / "examples" / "grafana").glob("*.json"))
@@ -111,6 +114,7 @@ def test_the_dashboard_is_well_formed(path: Path) -> None:
 def exported_names(tmp_path: Path) -> set[str]:
     """Every series name a real agent's /metrics offers, after one full resync of a host with a
     graphical guest and an invalid file (so every per-domain and per-file family has samples)."""
+    agentlog.configure("json", "warning", stream=io.StringIO())  # not a stream another test closed
     cfg = settings(tmp_path)
     desired = Path(cfg.desired_dir)
     (desired / "web.xml").write_text(domain_xml("web", memory_mib=64).replace(

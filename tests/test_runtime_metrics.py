@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ci_tool
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -20,6 +19,7 @@ from libxl.iostats import read_io
 from libxl.model import OS, Devices, Disk, Domain, Interface
 from libxl.sim import SIM_DISK_IO, SIM_NIC_IO, SimHost
 from reconcilers.status import StatusBook
+from tests.citools import ci_tool
 
 
 def _write(path: Path, value: int) -> None:

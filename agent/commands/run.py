@@ -159,8 +159,8 @@ def start_agent_socket(path: str, status: Callable[[], dict[str, Any]], backend:
 
 
 def format_status(doc: dict[str, Any]) -> list[str]:
-    """One line per domain (name, state, last action, display ports, file, error), then invalid
-    files."""
+    """One line per domain (name, state, last action, display ports when any guest has one, file,
+    error), then invalid files."""
     rows = []
     for name, s in sorted(doc.get("domains", {}).items()):
         ports = " ".join(f"{kind}:{s[f'{kind}_port']}" for kind in ("vnc", "spice") if s.get(f"{kind}_port"))
@@ -172,8 +172,11 @@ def format_status(doc: dict[str, Any]) -> list[str]:
             rows.append(["-", "invalid", "-", "-", path, error])
     if not rows:
         return []
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return ["  ".join(cell.ljust(widths[i]) if i < 5 else cell for i, cell in enumerate(r)).rstrip()
+    if all(r[3] == "-" for r in rows):
+        rows = [r[:3] + r[4:] for r in rows]  # no graphical guest: no ports column
+    last = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
+    return ["  ".join(cell.ljust(widths[i]) if i < last else cell for i, cell in enumerate(r)).rstrip()
             for r in rows]
 
 
