@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import log as agentlog
-from agent.commands.hosts import domain_rows
+from agent.commands.hosts import domain_rows, with_display_ports
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
 from agent.loop import Controller
 from agent.metrics import AgentMetrics, Endpoints, MetricsServer
@@ -149,8 +149,11 @@ def start_agent_socket(path: str, status: Callable[[], dict[str, Any]], backend:
     """The xen+unix:///system listener; a failure is logged, not fatal (HTTP /status still works)."""
     if not path:
         return None
+    def rows() -> list[dict[str, object]]:
+        return domain_rows(with_display_ports(backend, backend.list_domains()))
+
     try:
-        local = AgentSocket(path, {"status": status, "list": lambda: domain_rows(backend.list_domains())})
+        local = AgentSocket(path, {"status": status, "list": rows})
     except OSError as err:
         log.warning("agent socket unavailable", socket=path, error=str(err))
         return None
