@@ -169,6 +169,8 @@ def validate_config(op: str, config: Any) -> None:
     if b_info.get("target_memkb", max_memkb) > max_memkb:
         raise _fail(op, "b_info.target_memkb exceeds max_memkb", name)
     _check_enum(op, "b_info.tsc_mode", b_info.get("tsc_mode"), "tsc_mode")
+    if isinstance(b_info.get("sched_params"), dict):
+        check_sched(op, b_info["sched_params"], max_vcpus, name)
     variant = b_info.get(f"type.{kind}", {})
     if not isinstance(variant, dict):
         raise _fail(op, f"b_info.type.{kind} is not an object", name)
@@ -196,6 +198,16 @@ def validate_config(op: str, config: Any) -> None:
         dups = sorted({v for v in values if values.count(v) > 1})
         if dups:
             raise _fail(op, f"duplicate {label} {', '.join(dups)}", name)
+
+
+def check_sched(op: str, params: dict[str, Any], max_vcpus: int, name: str | None) -> None:
+    """credit2's limits as libxl checks them (-1, libxl's "default", leaves a value alone)."""
+    weight, cap = params.get("weight", -1), params.get("cap", -1)
+    if weight != -1 and not 1 <= weight <= 65535:
+        raise _fail(op, "Cpu weight out of range, valid range is from 1 to 65535 (ERROR_INVAL)", name)
+    if cap != -1 and not 0 <= cap <= 100 * max_vcpus:
+        raise _fail(op, f"Cpu cap out of range, valid range is from 0 to {100 * max_vcpus} for specified "
+                        "number of vcpus (ERROR_INVAL)", name)
 
 
 # ---- state stores -------------------------------------------------------------------------------
@@ -839,13 +851,7 @@ class SimHost:
             unknown = sorted(set(params) - {"weight", "cap"})
             if unknown:
                 raise _fail(op, f"scheduler parameter {unknown[0]!r} is not credit2's (ERROR_INVAL)", name)
-            weight, cap = params.get("weight"), params.get("cap")
-            if weight is not None and not 1 <= weight <= 65535:
-                raise _fail(op, "Cpu weight out of range, valid range is from 1 to 65535 (ERROR_INVAL)", name)
-            limit = 100 * config["b_info"].get("max_vcpus", 1)
-            if cap is not None and not 0 <= cap <= limit:
-                raise _fail(op, f"Cpu cap out of range, valid range is from 0 to {limit} for specified "
-                                "number of vcpus (ERROR_INVAL)", name)
+            check_sched(op, params, config["b_info"].get("max_vcpus", 1), name)
             sched = config["b_info"].setdefault("sched_params", {})
             sched.setdefault("sched", "credit2")
             sched.update({k: v for k, v in params.items() if v is not None})

@@ -256,7 +256,8 @@ def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, polic
             out.act(kind, f"maximum memory {change.actual} -> {change.desired} KiB", domid=info.domid,
                     max_kib=change.desired)
         elif kind == "set-sched-params":
-            pairs = ", ".join(f"{k} {change.actual[k]} -> {v}" for k, v in sorted(change.desired.items()))
+            pairs = ", ".join(f"{k} {'default' if change.actual[k] is None else change.actual[k]} -> {v}"
+                              for k, v in sorted(change.desired.items()))
             out.act(kind, f"scheduler {pairs}", domid=info.domid, params=change.desired)
         elif kind == "set-vcpu-affinity":
             out.act(kind, _affinity_reason(change.desired), domid=info.domid, affinity=change.desired)

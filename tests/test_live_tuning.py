@@ -155,3 +155,11 @@ def test_domain_xml_cpuset_shares_and_memory_apply_live(tmp_path: Path, host: Si
     b_info = host.domain_config(domid)["b_info"]
     assert b_info["vcpu_hard_affinity"] == [[1, 2], [1, 2]] and b_info["sched_params"]["weight"] == 512
     assert not rec.plan(load_desired(desired_dir)).has_changes
+
+
+def test_sim_refuses_an_out_of_range_weight_at_create_too(host: SimHost) -> None:
+    with pytest.raises(BackendError, match="weight out of range"):
+        host.create(_with(BASE, sched_params={"weight": 0}))
+    with pytest.raises(BackendError, match="cap out of range.*0 to 200"):
+        host.create(_with(BASE, sched_params={"cap": 300}))
+    host.create(_with(BASE, sched_params={"weight": -1, "cap": 200}))
