@@ -5,6 +5,9 @@ through the ``Backend`` interface, recording ownership in the state directory an
 ``StatusBook``. It is idempotent: a second run over an unchanged host and desired set plans nothing.
 A failing action stops the remaining actions of that domain only, and the domain's status says why.
 
+Display ports come from ``reconcilers.ports``: planning sees each autoport guest's recorded port
+written into its desired config, and a create gets its ports assigned just before libxl is asked.
+
 Ownership is checked twice: the plan only proposes actions on owned domains, and before any call
 that touches an existing domain the executor checks the domid against the snapshot's owned set
 (plus domains adopted in this run), so a planning bug cannot reach a guest that is not ours.

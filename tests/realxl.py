@@ -142,6 +142,7 @@ def _live_tuning(host: Any) -> dict[str, Any]:
     refusals = []
     for call in (lambda: host.set_vcpu_affinity(7, 0, [], None),
                  lambda: host.set_vcpu_affinity(7, 0, [-1], None),
+                 lambda: host.set_vcpu_affinity(7, 1, [0], [3, 16]),
                  lambda: host.set_sched_params(7, {"period": 10})):
         try:
             call()

@@ -209,7 +209,9 @@ def test_live_tuning_bitmaps_and_refusals_under_real_libxl() -> None:
     answer = realxl.run_under_shim({"op": "live_tuning"})
     assert answer["bitmap"] == {"size": 2, "map": [0b00001001, 0b00000010]}
     assert answer["null"] is True
-    empty, negative, period = answer["refusals"]
+    empty, negative, beyond, period = answer["refusals"]
     assert "vcpu 0: an affinity needs at least one cpu" in empty["error"] and not empty["transient"]
     assert "none negative" in negative["error"]
+    # The shim's host has cpus 0..15 (physinfo max_cpu_id), read through real libxl.
+    assert "vcpu 1: affinity names cpu 16, the host has 0..15" in beyond["error"] and not beyond["transient"]
     assert "scheduler parameter 'period' is not set live" in period["error"] and not period["transient"]

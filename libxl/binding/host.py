@@ -404,6 +404,13 @@ class RealHost:
         if any(cpus is not None and (not cpus or min(cpus) < 0) for cpus in (hard, soft)):
             raise BackendError(op, f"vcpu {vcpu}: an affinity needs at least one cpu, none negative",
                                domain=str(domid), transient=False)
+        # libxl would cut a map at the host's last cpu and report the shorter one back: the same
+        # pinning would be asked for on every resync. Refused instead, as the simulated host does.
+        last = int(self.host_info().extra.get("max_cpu_id", 0))
+        beyond = sorted(c for cpus in (hard or [], soft or []) for c in cpus if c > last)
+        if beyond:
+            raise BackendError(op, f"vcpu {vcpu}: affinity names cpu {beyond[0]}, the host has 0..{last}",
+                               domain=str(domid), transient=False)
         with self._bitmap(op, hard) as hard_map, self._bitmap(op, soft) as soft_map:
             self._call(op, self._lib.libxl_set_vcpuaffinity, domid, vcpu, hard_map, soft_map,
                        domain=str(domid))
