@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from libxl.backend import LibxlConfig
@@ -44,6 +44,19 @@ def autoport_kinds(domain: Domain) -> tuple[str, ...]:
         elif g.type == "spice" and not (g.port and g.port > 0) and "spice" not in kinds:
             kinds.append("spice")
     return tuple(kinds)
+
+
+def fixed_ports(domains: Iterable[DesiredDomain], but: str) -> frozenset[int]:
+    """The ports desired guests other than ``but`` fix in their files (not autoport): no autoport
+    display may take one, even before that guest runs and listens on it."""
+    out = set()
+    for want in domains:
+        if want.name == but or not want.domain.devices.graphics:
+            continue
+        auto = autoport_kinds(want.domain)
+        fixed = ports_in(want.config)
+        out |= {fixed.get(kind) for kind in KINDS if kind not in auto and fixed.get(kind) is not None}
+    return frozenset(out)
 
 
 def port_free(port: int) -> bool:
@@ -117,20 +130,23 @@ class PortAllocator:
         self._resolved[want.name] = (want, ports, resolved)
         return resolved
 
-    def assign(self, name: str, config: LibxlConfig, domain: Domain) -> LibxlConfig:
+    def assign(self, name: str, config: LibxlConfig, domain: Domain,
+               reserved: frozenset[int] = frozenset()) -> LibxlConfig:
         """The config to create ``name`` with: its autoport displays on the ports it held before
-        when no other guest holds them now, else on the lowest free ones of the range."""
+        when nothing else holds them now (another guest's record or file, or a listener on this
+        machine: someone's qemu may have taken it meanwhile), else on the lowest free ones.
+        ``reserved``: ports other guests' files fix (``fixed_ports``), never handed out."""
         kinds = autoport_kinds(domain)
         if not kinds:
             return config
         with self._lock:
             mine = self._table.get(name) or DisplayPorts()
-            taken = {p for other, held in self._table.items() if other != name
-                     for p in (held.vnc, held.spice) if p is not None}
+            taken = set(reserved) | {p for other, held in self._table.items() if other != name
+                                     for p in (held.vnc, held.spice) if p is not None}
             chosen: dict[str, int] = {}
             for kind in kinds:
                 kept = mine.get(kind)
-                if kept is not None and kept not in taken and kept not in chosen.values():
+                if kept is not None and kept not in taken | set(chosen.values()) and self._probe(kept):
                     chosen[kind] = kept
                 else:
                     chosen[kind] = self._free(taken | set(chosen.values()), name)

@@ -104,12 +104,11 @@ def test_a_fixed_port_is_left_alone_and_skipped_by_the_allocator(tmp_path: Path)
     env = Env(tmp_path)
     (env.dir / "a.xml").write_text(pv_vnc("a", "<graphics type='vnc' port='5900' autoport='no'/>"))
     env.sync()
+    assert env.rec.ports.get("a") is None  # the file's port, not the agent's to record
     (env.dir / "b.xml").write_text(pv_vnc("b"))
     results = env.sync()
-    # The fixed guest's port is the host's, not in the agent's table: qemu refuses the clash, and
-    # the next create (after the operator's fix) is not stuck on it.
-    assert results["b"].status == "error" and "Address already in use" in (results["b"].error or "")
-    assert env.ports() == {"a": (5900, None)}
+    assert results["b"].ok and env.ports() == {"a": (5900, None), "b": (5901, None)}
+    assert not env.rec.plan(load_desired(env.dir)).has_changes
 
 
 def test_busy_ports_are_skipped_like_libvirt(tmp_path: Path) -> None:
@@ -221,3 +220,24 @@ def test_status_keeps_the_ports_through_a_failure_reported_outside_the_reconcile
     assert book.get("a").vnc_port == 5905
     book.record("a", "in-sync", ports=DisplayPorts())
     assert book.get("a").vnc_port is None
+
+
+def test_a_port_another_file_fixes_is_never_handed_out(tmp_path: Path) -> None:
+    env = Env(tmp_path, display_port_min=5900, display_port_max=5902)
+    (env.dir / "a.xml").write_text(pv_vnc("a", "<graphics type='vnc' port='5900' autoport='no'/>"))
+    (env.dir / "b.xml").write_text(hvm("b", "<graphics type='spice' port='5901'/>"))
+    (env.dir / "c.xml").write_text(pv_vnc("c"))
+    results = env.sync()
+    assert all(r.ok for r in results.values()), results
+    assert env.ports() == {"a": (5900, None), "b": (None, 5901), "c": (5902, None)}
+
+
+def test_a_kept_port_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
+    env = Env(tmp_path, restart="always")
+    (env.dir / "a.xml").write_text(pv_vnc("a"))
+    env.sync()
+    busy = {5900}
+    env.rec.ports._probe = lambda port: port not in busy  # someone's qemu listens on 5900 now
+    (env.dir / "a.xml").write_text(pv_vnc("a", kernel="/k2"))  # a is re-created
+    busy_while_down = env.sync()
+    assert busy_while_down["a"].ok and env.ports() == {"a": (5901, None)}
