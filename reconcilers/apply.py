@@ -29,7 +29,7 @@ from reconcilers import status as st
 from reconcilers.desired import DesiredSet
 from reconcilers.diff import DiffMemo
 from reconcilers.policy import Policy
-from reconcilers.ports import PortAllocator, fixed_ports
+from reconcilers.ports import PortAllocator
 from reconcilers.state import Inventory, OwnedDomain, StateDir
 
 #: States in which a domain's config is worth retrieving (dead and dying ones are only destroyed).
@@ -263,8 +263,7 @@ class Reconciler:
         ready = for_create(config, self.policy.owner)
         want = desired.domains.get(name)
         if want is not None:
-            ready = self.ports.assign(name, ready, want.domain,
-                                      fixed_ports(desired.domains.values(), but=name))
+            ready = self.ports.assign(name, ready, want.domain, desired.domains.values())
         uuid = str(ready["c_info"]["uuid"])
         self._remember(OwnedDomain(name, uuid, *self._origin(name, desired)))
         try:

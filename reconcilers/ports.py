@@ -131,14 +131,16 @@ class PortAllocator:
         return resolved
 
     def assign(self, name: str, config: LibxlConfig, domain: Domain,
-               reserved: frozenset[int] = frozenset()) -> LibxlConfig:
+               others: Iterable[DesiredDomain] = ()) -> LibxlConfig:
         """The config to create ``name`` with: its autoport displays on the ports it held before
         when nothing else holds them now (another guest's record or file, or a listener on this
         machine: someone's qemu may have taken it meanwhile), else on the lowest free ones.
-        ``reserved``: ports other guests' files fix (``fixed_ports``), never handed out."""
+        ``others``: the desired guests, whose files' fixed ports are never handed out (read only
+        for a guest with an autoport display: a create must not cost a scan of every file)."""
         kinds = autoport_kinds(domain)
         if not kinds:
             return config
+        reserved = fixed_ports(others, but=name)
         with self._lock:
             mine = self._table.get(name) or DisplayPorts()
             taken = set(reserved) | {p for other, held in self._table.items() if other != name
