@@ -33,7 +33,7 @@ from agent.metrics import AgentMetrics, DomainView, TimedBackend
 from agent.queue import Outcome, QueueSettings, WorkerPool, WorkQueue
 from agent.systemd import Notifier
 from agent.watch import Change, DesiredWatcher
-from libxl.backend import Backend, DomainEvent
+from libxl.backend import Backend, DomainEvent, DomainInfo, IoStats
 from libxl.errors import ConfigError, XenReconcileError
 from reconcilers import status as st
 from reconcilers.apply import Reconciler, Result
@@ -147,6 +147,8 @@ class Controller:
         self.log = agentlog.get_logger(component="loop")
         self.metrics.bind_queue(self.queue.unfinished_work)
         self.metrics.bind_domains(self._domain_view)
+        self.metrics.bind_runtime(self._runtime_sample)
+        self.metrics.bind_ready(lambda: self.ready()[0])
 
     def _new_watcher(self, settings: AgentConfig) -> DesiredWatcher:
         return DesiredWatcher(Path(settings.desired_dir), self._on_change, debounce=settings.debounce,
@@ -489,6 +491,10 @@ class Controller:
         for name in cleared:
             self.queue.add(name)
         return {"cleared": cleared, "unknown": [n for n in names if n not in cleared]}
+    def _runtime_sample(self) -> list[tuple[DomainInfo, IoStats | None]]:
+        """Every domain's ``xl list`` row and I/O counters, for the runtime metrics."""
+        io = self.backend.io_stats()
+        return [(info, io.get(info.domid)) for info in self.backend.list_domains()]
 
     def _domain_view(self) -> DomainView:
         desired = self.desired()

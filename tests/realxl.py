@@ -129,6 +129,29 @@ def flatten(obj: Any, path: str = "") -> dict[str, Any]:
     return {path: obj}
 
 
+def _live_tuning(host: Any) -> dict[str, Any]:
+    """The binding's live-tuning plumbing that runs without a hypervisor: the cpu bitmaps handed
+    to libxl_set_vcpuaffinity (bytes as libxl lays them out, NULL for "leave as it is") and the
+    refusals made before libxl is called."""
+    from libxl.errors import BackendError
+
+    with host._bitmap("test", [0, 3, 9]) as bitmap:
+        laid_out = {"size": bitmap.size, "map": [bitmap.map[i] for i in range(bitmap.size)]}
+    with host._bitmap("test", None) as nothing:
+        null = nothing == host._ffi.NULL
+    refusals = []
+    for call in (lambda: host.set_vcpu_affinity(7, 0, [], None),
+                 lambda: host.set_vcpu_affinity(7, 0, [-1], None),
+                 lambda: host.set_vcpu_affinity(7, 1, [0], [3, 16]),
+                 lambda: host.set_sched_params(7, {"period": 10})):
+        try:
+            call()
+            refusals.append(None)
+        except BackendError as err:
+            refusals.append({"error": str(err), "transient": err.transient})
+    return {"bitmap": laid_out, "null": null, "refusals": refusals}
+
+
 def _serve(request: dict[str, Any]) -> Any:
     import structlog
 
@@ -160,6 +183,8 @@ def _serve(request: dict[str, Any]) -> Any:
                 except BackendError as err:
                     refused.append({"error": str(err), "transient": err.transient})
             return refused
+        if request["op"] == "live_tuning":
+            return _live_tuning(host)
         answers = []
         for config in request["configs"]:
             try:
