@@ -48,6 +48,9 @@ class HostSettings:
     autoballoon: str = "auto"
     #: libvirt's nested_hvm: whether host-passthrough HVM guests get nested virtualisation.
     nested_hvm: bool | None = None
+    #: The host's cpu count: xl cuts cpu lists (``cpus="all"``, ``cpus=["4-47"]``) to it. None: this
+    #: machine's count as the OS reports it (in dom0, set it from the hypervisor's when they differ).
+    cpus: int | None = None
 
 
 def _string(value: Value) -> str:

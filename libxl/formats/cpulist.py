@@ -13,8 +13,9 @@ import re
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 
 
-def parse_xl_cpus(text: str, max_cpus: int) -> list[int]:
-    """The sorted cpus of one xl cpu list; raises ``ValueError`` naming the bad item."""
+def parse_xl_cpus(text: str, max_cpus: int | None, all_count: int | None = None) -> list[int]:
+    """The sorted cpus of one xl cpu list, cut to the host's ``max_cpus`` (None: not known, nothing
+    is cut and ``all`` means ``all_count`` cpus); raises ``ValueError`` naming the bad item."""
     cpus: set[int] = set()
     for item in text.split(","):
         if not item:
@@ -27,14 +28,14 @@ def parse_xl_cpus(text: str, max_cpus: int) -> list[int]:
         if body == "all":
             if negate:
                 raise ValueError("'^all' cannot be combined")
-            cpus |= set(range(max_cpus))
+            cpus |= set(range(max_cpus if max_cpus is not None else all_count or 1))
             continue
         m = _RANGE.fullmatch(body)
         if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
             raise ValueError(f"invalid cpu range {item!r}")
         span = set(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
         cpus = cpus - span if negate else cpus | span
-    return sorted(c for c in cpus if c < max_cpus)
+    return sorted(c for c in cpus if max_cpus is None or c < max_cpus)
 
 
 __all__ = ["parse_xl_cpus"]

@@ -107,8 +107,8 @@ def _put(out: JSON, key: str, value: Any) -> None:
 class _Reader:
     """One pass over a file in xl's order; ``v`` holds the values, ``cfg`` the config built so far."""
 
-    def __init__(self, v: XlValues, host: HostSettings | None, max_cpus: int) -> None:
-        self.v, self.host, self.max_cpus = v, host or HostSettings(), max_cpus
+    def __init__(self, v: XlValues, host: HostSettings | None, max_cpus: int, cpus_known: bool) -> None:
+        self.v, self.host, self.max_cpus, self.cpus_known = v, host or HostSettings(), max_cpus, cpus_known
         self.cfg: JSON = {"c_info": {}, "b_info": {}}
         self.c: JSON = self.cfg["c_info"]
         self.b: JSON = self.cfg["b_info"]
@@ -171,7 +171,6 @@ class _Reader:
             _put(b, "exec_ssid_label", seclabel)
         else:
             _put(c, "ssid_label", seclabel)
-        c["run_hotplug_scripts"] = "True"
         kind = v.string("type")
         if kind is not None:
             matches = [k for k in ("hvm", "pv", "pvh") if k.startswith(kind)]
@@ -202,6 +201,7 @@ class _Reader:
                 c["uuid"] = canonical_uuid(uuid)
             except ValueError:
                 raise self.refuse("uuid", f"failed to parse UUID {uuid!r}") from None
+        c["run_hotplug_scripts"] = "True"
         self.defbool(c, "oos", "oos")
         self.string(c, "pool_name", "pool")
         self.variant = {}
@@ -300,7 +300,7 @@ class _Reader:
             if b["max_vcpus"] != total_vcpus:
                 raise self.refuse("vnuma", "vnuma vcpus and maxvcpus= mismatch")
         else:
-            if total_vcpus > self.max_cpus:
+            if self.cpus_known and total_vcpus > self.max_cpus:
                 raise self.refuse("vnuma", "vnuma specifies more vcpus than pcpus, use maxvcpus= to override "
                                            "this check")
             b["max_vcpus"] = total_vcpus
@@ -319,15 +319,22 @@ class _Reader:
         try:
             if isinstance(raw, list):
                 items = [str(i) for i in raw if not isinstance(i, list)][:max_vcpus]
-                maps = [parse_xl_cpus(item, self.max_cpus) for item in items]
+                maps = [parse_xl_cpus(item, *self.cpu_limits()) for item in items]
                 self.b["numa_placement"] = "False"
             else:
-                maps = [parse_xl_cpus(str(raw), self.max_cpus)] * max_vcpus
+                maps = [parse_xl_cpus(str(raw), *self.cpu_limits())] * max_vcpus
                 if key == "cpus_soft":
                     self.b["numa_placement"] = "False"
         except ValueError as err:
             raise self.refuse(key, str(err)) from None
+        if not self.cpus_known and "all" in str(raw):
+            self.v.warn(key, f"'all' is every cpu of the host; its count is not known here, so this "
+                             f"machine's {self.max_cpus} are listed (set the host's cpus to match xl)")
         self.b[field_name] = maps
+
+    def cpu_limits(self) -> tuple[int | None, int]:
+        """(the cut for cpu lists, the count ``all`` stands for)."""
+        return (self.max_cpus if self.cpus_known else None), self.max_cpus
 
     def actions(self) -> None:
         for event, default in (("on_poweroff", "destroy"), ("on_reboot", "restart"),
@@ -1103,7 +1110,8 @@ def read_xl_config(text: str, file: str | None = None, host: HostSettings | None
     ``max_cpus`` the host's cpu count that ``cpus="all"`` and cpu lists are cut to."""
     _check_last_line(text, file)
     values = XlValues(parse_cfg(text, file), file)
-    reader = _Reader(values, host, max_cpus or os.cpu_count() or 1)
+    known = max_cpus or (host.cpus if host else None)
+    reader = _Reader(values, host, known or os.cpu_count() or 1, cpus_known=known is not None)
     config = reader.read()
     for key, setting in values.settings.items():
         if key in values.read:
