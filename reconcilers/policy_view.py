@@ -34,6 +34,10 @@ def domain_view(config: dict[str, Any]) -> Domain:
     dom.devices.usb_hostdevs = [USBDevice(bus=(u.get("type.hostdev") or {}).get("hostbus", 0),
                                           device=(u.get("type.hostdev") or {}).get("hostaddr", 0))
                                 for u in config.get("usbdevs", [])]
+    hvm = b_info.get("type.hvm") or {}
+    emulated = [*hvm.get("usbdevice_list", []), *([hvm["usbdevice"]] if hvm.get("usbdevice") else [])]
+    # qemu's ``usbdevice=host:BUS.ADDR`` hands a host USB device to the guest, like usbdev=.
+    dom.devices.usb_hostdevs += [USBDevice(bus=0, device=0) for d in emulated if d.startswith("host:")]
     dom.devices.disks = [Disk(type="file", device="disk", target_dev=d.get("vdev", ""), script=d["script"])
                          for d in config.get("disks", []) if d.get("script")]
     dom.devices.interfaces = [Interface(type="bridge", script=n["script"])

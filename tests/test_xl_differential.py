@@ -8,10 +8,11 @@ and nothing else. One field is xl's and not ours: 4.17's dry run prints a ``usbd
 ``{}`` (its union is printed before xl sets the type), while ``xl create`` itself passes hostbus and
 hostaddr to libxl; the agent hands libxl both, so those two leaves are allowed to be ours alone.
 
-``xl -N`` stops before libxl creates anything, so one refusal of ``xl create`` happens later than the
-dry run: an HVM guest asking for ``device_model_version="qemu-xen-traditional"`` gets as far as
-spawning ``qemu-dm``, which Xen 4.17 packages do not ship, and fails there. The agent refuses it
-up front (with that reason); such a file counts as refused by both, and is listed as such.
+``xl -N`` stops before libxl creates anything, so two refusals of ``xl create`` happen later than
+the dry run: an HVM guest asking for ``device_model_version="qemu-xen-traditional"`` gets as far as
+spawning ``qemu-dm``, which Xen 4.17 packages do not ship, and fails there; one with a ``soundhw``
+libxl 4.17 does not know (``all``, ``ich6``) fails when libxl builds qemu's arguments. The agent
+refuses both up front (with that reason); such a file counts as refused by both, and is listed.
 
 The real-world files live in ``tests/data/realworld`` (``MANIFEST.tsv``: provenance; any other
 directory with the same layout through ``XR_REALWORLD``). Run with ``-s`` to see the counts:
@@ -31,6 +32,7 @@ import pytest
 import realxl
 
 from libxl.errors import ConfigError
+from libxl.frontends.xl import SOUNDHW_MODELS
 from libxl.hostconf import DEFAULT_XL_CONF, load_host_settings
 from reconcilers.desired import DesiredDomain, parse_desired_file
 
@@ -55,8 +57,12 @@ QEMU_DM = Path("/usr/lib/xen-4.17/bin/qemu-dm")
 def refused_by_xl_create(theirs: dict, ours: ConfigError) -> bool:
     """xl's dry run built it, but ``xl create`` would fail where the agent refuses (see above)."""
     b_info = theirs.get("b_info") or {}
-    return (b_info.get("device_model_version") == "qemu_xen_traditional" and "type.hvm" in b_info
-            and not QEMU_DM.exists() and ours.element == "device_model_version")
+    hvm = b_info.get("type.hvm")
+    if hvm is None:
+        return False
+    if ours.element == "device_model_version":
+        return b_info.get("device_model_version") == "qemu_xen_traditional" and not QEMU_DM.exists()
+    return ours.element == "soundhw" and hvm.get("soundhw") not in SOUNDHW_MODELS
 
 
 def realworld_files() -> list[Path]:

@@ -53,6 +53,9 @@ _BIOS = ("rombios", "seabios", "ovmf")
 _PASSTHROUGH = ("default", "disabled", "enabled", "sync_pt", "share_pt")
 _DISK_BACKENDS = ("phy", "tap", "qdisk", "standalone")
 _XEN_FIRMWARE_DIR = "/usr/lib/xen/boot"
+#: The sound cards libxl 4.17 starts qemu with (its libxl__qemu_soundhw); any other name, ``all``
+#: and ``ich6`` included, makes libxl refuse the guest at create.
+SOUNDHW_MODELS = ("ac97", "adlib", "cs4231a", "es1370", "gus", "hda", "pcspk", "sb16")
 #: Xen 4.17 as Debian builds it has no qemu-traditional: libxl would refuse the guest at create.
 _NO_TRADITIONAL = ("qemu-xen-traditional is not available with Xen 4.17 packages (Debian builds Xen without "
                    "it, so libxl would refuse the guest at create); use device_model_version=\"qemu-xen\"")
@@ -678,7 +681,7 @@ class _Reader:
         p9s = v.items("p9")
         if p9s is not None:
             out = []
-            for devid, text in enumerate(p9s):
+            for text in p9s:
                 opts = _pairs(text)
                 unknown = set(opts) - {"security_model", "path", "tag", "backend"}
                 if unknown:
@@ -686,8 +689,9 @@ class _Reader:
                 if not all(opts.get(k) for k in ("path", "security_model", "tag")):
                     raise self.refuse("p9", f"{text!r}: 9pfs spec missing required field (tag, path, "
                                             "security_model)")
-                dev = {"devid": devid, "tag": opts["tag"], "path": opts["path"],
-                       "security_model": opts["security_model"]}
+                # xl initialises each p9 device twice, the second time after numbering it: libxl
+                # numbers it at create.
+                dev = {"tag": opts["tag"], "path": opts["path"], "security_model": opts["security_model"]}
                 _put(dev, "backend_domname", opts.get("backend"))
                 out.append(dev)
             _put(self.cfg, "p9s", out or None)
@@ -965,7 +969,13 @@ class _Reader:
         elif usbdevice is not None:
             hvm["usbdevice"] = str(usbdevice)
         self.defbool(hvm, "vkb_device", "vkb_device")
-        self.string(hvm, "soundhw", "soundhw")
+        soundhw = v.string("soundhw")
+        if soundhw is not None:
+            if soundhw not in SOUNDHW_MODELS:
+                raise self.refuse("soundhw", f"{soundhw!r} is not a sound card libxl 4.17 knows (expected "
+                                             f"one of {', '.join(SOUNDHW_MODELS)}): xl passes it on and "
+                                             "libxl refuses the guest at create")
+            hvm["soundhw"] = soundhw
         self.defbool(hvm, "xen_platform_pci", "xen_platform_pci")
         vnc = hvm.get("vnc", {})
         if vnc.get("listen") and vnc.get("display") and ":" in vnc["listen"]:
@@ -1127,4 +1137,4 @@ def read_xl_config(text: str, file: str | None = None, host: HostSettings | None
     return XlConfig(config, values.warnings)
 
 
-__all__ = ["XlConfig", "XL_KEYS", "read_xl_config", "disk_json", "vfb_json"]
+__all__ = ["XlConfig", "XL_KEYS", "SOUNDHW_MODELS", "read_xl_config", "disk_json", "vfb_json"]
