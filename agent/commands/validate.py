@@ -6,6 +6,9 @@ declaring the same name or uuid, which the agent treats as a conflict and applie
 file is also held to the agent's security policy (bootloaders, device-model arguments, passthrough,
 hotplug scripts, device models; the settings of ``--config``, else the strict defaults), so CI
 refuses what the agent would; file modes are not checked (they belong to the deployed directory).
+Every file is read as the agent reads it (``reconcilers.desired.parse_desired_file``: an xl.cfg
+through the xl front end, domain XML through the domain model); an xl.cfg's warnings (what xl
+reads leniently or ignores) go to stderr and do not fail the check.
 """
 
 from __future__ import annotations
