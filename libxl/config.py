@@ -18,6 +18,7 @@ from typing import Any
 
 from libxl.errors import ConfigError
 from libxl.formats.cpuid import CPUID_BITS, CpuidError, legacy_leaf
+from libxl.formats.cpuid import to_json as cpuid_json
 from libxl.formats.vifspec import DEFAULT_RATE_INTERVAL_USECS, parse_vif_rate
 from libxl.model import CPU, CharDev, Disk, Domain, Graphics, Interface, PCIAddress, Video
 
@@ -182,16 +183,7 @@ def _cpuid(cpu: CPU | None) -> list[JSON]:
             legacy_leaf(spec, leaves)
         except CpuidError as err:
             raise ConfigError(str(err), element="cpuid") from None
-    out = []
-    for (leaf, subleaf), masks in leaves.items():
-        entry: JSON = {"leaf": leaf}
-        if subleaf is not None:
-            entry["subleaf"] = subleaf
-        for register in ("eax", "ebx", "ecx", "edx"):
-            if register in masks:
-                entry[register] = "".join(masks[register])
-        out.append(entry)
-    return out
+    return cpuid_json(leaves)
 
 
 def _vnuma(dom: Domain) -> list[JSON]:

@@ -132,6 +132,20 @@ class _Reader:
             raise self.refuse(key, f"invalid {what or key} {text!r} (expected one of {names})")
         return allowed[text] if isinstance(allowed, dict) else text
 
+    def numbered_enum(self, key: str, names: tuple[str, ...], deprecated: bool) -> str | None:
+        """An enum xl takes by name or by its number (``tsc_mode = 1``); a number out of range is
+        refused, a deprecated one taken with xl's warning."""
+        if self.v.raw(key) is None:
+            return None
+        number = self.v.long(key, quiet=True)
+        if number is None:
+            return self.enum(key, names)
+        if not 0 <= number < len(names):
+            raise self.refuse(key, f"invalid value {number}")
+        if deprecated:
+            self.v.warn(key, f"an integer is deprecated (xl takes it): use {key}=\"{names[number]}\"")
+        return names[number]
+
     def defbool(self, out: JSON, field_name: str, key: str) -> None:
         _put(out, field_name, self.v.defbool(key))
 
@@ -416,20 +430,9 @@ class _Reader:
         v, b = self.v, self.b
         self.number(b, "shadow_memkb", "shadow_memory", 1024)
         self.defbool(b, "disable_migrate", "nomigrate")
-        tsc = v.raw("tsc_mode")
-        if tsc is not None:
-            number = v.long("tsc_mode", quiet=True)
-            if number is not None:
-                if not 0 <= number < len(_TSC_MODES):
-                    raise self.refuse("tsc_mode", f"invalid value {number}")
-                v.warn("tsc_mode", f"an integer is deprecated (xl takes it): "
-                                   f"use tsc_mode=\"{_TSC_MODES[number]}\"")
-                if number:
-                    b["tsc_mode"] = _TSC_MODES[number]
-            else:
-                mode = self.enum("tsc_mode", _TSC_MODES)
-                if mode != "default":
-                    b["tsc_mode"] = mode
+        tsc = self.numbered_enum("tsc_mode", _TSC_MODES, deprecated=True)
+        if tsc not in (None, "default"):
+            b["tsc_mode"] = tsc
         self.number(b, "rtc_timeoffset", "rtc_timeoffset")
         if v.long("vncviewer") is not None:
             v.warn("vncviewer", "ignored, as xl ignores it (use xl create -V)")
@@ -453,24 +456,14 @@ class _Reader:
         self.defbool(self.c, "driver_domain", "driver_domain")
         self.defbool(b, "acpi", "acpi")
         self.string(b, "bootloader", "bootloader")
-        args = v.raw("bootloader_args")
-        if isinstance(args, list):
-            b["bootloader_args"] = [str(a) for a in args if not isinstance(a, list)]
-        elif args is not None:
+        args, line = v.list_or_atom("bootloader_args")
+        if line is not None:
             v.warn("bootloader_args", "a string is deprecated: use a list of arguments")
-            b["bootloader_args"] = str(args).split()
-        timer = v.raw("timer_mode")
-        if timer is not None:
-            if self.kind == "pv":
-                raise self.refuse("timer_mode", "not supported for PV guests")
-            number = v.long("timer_mode", quiet=True)
-            if number is not None:
-                if not 0 <= number < len(_TIMER_MODES):
-                    raise self.refuse("timer_mode", f"invalid value {number}")
-                v.warn("timer_mode", f"an integer is deprecated: use timer_mode=\"{_TIMER_MODES[number]}\"")
-                b["timer_mode"] = _TIMER_MODES[number]
-            else:
-                b["timer_mode"] = self.enum("timer_mode", _TIMER_MODES)
+            args = line.split()
+        _put(b, "bootloader_args", args)
+        if v.has("timer_mode") and self.kind == "pv":
+            raise self.refuse("timer_mode", "not supported for PV guests")
+        _put(b, "timer_mode", self.numbered_enum("timer_mode", _TIMER_MODES, deprecated=True))
         self.defbool(b, "nested_hvm", "nestedhvm")
 
     def guest_kind_specific(self) -> None:
@@ -534,15 +527,7 @@ class _Reader:
                 b["kernel"] = f"{_XEN_FIRMWARE_DIR}/{firmware}.bin"
             if "bootloader" not in b and "kernel" not in b:
                 raise ConfigError("neither kernel nor bootloader specified", file=v.file, element="kernel")
-        altp2m = v.raw("altp2m")
-        if altp2m is not None:
-            number = v.long("altp2m", quiet=True)
-            if number is not None:
-                if not 0 <= number < len(_ALTP2M):
-                    raise self.refuse("altp2m", f"invalid value {number}")
-                b["altp2m"] = _ALTP2M[number]
-            else:
-                b["altp2m"] = self.enum("altp2m", _ALTP2M)
+        _put(b, "altp2m", self.numbered_enum("altp2m", _ALTP2M, deprecated=False))
         trace = v.long("vmtrace_buf_kb")
         if trace:
             b["vmtrace_buf_kb"] = trace
@@ -955,19 +940,13 @@ class _Reader:
             else:
                 hvm["gfx_passthru_kind"] = self.enum("gfx_passthru", ("default", "igd"))
                 hvm["gfx_passthru"] = "True"
-        serial = v.raw("serial")
-        if isinstance(serial, list):
-            hvm["serial_list"] = [str(s) for s in serial if not isinstance(s, list)]
-        elif serial is not None:
-            hvm["serial"] = str(serial)
+        for key in ("serial", "usbdevice"):  # a list, or xl's fallback to one value
+            many, one = v.list_or_atom(key)
+            _put(hvm, f"{key}_list", many)
+            _put(hvm, key, one)
         self.string(hvm, "boot", "boot")
         self.defbool(hvm, "usb", "usb")
         self.number(hvm, "usbversion", "usbversion")
-        usbdevice = v.raw("usbdevice")
-        if isinstance(usbdevice, list):
-            hvm["usbdevice_list"] = [str(s) for s in usbdevice if not isinstance(s, list)]
-        elif usbdevice is not None:
-            hvm["usbdevice"] = str(usbdevice)
         self.defbool(hvm, "vkb_device", "vkb_device")
         soundhw = v.string("soundhw")
         if soundhw is not None:

@@ -108,6 +108,14 @@ class XlValues:
             out.append(str(item))
         return out
 
+    def list_or_atom(self, key: str) -> tuple[list[str] | None, str | None]:
+        """Keys xl takes as a list or, failing that, as one value (``serial``, ``usbdevice``):
+        (the list's strings, None) or (None, the value); (None, None) when absent."""
+        value = self.raw(key)
+        if isinstance(value, list):
+            return [str(v) for v in value if not isinstance(v, list)], None
+        return None, None if value is None else str(value)
+
     def string_list(self, key: str) -> list[str] | None:
         """xlu_cfg_get_list_as_string_list without xl's fallback: None when absent or not a list."""
         value = self.raw(key)
