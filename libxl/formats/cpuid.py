@@ -105,19 +105,32 @@ def to_json(leaves: Leaves) -> list[JSON]:
     return out
 
 
+def split_policy(text: str) -> tuple[bool, list[tuple[str, str | None]]]:
+    """libxl's ``host,NAME=V,...``: (whether it starts with ``host``, the NAME/V pairs after it, V
+    None where the ``=`` is missing). The one reader of the string form, for the xl front end and
+    the converters."""
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    has_host = bool(words) and words[0] == "host"
+    pairs = []
+    for word in words[1:] if has_host else words:
+        name, eq, value = word.partition("=")
+        pairs.append((name, value if eq else None))
+    return has_host, pairs
+
+
 def cpuid_from_string(text: str) -> tuple[list[JSON], list[str]]:
     """libxl's string form: (leaves, problems xl reports and skips). The first word must be
     ``host`` (xl then ignores the whole string, which is a problem too)."""
-    words = [w for w in text.split(",") if w]
-    if not words:
+    has_host, pairs = split_policy(text)
+    if not pairs and not has_host:
         return [], []
-    if words[0] != "host":
+    if not has_host:
         return [], [f"{text!r}: the first word must be \"host\", so xl ignores the whole string"]
     leaves: Leaves = {}
     problems = []
-    for word in words[1:]:
-        name, eq, value = word.partition("=")
-        if not eq:
+    for name, value in pairs:
+        word = name if value is None else f"{name}={value}"
+        if value is None:
             problems.append(f"{word!r}: missing \"=\" in key=value")
         elif name in MULTI_BIT:
             raise CpuidError(f"{word!r}: {name} is a field wider than one bit; not supported by this agent")
@@ -143,5 +156,5 @@ def cpuid_from_legacy(entries: list[str]) -> tuple[list[JSON], list[str]]:
     return to_json(leaves), problems
 
 
-__all__ = ["CPUID_BITS", "MULTI_BIT", "CpuidError", "legacy_leaf", "cpuid_from_string", "cpuid_from_legacy",
-           "to_json"]
+__all__ = ["CPUID_BITS", "MULTI_BIT", "CpuidError", "legacy_leaf", "split_policy", "cpuid_from_string",
+           "cpuid_from_legacy", "to_json"]

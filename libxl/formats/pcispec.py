@@ -32,7 +32,7 @@ class PciSpec:
 def _bdf(text: str) -> tuple[int, int, int, int | None]:
     m = _BDF.fullmatch(text.strip())
     if not m:
-        raise ValueError(f"malformed PCI address {text!r} (expected [DDDD:]BB:DD.F)")
+        raise ValueError("malformed PCI address (expected [DDDD:]BB:SS.F)")
     func = None if m.group(4) == "*" else int(m.group(4))
     return int(m.group(1) or "0", 16), int(m.group(2), 16), int(m.group(3), 16), func
 
