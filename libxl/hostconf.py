@@ -44,6 +44,8 @@ class HostSettings:
     claim_mode: bool | None = None
     max_grant_frames: int | None = None
     max_maptrack_frames: int | None = None
+    #: xl.conf's run_hotplug_scripts: whether libxl (rather than udev) runs the hotplug scripts.
+    run_hotplug_scripts: bool | None = None
     #: auto (on unless Xen's command line has dom0_mem=), on or off; see libxl.balloon.
     autoballoon: str = "auto"
     #: libvirt's nested_hvm: whether host-passthrough HVM guests get nested virtualisation.
@@ -91,7 +93,12 @@ XL_CONF_KEYS: dict[str, tuple[str, Callable[[Value], Any]]] = {
     "max_grant_frames": ("max_grant_frames", _count),
     "max_maptrack_frames": ("max_maptrack_frames", _count),
     "autoballoon": ("autoballoon", _autoballoon),
+    "run_hotplug_scripts": ("run_hotplug_scripts", _boolean),
+    # xl's deprecated spellings; the vif.default.* keys win over them wherever they stand.
+    "defaultbridge": ("vif_bridge", _string),
+    "vifscript": ("vif_script", _string),
 }
+_DEPRECATED_ALIASES = ("defaultbridge", "vifscript")
 #: libvirt's libxl.conf keys that change what a guest becomes here.
 LIBXL_CONF_KEYS: dict[str, tuple[str, Callable[[Value], Any]]] = {
     "autoballoon": ("autoballoon", lambda v: "on" if _boolean(v) else "off"),
@@ -113,7 +120,8 @@ def read_conf(path: str | Path, keys: dict[str, tuple[str, Callable[[Value], Any
     except OSError as err:
         raise ConfigError(f"cannot read: {err.strerror}", file=str(path)) from None
     out: dict[str, Any] = {}
-    for key, setting in parse_cfg(config_text(data, str(path), _MAX_BYTES), file=str(path)).items():
+    settings = parse_cfg(config_text(data, str(path), _MAX_BYTES), file=str(path))
+    for key, setting in sorted(settings.items(), key=lambda item: item[0] not in _DEPRECATED_ALIASES):
         if key not in keys:
             continue
         name, convert = keys[key]

@@ -316,3 +316,29 @@ def test_snippets_match_real_xl(tmp_path: Path) -> None:
         mine["c_info"].pop("uuid", None)
         xl["c_info"].pop("uuid", None)
         assert json.dumps(mine, sort_keys=True) == json.dumps(xl, sort_keys=True), SNIPPETS[index]
+
+
+def test_keys_of_another_guest_type_are_warned_about() -> None:
+    """xl reads apic/pae/hpet only for HVM and e820_host only for PV: elsewhere it drops them."""
+    assert warnings(PV + "apic = 1\npae = 1\n") == [
+        "g.cfg:4: apic: not used for a pv guest: ignored (as xl does)",
+        "g.cfg:5: pae: not used for a pv guest: ignored (as xl does)"]
+    config = build(HVM + "e820_host = 1\n")
+    assert "e820_host" not in config["b_info"]["type.hvm"]
+    assert warnings(HVM + "e820_host = 1\n") == [
+        "g.cfg:4: e820_host: not used for a hvm guest: ignored (as xl does)"]
+
+
+def test_xl_conf_spellings_xl_still_reads(tmp_path: Path) -> None:
+    """defaultbridge/vifscript (deprecated) lose to vif.default.* wherever they stand;
+    run_hotplug_scripts reaches every guest, as xl writes it."""
+    from libxl.hostconf import load_host_settings
+
+    conf = tmp_path / "xl.conf"
+    conf.write_text('vif.default.bridge = "br-new"\ndefaultbridge = "br-old"\nvifscript = "vif-nat"\n'
+                    "run_hotplug_scripts = 0\n")
+    host = load_host_settings(conf, None)
+    assert (host.vif_bridge, host.vif_script, host.run_hotplug_scripts) == ("br-new", "vif-nat", False)
+    config = build(PV + 'vif = [ "" ]\n', host)
+    assert config["nics"] == [{"devid": 0, "bridge": "br-new", "script": "vif-nat"}]
+    assert config["c_info"]["run_hotplug_scripts"] == "False"

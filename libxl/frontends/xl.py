@@ -218,7 +218,7 @@ class _Reader:
                 c["uuid"] = canonical_uuid(uuid)
             except ValueError:
                 raise self.refuse("uuid", f"failed to parse UUID {uuid!r}") from None
-        c["run_hotplug_scripts"] = "True"
+        c["run_hotplug_scripts"] = "False" if self.host.run_hotplug_scripts is False else "True"
         self.defbool(c, "oos", "oos")
         self.string(c, "pool_name", "pool")
         self.variant = {}
@@ -1113,6 +1113,9 @@ def read_xl_config(text: str, file: str | None = None, host: HostSettings | None
         elif key not in XL_KEYS:
             values.warnings.append(ConfigError("unknown key: xl ignores it, so does the agent", file=file,
                                                line=setting.line, element=key))
+        else:
+            values.warnings.append(ConfigError(f"not used for a {reader.kind} guest: ignored (as xl does)",
+                                               file=file, line=setting.line, element=key))
     return XlConfig(config, values.warnings)
 
 
