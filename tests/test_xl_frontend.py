@@ -250,6 +250,8 @@ def test_refusals_name_file_line_key_and_why() -> None:
     assert refusal('name = "g"\nmemory = 128\n') == "g.cfg: kernel: neither kernel nor bootloader specified"
     assert refusal(PV + "# trailing comment") == \
         "g.cfg:4: syntax error near '#': xl needs a newline after the last comment"
+    rdm = refusal(HVM + 'rdm = "strategy=host,policy=relaxed"\n')
+    assert rdm.startswith("g.cfg:4: rdm: xl 4.17 misreads rdm=")
 
 
 def test_octal_and_hex_numbers_as_libxlu_reads_them() -> None:
@@ -295,6 +297,56 @@ SNIPPETS = [
           'p9 = [ "tag=share,path=/srv,security_model=none" ]\n',
 ]
 
+#: Every other key class xl.cfg(5) documents, each compared with real xl below.
+MORE_SNIPPETS = [
+    PV + 'vif = [ "mtu=9000,devid=5,vifname=v1,ip=1.2.3.4,gatewaydev=eth0,model=e1000,type=ioemu" ]\n',
+    PV + 'max_grant_version = 1\nvpmu = 1\nvuart = "sbsa_uart"\ngic_version = "v3"\n'
+         'msr_relaxed = 1\n',
+    PV + 'nomigrate = 1\ndriver_domain = 1\noos = 0\npool = "p"\nhap = 0\n',
+    HVM + 'viridian = [ "defaults", "!freq", "stimer" ]\nhdtype = "ahci"\nnographic = 1\n',
+    HVM + 'spice = 1\nspiceport = 6000\nspicehost = "0.0.0.0"\nspicedisable_ticketing = 1\n'
+          'spiceagent_mouse = 1\nspicevdagent = 1\nspice_clipboard_sharing = 1\n'
+          'spiceusbredirection = 4\n',
+    HVM + 'gfx_passthru = "igd"\nserial = [ "pty", "file:/tmp/x" ]\nboot = "dc"\nusb = 1\n'
+          'usbversion = 2\nvendor_device = "xenserver"\n',
+    HVM + 'acpi_s3 = 0\nacpi_s4 = 0\nnx = 1\nhpet = 1\nvpt_align = 1\nmmio_hole = 1024\n'
+          'timer_mode = "no_delay_for_missed_ticks"\n',
+    HVM + 'firmware = "uefi"\nsmbios_firmware = "/s.bin"\nacpi_firmware = "/a.bin"\n'
+          'xen_platform_pci = 0\nvkb_device = 0\n',
+    HVM + 'serial = "pty"\nusbdevice = "tablet"\nviridian = 1\npae = 0\nacpi = 0\n'
+          'apic = 0\n',
+    'name = "g"\nmemory = 128\ntype = "pvh"\nkernel = "/k"\npvshim = 1\n'
+    'pvshim_path = "/shim"\npvshim_cmdline = "x"\n',
+    'name = "g"\nmemory = 128\nfirmware = "pvgrub64"\n',
+    PV + 'channel = [ "connection=socket,path=/tmp/s,name=org.qemu", "connection=pty,name=c2" ]\n',
+    'name = "g"\nmemory = 128\nbootloader = "pygrub"\n'
+    'bootloader_args = "-q --entry=1"\n',
+    PV + 'root = "/dev/xvda1 ro"\nextra = "console=hvc0"\non_poweroff = "preserve"\n'
+         'on_crash = "coredump-restart"\non_soft_reset = "destroy"\n',
+    HVM + 'localtime = 1\nrtc_timeoffset = 3600\nvideoram = 8\nmax_event_channels = 2048\n'
+          'maxmem = 512\nmemory = 256\n',
+    PV + 'vtpm = [ "backend=vt,uuid=B4E0E5D8-0D61-4D2B-9B3F-1E63A8C52B1A" ]\n'
+         'device_model_args = [ "-a" ]\ndevice_model_args_pv = [ "-b" ]\n',
+    HVM + 'device_model_override = "/usr/bin/qemu"\ndevice_model_version = "qemu-xen"\n'
+          'device_model_args_hvm = [ "-c" ]\nstubdomain_memory = 64\n',
+    HVM + 'vnc = 1\nvnclisten = "0.0.0.0"\nvncdisplay = 3\nvncunused = 0\nsdl = 1\n'
+          'opengl = 1\ndisplay = ":0"\nxauthority = "/x"\nkeymap = "en-us"\n',
+    PV + 'vfb = [ "type=vnc,vncunused=1,vnclisten=::1", "sdl=1,display=:1,opengl=0" ]\n',
+    PV + 'vnuma = [ [ "pnode=0", "size=64", "vcpus=0", "vdistances=10,20" ],\n'
+         '  [ "pnode=0", "size=64", "vcpus=1", "vdistances=20,10" ] ]\n',
+    PV + 'disk = [ "format=qcow2,vdev=xvda,access=ro,target=/a",\n'
+         '  "/b,raw,xvdb,w,devtype=disk,direct-io-safe", "vdev=xvdc,discard,target=/c",\n'
+         '  "vdev=xvdd,backendtype=tap,target=/d,backend=dd" ]\n',
+    PV + 'cpuid = "host,tm=0,sse3=k,page1gb=x,avx2=s,aes=1"\n',
+    PV + 'cpuid = [ "0x1:ecx=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx0",\n'
+         '  "7,0:ebx=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx1" ]\n',
+    PV + 'ioports = [ "3f8", "2f8-2ff" ]\niomem = [ "fd010,1" ]\ndtdev = [ "/a", "/b" ]\n',
+    PV + 'e820_host = 1\nshadow_memory = 4\nnestedhvm = 1\naltp2m = 2\n'
+         'vmtrace_buf_kb = 64\n',
+    PV + 'seclabel = "a:b:c"\ndevice_model_stubdomain_seclabel = "d:e:f"\n'
+         'device_model_user = "qemu"\n',
+]
+
 
 @pytest.mark.reallibxl
 def test_snippets_match_real_xl(tmp_path: Path) -> None:
@@ -303,7 +355,8 @@ def test_snippets_match_real_xl(tmp_path: Path) -> None:
     if missing:
         pytest.skip(missing)
     ours, theirs = [], []
-    for index, text in enumerate(SNIPPETS):
+    snippets = SNIPPETS + MORE_SNIPPETS
+    for index, text in enumerate(snippets):
         path = tmp_path / f"s{index}.cfg"
         path.write_text(text)
         xl, why = realxl.xl_create_dry(path)
@@ -311,11 +364,11 @@ def test_snippets_match_real_xl(tmp_path: Path) -> None:
         theirs.append(xl)
         ours.append(build(text))
     normalised = realxl.roundtrip(ours + theirs)
-    for index in range(len(SNIPPETS)):
-        mine, xl = normalised[index]["json"], normalised[len(SNIPPETS) + index]["json"]
+    for index, text in enumerate(snippets):
+        mine, xl = normalised[index]["json"], normalised[len(snippets) + index]["json"]
         mine["c_info"].pop("uuid", None)
         xl["c_info"].pop("uuid", None)
-        assert json.dumps(mine, sort_keys=True) == json.dumps(xl, sort_keys=True), SNIPPETS[index]
+        assert json.dumps(mine, sort_keys=True) == json.dumps(xl, sort_keys=True), text
 
 
 def test_keys_of_another_guest_type_are_warned_about() -> None:

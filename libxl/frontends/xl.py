@@ -52,7 +52,8 @@ _VIRIDIAN = ("base", "freq", "time_ref_count", "reference_tsc", "hcall_remote_tl
 _BIOS = ("rombios", "seabios", "ovmf")
 _PASSTHROUGH = ("default", "disabled", "enabled", "sync_pt", "share_pt")
 _DISK_BACKENDS = ("phy", "tap", "qdisk", "standalone")
-_XEN_FIRMWARE_DIR = "/usr/lib/xen/boot"
+#: xl's XENFIRMWAREDIR as Debian's xen-utils-4.17 is built (upstream's default is /usr/lib/xen/boot).
+_XEN_FIRMWARE_DIR = "/usr/lib/xen-4.17/boot"
 #: The sound cards libxl 4.17 starts qemu with (its libxl__qemu_soundhw); any other name, ``all``
 #: and ``ich6`` included, makes libxl refuse the guest at create.
 SOUNDHW_MODELS = ("ac97", "adlib", "cs4231a", "es1370", "gus", "hda", "pcspk", "sb16")
@@ -370,14 +371,13 @@ class _Reader:
             self.defbool(self.variant, "e820_host", "e820_host")
         defaults = {opt: bool(v.long(f"pci_{opt}") or 0)
                     for opt in ("msitranslate", "power_mgmt", "permissive", "seize")}
-        rdm = v.string("rdm")
+        if v.string("rdm") is not None:
+            raise self.refuse("rdm", "xl 4.17 misreads rdm= (it drops \"strategy=host,policy=...\" whole and "
+                                     "leaves the policy undefined without one), so no config can say what xl "
+                                     "would do; not supported by this agent")
         # xl copies the HVM rdm policy into every PCI device; libxl's HVM default is "unset", and a
         # PV/PVH guest's (not HVM) build info reads as 0 there, which is "strict".
         policy = None if self.kind == "hvm" else "strict"
-        if rdm is not None:
-            rdm_json = self.parse_rdm(rdm)
-            self.hvm_rdm = rdm_json
-            policy = rdm_json.get("policy", policy)
         specs = v.items("pci")
         if specs is not None:
             devs = []
@@ -410,21 +410,6 @@ class _Reader:
             self.cfg["dtdevs"] = [{"path": p} for p in dtdevs]
         passthrough = self.enum("passthrough", _PASSTHROUGH)
         _put(self.c, "passthrough", passthrough)
-
-    hvm_rdm: JSON | None = None
-
-    def parse_rdm(self, text: str) -> JSON:
-        out: JSON = {}
-        for part in text.split(","):
-            key, eq, value = (p.strip() for p in part.partition("="))
-            if key == "strategy" and value == "host":
-                out["strategy"] = "host"
-            elif key == "policy" and value in ("strict", "relaxed"):
-                out["policy"] = value
-            else:
-                raise self.refuse("rdm", f"invalid rdm option {part.strip()!r} (expected strategy=host, "
-                                         "policy=strict|relaxed)")
-        return out
 
     def platform(self) -> None:
         v, b = self.v, self.b
@@ -961,7 +946,7 @@ class _Reader:
             raise self.refuse("vnclisten", "display specified both in vnclisten and vncdisplay")
         vendor = self.enum("vendor_device", ("none", "xenserver"))
         _put(hvm, "vendor_device", vendor)
-        hvm["rdm"] = self.hvm_rdm or {}
+        hvm["rdm"] = {}
 
     def tail(self) -> None:
         v, b = self.v, self.b
