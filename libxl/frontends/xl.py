@@ -28,9 +28,10 @@ from libxl.formats.cpuid import CpuidError, cpuid_from_legacy, cpuid_from_string
 from libxl.formats.cpulist import parse_xl_cpus
 from libxl.formats.pcispec import parse_pci_spec
 from libxl.formats.xlcfg import parse_cfg
-from libxl.frontends import xlpvdevs
-from libxl.frontends.xlpvdevs import strtoul as _strtoul
-from libxl.frontends.xlpvdevs import tokens as _tokens
+from libxl.frontends import xldevices
+from libxl.frontends.xldevices import disk_json, vfb_json
+from libxl.frontends.xldevices import put as _put
+from libxl.frontends.xldevices import tokens as _tokens
 from libxl.frontends.xlvalues import XlValues
 from libxl.hostconf import HostSettings
 from libxl.model import canonical_uuid
@@ -101,11 +102,6 @@ class XlConfig:
     @property
     def name(self) -> str:
         return str(self.config["c_info"]["name"])
-
-
-def _put(out: JSON, key: str, value: Any) -> None:
-    if value is not None:
-        out[key] = value
 
 
 class _Reader:
@@ -605,99 +601,17 @@ class _Reader:
         if vfbs:
             self.cfg["vfbs"] = [vfb_json(devid, text) for devid, text in enumerate(vfbs)]
             self.cfg["vkbs"] = [{"devid": devid} for devid in range(len(vfbs))]
-        ctrls = v.items("usbctrl")
-        if ctrls is not None:
-            out = []
-            for devid, text in enumerate(ctrls):
-                ctrl: JSON = {"devid": devid}
-                for token in _tokens(text):
-                    key, eq, value = token.partition("=")
-                    if key == "type":
-                        if value not in ("auto", "pv", "devicemodel", "qusb"):
-                            raise self.refuse("usbctrl", f"invalid usb controller type {value!r}")
-                        ctrl["type"] = value
-                    elif key in ("version", "ports"):
-                        ctrl[key] = _atoi(value)
-                    else:
-                        raise self.refuse("usbctrl", f"unknown string {token!r} in usbctrl spec")
-                out.append(ctrl)
-            _put(self.cfg, "usbctrls", out or None)
-        devs = v.items("usbdev")
-        if devs is not None:
-            out = []
-            for text in devs:
-                dev: JSON = {}
-                host: JSON = {}
-                for token in _tokens(text):
-                    key, eq, value = token.partition("=")
-                    if key == "type":
-                        if value != "hostdev":
-                            raise self.refuse("usbdev", f"invalid usb device type {value!r}")
-                    elif key in ("hostbus", "hostaddr"):
-                        host[key] = _strtoul(value)
-                    elif key == "controller":
-                        dev["ctrl"] = _atoi(value)
-                    elif key == "port":
-                        dev["port"] = _atoi(value)
-                    else:
-                        raise self.refuse("usbdev", f"unknown string {token!r} in usbdev spec")
-                dev["type.hostdev"] = host
-                out.append(dev)
-            _put(self.cfg, "usbdevs", out or None)
+        for key, field_name, parse in (("usbctrl", "usbctrls", xldevices.usbctrl),
+                                       ("usbdev", "usbdevs", xldevices.usbdev)):
+            self.device_list(key, field_name, parse)
 
     def keyed_devices(self) -> None:
-        """p9, vtpm and pvcalls: ``key=value`` lists that libxl takes as they are."""
+        """p9, vtpm, vdispl, pvcalls and vsnd: lists of ``key=value`` specs (``xldevices``)."""
         v = self.v
-        p9s = v.items("p9")
-        if p9s is not None:
-            out = []
-            for text in p9s:
-                opts = _pairs(text)
-                unknown = set(opts) - {"security_model", "path", "tag", "backend"}
-                if unknown:
-                    raise self.refuse("p9", f"unknown string {sorted(unknown)[0]!r} in 9pfs spec")
-                if not all(opts.get(k) for k in ("path", "security_model", "tag")):
-                    raise self.refuse("p9", f"{text!r}: 9pfs spec missing required field (tag, path, "
-                                            "security_model)")
-                # xl initialises each p9 device twice, the second time after numbering it: libxl
-                # numbers it at create.
-                dev = {"tag": opts["tag"], "path": opts["path"], "security_model": opts["security_model"]}
-                _put(dev, "backend_domname", opts.get("backend"))
-                out.append(dev)
-            _put(self.cfg, "p9s", out or None)
-        vtpms = v.items("vtpm")
-        if vtpms is not None:
-            out = []
-            for devid, text in enumerate(vtpms):
-                opts = _pairs(text)
-                unknown = set(opts) - {"backend", "uuid"}
-                if unknown:
-                    raise self.refuse("vtpm", f"unknown string {sorted(unknown)[0]!r} in vtpm spec")
-                if "backend" not in opts:
-                    raise self.refuse("vtpm", f"{text!r}: vtpm spec missing required backend field")
-                dev = {"devid": devid, "backend_domname": opts["backend"]}
-                if "uuid" in opts:
-                    try:
-                        dev["uuid"] = canonical_uuid(opts["uuid"])
-                    except ValueError:
-                        raise self.refuse("vtpm", f"failed to parse vtpm UUID {opts['uuid']!r}") from None
-                out.append(dev)
-            _put(self.cfg, "vtpms", out or None)
-        displs = v.items("vdispl")
-        if displs is not None:
-            self.cfg["vdispls"] = [self.pv_device("vdispl", text, xlpvdevs.vdispl, devid)
-                                   for devid, text in enumerate(displs)]
-        calls = v.items("pvcalls")
-        if calls is not None:
-            out = []
-            for devid, text in enumerate(calls):
-                opts = _pairs(text)
-                if set(opts) - {"backend"}:
-                    raise self.refuse("pvcalls", f"unknown string in pvcalls spec {text!r}")
-                dev = {"devid": devid}
-                _put(dev, "backend_domname", opts.get("backend"))
-                out.append(dev)
-            _put(self.cfg, "pvcallsifs", out or None)
+        for key, field_name, parse in (("p9", "p9s", xldevices.p9), ("vtpm", "vtpms", xldevices.vtpm),
+                                       ("vdispl", "vdispls", xldevices.vdispl),
+                                       ("pvcalls", "pvcallsifs", xldevices.pvcalls)):
+            self.device_list(key, field_name, parse)
         cards = v.raw("vsnd")
         if isinstance(cards, list):
             out = []
@@ -705,10 +619,16 @@ class _Reader:
                 if not isinstance(card, list):
                     raise self.refuse("vsnd", f"card {devid}: expected a list of card, pcm and stream items")
                 items = [str(i) for i in card if not isinstance(i, list)]
-                out.append(self.pv_device("vsnd", items, xlpvdevs.vsnd, devid))
+                out.append(self.pv_device("vsnd", items, xldevices.vsnd, devid))
             _put(self.cfg, "vsnds", out or None)
         elif cards is not None:
             v.warn("vsnd", "expected a list of cards: ignored (as xl does)")
+
+    def device_list(self, key: str, field_name: str, parse: Any) -> None:
+        specs = self.v.items(key)
+        if specs is not None:
+            _put(self.cfg, field_name, [self.pv_device(key, text, parse, devid)
+                                        for devid, text in enumerate(specs)] or None)
 
     def pv_device(self, key: str, spec: Any, parse: Any, devid: int) -> JSON:
         try:
@@ -958,7 +878,7 @@ class _Reader:
         kbs = v.items("vkb")
         if kbs:
             vkbs = self.cfg.setdefault("vkbs", [])
-            vkbs += [self.pv_device("vkb", text, xlpvdevs.vkb, len(vkbs) + n) for n, text in enumerate(kbs)]
+            vkbs += [self.pv_device("vkb", text, xldevices.vkb, len(vkbs) + n) for n, text in enumerate(kbs)]
         self.defbool(self.c, "xend_suspend_evtchn_compat", "xend_suspend_evtchn_compat")
         relaxed = v.defbool("msr_relaxed")
         if relaxed is not None:
@@ -966,27 +886,6 @@ class _Reader:
         vpmu = v.defbool("vpmu")
         _put(b, "vpmu", vpmu)
         b[f"type.{self.kind}"] = self.variant
-
-
-def _pairs(text: str) -> dict[str, str]:
-    out = {}
-    for token in _tokens(text):
-        key, eq, value = token.partition("=")
-        if eq:
-            out[key] = value
-    return out
-
-
-def _atoi(text: str) -> int:
-    digits = ""
-    for ch in text.strip():
-        if not (ch.isdigit() or (not digits and ch in "+-")):
-            break
-        digits += ch
-    try:
-        return int(digits)
-    except ValueError:
-        return 0
 
 
 def _top_vnc(v: XlValues) -> JSON:
@@ -1006,58 +905,6 @@ def _top_sdl(v: XlValues) -> JSON:
     _put(sdl, "display", v.string("display"))
     _put(sdl, "xauthority", v.string("xauthority"))
     return sdl
-
-
-def vfb_json(devid: int, text: str) -> JSON:
-    """One ``vfb=`` entry; xl stops at the first item without ``=`` and skips unknown keys."""
-    vfb: JSON = {"devid": devid, "vnc": {}, "sdl": {}}
-    for token in _tokens(text):
-        key, eq, value = token.partition("=")
-        if not eq:
-            break
-        flag = "True" if _atoi(value) else "False"
-        target = {"vnc": (vfb["vnc"], "enable", flag), "vnclisten": (vfb["vnc"], "listen", value),
-                  "vncpasswd": (vfb["vnc"], "passwd", value),
-                  "vncdisplay": (vfb["vnc"], "display", _atoi(value)),
-                  "vncunused": (vfb["vnc"], "findunused", flag), "keymap": (vfb, "keymap", value),
-                  "sdl": (vfb["sdl"], "enable", flag), "opengl": (vfb["sdl"], "opengl", flag),
-                  "display": (vfb["sdl"], "display", value), "xauthority": (vfb["sdl"], "xauthority", value)}
-        if key in target:
-            out, name, parsed = target[key]
-            out[name] = parsed
-    return vfb
-
-
-def disk_json(spec: diskspec.DiskSpec) -> JSON:
-    """``libxl_device_disk`` as xlu_disk_parse fills it from one xl-disk-configuration(5) spec."""
-    disk: JSON = {}
-    _put(disk, "pdev_path", spec.target)
-    disk["vdev"] = spec.vdev
-    backend = spec.backendtype
-    if backend is not None:
-        disk["backend"] = backend
-    cdrom = spec.devtype == "cdrom"
-    if not spec.target and not cdrom:
-        raise ValueError("no target specified (and device not removable)")
-    disk["format"] = "empty" if cdrom and not spec.target else (spec.format or "raw")
-    _put(disk, "script", spec.script)
-    if cdrom:
-        disk["removable"] = 1
-        disk["is_cdrom"] = 1
-    elif spec.access not in ("r", "ro"):
-        disk["readwrite"] = 1
-    if spec.discard is not None:
-        disk["discard_enable"] = "True" if spec.discard == "unmap" else "False"
-    _put(disk, "backend_domname", spec.backend)
-    extra = spec.extra or {}
-    if extra.get("direct-io-safe"):
-        disk["direct_io_safe"] = True
-    if extra.get("colo"):
-        disk["colo_enable"] = "True"
-    for key in ("colo-host", "colo-port", "colo-export", "active-disk", "hidden-disk"):
-        if key in extra:
-            disk[key.replace("-", "_")] = int(extra[key]) if key == "colo-port" else extra[key]
-    return disk
 
 
 def _check_last_line(text: str, file: str | None) -> None:
@@ -1104,4 +951,4 @@ def read_xl_config(text: str, file: str | None = None, host: HostSettings | None
     return XlConfig(config, values.warnings)
 
 
-__all__ = ["XlConfig", "XL_KEYS", "SOUNDHW_MODELS", "read_xl_config", "disk_json", "vfb_json"]
+__all__ = ["XlConfig", "XL_KEYS", "SOUNDHW_MODELS", "read_xl_config"]

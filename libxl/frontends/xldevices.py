@@ -1,14 +1,19 @@
-"""xl.cfg's paravirtual display, keyboard and sound devices (``vdispl``, ``vkb``, ``vsnd``).
+"""xl.cfg's device specs as libxl devices: ``disk`` (from the shared xl-disk-configuration(5)
+reader), ``vfb``, ``p9``, ``vtpm``, ``pvcalls``, ``usbctrl``, ``usbdev`` and the paravirtual display,
+keyboard and sound devices (``vdispl``, ``vkb``, ``vsnd``) that embedded and
+automotive domUs (Xen on Arm with a display/input/sound backend domain) use.
 
-Embedded and automotive domUs (Xen on Arm with a display/input/sound backend domain) use these;
-each spec is comma-separated ``key=value`` items (blanks before an item are skipped, as xl's
-``strtok`` does) read into the libxl device of the same name. Every function raises ``ValueError``
-with xl's reason where ``xl create`` refuses the spec.
+Each spec is comma-separated ``key=value`` items (blanks before an item are skipped, as xl's
+``strtok`` does) read into the libxl device of the same name. Every function takes the device's
+number and its spec and raises ``ValueError`` with xl's reason where ``xl create`` refuses it.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from libxl.formats import diskspec
+from libxl.model import canonical_uuid
 
 JSON = dict[str, Any]
 
@@ -23,6 +28,12 @@ _VKB_FLAGS = ("feature_disable_keyboard", "feature_disable_pointer", "feature_ab
 _PCM_FORMATS = ("s8", "u8", "s16_le", "s16_be", "u16_le", "u16_be", "s24_le", "s24_be", "u24_le", "u24_be",
                 "s32_le", "s32_be", "u32_le", "u32_be", "a_law", "mu_law", "f32_le", "f32_be", "f64_le",
                 "f64_be", "iec958_subframe_le", "iec958_subframe_be", "mu_law_adpcm", "mpeg", "gsm")
+
+
+def put(out: JSON, key: str, value: Any) -> None:
+    """Set ``key`` unless ``value`` is None (what libxl's JSON leaves out)."""
+    if value is not None:
+        out[key] = value
 
 
 def tokens(text: str) -> list[str]:
@@ -43,6 +54,96 @@ def strtoul(text: str) -> int:
                 digits += ch
             return int(digits, base) if digits else 0
     return 0
+
+
+def atoi(text: str) -> int:
+    """C ``atoi``: the leading decimal number, 0 when there is none."""
+    digits = ""
+    for ch in text.strip():
+        if not (ch.isdigit() or (not digits and ch in "+-")):
+            break
+        digits += ch
+    try:
+        return int(digits)
+    except ValueError:
+        return 0
+
+
+def pairs(text: str, known: tuple[str, ...], what: str) -> dict[str, str]:
+    """The ``key=value`` items of a spec whose keys must all be ``known`` (xl stops at an item
+    without ``=``)."""
+    out = {}
+    for token in tokens(text):
+        key, eq, value = token.partition("=")
+        if not eq:
+            break
+        if key not in known:
+            raise ValueError(f"unknown string {key!r} in {what} spec")
+        out[key] = value
+    return out
+
+
+def p9(devid: int, text: str) -> JSON:
+    opts = pairs(text, ("security_model", "path", "tag", "backend"), "9pfs")
+    if not all(opts.get(k) for k in ("path", "security_model", "tag")):
+        raise ValueError("9pfs spec missing required field (tag, path, security_model)")
+    # xl initialises each p9 device again after numbering it: libxl numbers it at create.
+    dev = {"tag": opts["tag"], "path": opts["path"], "security_model": opts["security_model"]}
+    if "backend" in opts:
+        dev["backend_domname"] = opts["backend"]
+    return dev
+
+
+def vtpm(devid: int, text: str) -> JSON:
+    opts = pairs(text, ("backend", "uuid"), "vtpm")
+    if "backend" not in opts:
+        raise ValueError("vtpm spec missing required backend field")
+    dev: JSON = {"devid": devid, "backend_domname": opts["backend"]}
+    if "uuid" in opts:
+        try:
+            dev["uuid"] = canonical_uuid(opts["uuid"])
+        except ValueError:
+            raise ValueError(f"failed to parse vtpm UUID {opts['uuid']!r}") from None
+    return dev
+
+
+def pvcalls(devid: int, text: str) -> JSON:
+    opts = pairs(text, ("backend",), "pvcalls")
+    return {"devid": devid, **({"backend_domname": opts["backend"]} if "backend" in opts else {})}
+
+
+def usbctrl(devid: int, text: str) -> JSON:
+    ctrl: JSON = {"devid": devid}
+    for token in tokens(text):
+        key, eq, value = token.partition("=")
+        if key == "type" and eq:
+            if value not in ("auto", "pv", "devicemodel", "qusb"):
+                raise ValueError(f"invalid usb controller type {value!r}")
+            ctrl["type"] = value
+        elif key in ("version", "ports") and eq:
+            ctrl[key] = atoi(value)
+        else:
+            raise ValueError(f"unknown string {token!r} in usbctrl spec")
+    return ctrl
+
+
+def usbdev(devid: int, text: str) -> JSON:
+    """A host USB device; xl leaves its number to libxl."""
+    dev: JSON = {}
+    host: JSON = {}
+    for token in tokens(text):
+        key, eq, value = token.partition("=")
+        if key == "type" and eq:
+            if value != "hostdev":
+                raise ValueError(f"invalid usb device type {value!r}")
+        elif key in ("hostbus", "hostaddr") and eq:
+            host[key] = strtoul(value)
+        elif key in ("controller", "port") and eq:
+            dev["ctrl" if key == "controller" else "port"] = atoi(value)
+        else:
+            raise ValueError(f"unknown string {token!r} in usbdev spec")
+    dev["type.hostdev"] = host
+    return dev
 
 
 def vdispl(devid: int, text: str) -> JSON:
@@ -164,4 +265,58 @@ def vsnd(devid: int, items: list[str]) -> JSON:
     return card
 
 
-__all__ = ["vdispl", "vkb", "vsnd", "tokens", "strtoul"]
+def vfb_json(devid: int, text: str) -> JSON:
+    """One ``vfb=`` entry; xl stops at the first item without ``=`` and skips unknown keys."""
+    vfb: JSON = {"devid": devid, "vnc": {}, "sdl": {}}
+    for token in tokens(text):
+        key, eq, value = token.partition("=")
+        if not eq:
+            break
+        flag = "True" if atoi(value) else "False"
+        target = {"vnc": (vfb["vnc"], "enable", flag), "vnclisten": (vfb["vnc"], "listen", value),
+                  "vncpasswd": (vfb["vnc"], "passwd", value),
+                  "vncdisplay": (vfb["vnc"], "display", atoi(value)),
+                  "vncunused": (vfb["vnc"], "findunused", flag), "keymap": (vfb, "keymap", value),
+                  "sdl": (vfb["sdl"], "enable", flag), "opengl": (vfb["sdl"], "opengl", flag),
+                  "display": (vfb["sdl"], "display", value), "xauthority": (vfb["sdl"], "xauthority", value)}
+        if key in target:
+            out, name, parsed = target[key]
+            out[name] = parsed
+    return vfb
+
+
+def disk_json(spec: diskspec.DiskSpec) -> JSON:
+    """``libxl_device_disk`` as xlu_disk_parse fills it from one xl-disk-configuration(5) spec."""
+    disk: JSON = {}
+    put(disk, "pdev_path", spec.target)
+    disk["vdev"] = spec.vdev
+    backend = spec.backendtype
+    if backend is not None:
+        disk["backend"] = backend
+    cdrom = spec.devtype == "cdrom"
+    if not spec.target and not cdrom:
+        raise ValueError("no target specified (and device not removable)")
+    disk["format"] = "empty" if cdrom and not spec.target else (spec.format or "raw")
+    put(disk, "script", spec.script)
+    if cdrom:
+        disk["removable"] = 1
+        disk["is_cdrom"] = 1
+    elif spec.access not in ("r", "ro"):
+        disk["readwrite"] = 1
+    if spec.discard is not None:
+        disk["discard_enable"] = "True" if spec.discard == "unmap" else "False"
+    put(disk, "backend_domname", spec.backend)
+    extra = spec.extra or {}
+    if extra.get("direct-io-safe"):
+        disk["direct_io_safe"] = True
+    if extra.get("colo"):
+        disk["colo_enable"] = "True"
+    for key in ("colo-host", "colo-port", "colo-export", "active-disk", "hidden-disk"):
+        if key in extra:
+            disk[key.replace("-", "_")] = int(extra[key]) if key == "colo-port" else extra[key]
+    return disk
+
+
+
+__all__ = ["disk_json", "vfb_json", "p9", "vtpm", "pvcalls", "usbctrl", "usbdev", "vdispl", "vkb", "vsnd",
+           "tokens", "strtoul", "atoi", "pairs", "put"]
