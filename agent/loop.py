@@ -192,6 +192,12 @@ class Controller:
         for path, err in new.invalid.items():
             if old is None or old.invalid.get(path) is None or str(old.invalid[path]) != str(err):
                 self.log.warning("desired file invalid", file=str(path), action="validate", error=str(err))
+        for dom in new.domains.values():  # an xl.cfg's caveats, once per version of the file
+            seen = old.domains.get(dom.name) if old else None
+            if seen is None or seen.content_hash != dom.content_hash:
+                for warning in dom.warnings:
+                    self.log.warning("desired file warning", file=str(dom.file), action="validate",
+                                     warning=str(warning))
         return affected_names(old, new)
 
     def _on_change(self, change: Change) -> None:

@@ -81,7 +81,11 @@ def _desired(args: argparse.Namespace) -> DesiredSet:
     """The desired set under the agent's security policy and host settings (xl.conf defaults), so the
     CLI refuses what the agent refuses and builds the guests the agent would build."""
     settings = _settings(args)
-    return load_desired(args.dir, security=settings.security(), host=settings.host_settings())
+    desired = load_desired(args.dir, security=settings.security(), host=settings.host_settings())
+    for dom in desired.domains.values():  # an xl.cfg's caveats (what xl reads leniently or ignores)
+        for warning in dom.warnings:
+            print(f"{warning} (warning)", file=sys.stderr)
+    return desired
 
 
 def _action_line(action: pl.Action) -> str:
