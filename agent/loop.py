@@ -35,6 +35,7 @@ from agent.systemd import Notifier
 from agent.watch import Change, DesiredWatcher
 from libxl.backend import Backend, DomainEvent
 from libxl.errors import ConfigError, XenReconcileError
+from libxl.hostconf import with_host_cpus
 from reconcilers import status as st
 from reconcilers.apply import Reconciler, Result
 from reconcilers.desired import DesiredSet, load_desired
@@ -138,6 +139,8 @@ class Controller:
         self._desired_lock = threading.Lock()
         self._desired: DesiredSet | None = None
         self._desired_error: str | None = None
+        #: The host's cpu count, asked of the backend once (xl cuts xl.cfg cpu lists to it).
+        self._nr_cpus: int | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload_requested = False
@@ -178,8 +181,9 @@ class Controller:
         with self._desired_lock:
             old = self._desired
             try:
+                host = with_host_cpus(self.settings.host_settings(), self._host_cpus)  # xl.conf edits apply
                 new = load_desired(Path(self.settings.desired_dir), old, security=self.settings.security(),
-                                   host=self.settings.host_settings())  # xl.conf edits apply at once
+                                   host=host)
             except ConfigError as err:
                 # The directory itself is gone: keep the last set (never prune on a missing mount).
                 if self._desired_error != str(err):
@@ -199,6 +203,11 @@ class Controller:
                     self.log.warning("desired file warning", file=str(dom.file), action="validate",
                                      warning=str(warning))
         return affected_names(old, new)
+
+    def _host_cpus(self) -> int:
+        if self._nr_cpus is None:
+            self._nr_cpus = self.backend.host_info().nr_cpus
+        return self._nr_cpus
 
     def _on_change(self, change: Change) -> None:
         """Watcher batch: re-read, then queue every affected domain.

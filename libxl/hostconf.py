@@ -154,6 +154,17 @@ def load_host_settings(xl_conf: str | Path | None = DEFAULT_XL_CONF,
     return settings
 
 
+def with_host_cpus(settings: HostSettings, nr_cpus: Callable[[], int]) -> HostSettings:
+    """``settings`` with the host's cpu count (what xl cuts cpu lists to), asked of the backend;
+    unchanged when the host cannot say (the xl front end then warns where the count matters)."""
+    if settings.cpus is not None:
+        return settings
+    try:
+        return replace(settings, cpus=nr_cpus())
+    except Exception:  # noqa: BLE001 - any backend failure leaves the count unknown, which is safe
+        return settings
+
+
 def apply_host_settings(domain: Domain, config: dict[str, Any], host: HostSettings) -> dict[str, Any]:
     """A copy of ``config`` (built from ``domain``) with the host's defaults where it left gaps."""
     out = copy.deepcopy(config)
@@ -177,4 +188,4 @@ def apply_host_settings(domain: Domain, config: dict[str, Any], host: HostSettin
 
 
 __all__ = ["DEFAULT_XL_CONF", "DEFAULT_LIBXL_CONF", "AUTOBALLOON_MODES", "HostSettings", "read_conf",
-           "load_host_settings", "apply_host_settings", "XL_CONF_KEYS", "LIBXL_CONF_KEYS"]
+           "load_host_settings", "apply_host_settings", "with_host_cpus", "XL_CONF_KEYS", "LIBXL_CONF_KEYS"]

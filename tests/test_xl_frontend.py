@@ -395,3 +395,19 @@ def test_xl_conf_spellings_xl_still_reads(tmp_path: Path) -> None:
     config = build(PV + 'vif = [ "" ]\n', host)
     assert config["nics"] == [{"devid": 0, "bridge": "br-new", "script": "vif-nat"}]
     assert config["c_info"]["run_hotplug_scripts"] == "False"
+
+
+def test_the_hosts_cpu_count_is_asked_once_and_a_failure_leaves_it_unknown() -> None:
+    from libxl.hostconf import with_host_cpus
+
+    assert with_host_cpus(HostSettings(), lambda: 8).cpus == 8
+    assert with_host_cpus(HostSettings(cpus=4), lambda: 8).cpus == 4
+
+    def unreachable() -> int:
+        raise OSError("no host")
+
+    assert with_host_cpus(HostSettings(), unreachable).cpus is None
+    cut = read_xl_config(PV + "vcpus = 1\ncpus = [ '4-47' ]\n", "g.cfg", HostSettings(cpus=8)).config
+    assert cut["b_info"]["vcpu_hard_affinity"] == [[4, 5, 6, 7]]
+    uncut = read_xl_config(PV + "vcpus = 1\ncpus = [ '4-47' ]\n", "g.cfg", HostSettings()).config
+    assert uncut["b_info"]["vcpu_hard_affinity"] == [list(range(4, 48))]
