@@ -123,8 +123,6 @@ def parse_disk_spec(text: str) -> DiskSpec:
     known = {f: given.pop(f, None) for f in ("target", "format", "vdev", "access", "devtype",
                                             "backendtype", "backend", "script", "discard", "legacy_backend")}
     spec = DiskSpec(**known, extra=given or None)
-    if spec.vdev is None:
-        raise ValueError("no vdev")
     if spec.format is not None and spec.format not in _FORMATS:
         raise ValueError(f"unknown disk format {spec.format!r}")
     if spec.backendtype is not None and spec.backendtype not in _BACKENDS:
@@ -133,6 +131,8 @@ def parse_disk_spec(text: str) -> DiskSpec:
         raise ValueError(f"unknown access {spec.access!r}")
     if spec.devtype is not None and spec.devtype not in ("cdrom", "disk"):
         raise ValueError(f"unknown devtype {spec.devtype!r}")
+    if spec.vdev is None:  # after the values, as xl reports a misplaced one first
+        raise ValueError("no vdev")
     return spec
 
 
