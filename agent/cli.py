@@ -19,6 +19,7 @@ COMMANDS = [
     "convert",
     "reconcile",
     "run",
+    "lifecycle",
     "remote",
 ]
 

@@ -9,6 +9,7 @@ agent would act on a host with settings nobody asked for (e.g. prune on).
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -34,6 +35,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/xenreconcile/xenreconcile.toml")
 #: The fixed metrics port, chosen to sit away from the node exporter family (9100..9199).
 DEFAULT_METRICS_PORT = 9977
 
+#: ``on_host_shutdown``: libvirt-guests' ON_SHUTDOWN (shutdown | suspend) plus ``leave``.
+HOST_SHUTDOWN_ACTIONS = ("shutdown", "save", "leave")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -70,6 +73,13 @@ class AgentConfig:
     adopt: bool = DEFAULT_POLICY.adopt
     shutdown_timeout: float = DEFAULT_POLICY.shutdown_timeout
     owner: str = DEFAULT_POLICY.owner
+    dump_dir: str = DEFAULT_POLICY.dump_dir
+    # Host lifecycle (agent.lifecycle; README "Host lifecycle"): what `host-shutdown` does to the
+    # owned guests when the host goes down, and where saved images live.
+    on_host_shutdown: str = "shutdown"
+    host_shutdown_parallel: int = 4
+    host_shutdown_timeout: float = 300.0
+    save_dir: str = "/var/lib/xen/save"
     polling: bool = False
     poll_interval: float = 2.0
     log_format: str = "auto"
@@ -82,6 +92,16 @@ class AgentConfig:
     allow_usb_passthrough: bool = DEFAULT_SECURITY.allow_usb_passthrough
     hotplug_script_dirs: tuple[str, ...] = DEFAULT_SECURITY.hotplug_script_dirs
     allowed_device_models: tuple[str, ...] = DEFAULT_SECURITY.allowed_device_models
+    allowed_chardev_dirs: tuple[str, ...] = DEFAULT_SECURITY.allowed_chardev_dirs
+    allowed_chardev_devices: tuple[str, ...] = DEFAULT_SECURITY.allowed_chardev_devices
+    allow_dom0_sockets: bool = DEFAULT_SECURITY.allow_dom0_sockets
+    allowed_9p_dirs: tuple[str, ...] = DEFAULT_SECURITY.allowed_9p_dirs
+    allow_vtpm: bool = DEFAULT_SECURITY.allow_vtpm
+    allow_raw_hardware: bool = DEFAULT_SECURITY.allow_raw_hardware
+    allowed_firmware_dirs: tuple[str, ...] = DEFAULT_SECURITY.allowed_firmware_dirs
+    allow_open_display: bool = DEFAULT_SECURITY.allow_open_display
+    allowed_rbd_options: tuple[str, ...] = DEFAULT_SECURITY.allowed_rbd_options
+    require_dm_restrict: bool = DEFAULT_SECURITY.require_dm_restrict
     # Host defaults as xl applies them (libxl.hostconf; README "Remote hosts and host settings").
     xl_conf: str = DEFAULT_XL_CONF
     libxl_conf: str = DEFAULT_LIBXL_CONF
@@ -176,6 +196,19 @@ def _absolute_paths(value: Any) -> str | None:
     return None
 
 
+def _names(value: Any) -> str | None:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and re.fullmatch(r"[a-z0-9_-]+", v)
+                                                      for v in value):
+        return "must be a list of option names (lower case letters, digits, _ and -)"
+    return None
+
+
+def _absolute_path(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.startswith("/"):
+        return "must be an absolute path"
+    return None
+
+
 def _optional_path(value: Any) -> str | None:
     """An absolute path, or "" for "none"."""
     if not isinstance(value, str) or (value and not value.startswith("/")):
@@ -210,6 +243,11 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "adopt": _boolean,
     "shutdown_timeout": _number(0.0),
     "owner": _nonempty_str,
+    "dump_dir": _absolute_path,
+    "on_host_shutdown": _choice(HOST_SHUTDOWN_ACTIONS),
+    "host_shutdown_parallel": _integer(1),
+    "host_shutdown_timeout": _number(0.0),
+    "save_dir": _absolute_path,
     "polling": _boolean,
     "poll_interval": _number(0.0, above=True),
     "log_format": _choice(LOG_FORMATS),
@@ -221,6 +259,16 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "allow_usb_passthrough": _boolean,
     "hotplug_script_dirs": _absolute_paths,
     "allowed_device_models": _absolute_paths,
+    "allowed_chardev_dirs": _absolute_paths,
+    "allowed_chardev_devices": _absolute_paths,
+    "allow_dom0_sockets": _boolean,
+    "allowed_9p_dirs": _absolute_paths,
+    "allow_vtpm": _boolean,
+    "allow_raw_hardware": _boolean,
+    "allowed_firmware_dirs": _absolute_paths,
+    "allow_open_display": _boolean,
+    "allowed_rbd_options": _names,
+    "require_dm_restrict": _boolean,
     "xl_conf": _optional_path,
     "libxl_conf": _optional_path,
     "autoballoon": _choice(("", *AUTOBALLOON_MODES)),

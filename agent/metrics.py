@@ -219,6 +219,7 @@ class TimedBackend:
 class Endpoints:
     """What the HTTP server asks the loop: liveness, readiness and the status document."""
     healthy: Callable[[], tuple[bool, str]]
+    #: /readyz: the first full reconcile has run (per-guest failures never hold it).
     ready: Callable[[], tuple[bool, str]]
     status: Callable[[], dict[str, Any]]
 

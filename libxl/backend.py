@@ -17,6 +17,10 @@ LibxlConfig = dict[str, Any]
 
 #: The xenstore key (in ``c_info.xsdata``) that marks a domain as created by this agent.
 OWNER_KEY = "xenreconcile-owner"
+#: The names ``xl migrate`` gives the two ends of a migration while it runs (xl_migrate.c): the
+#: receiver builds ``NAME--incoming``, the sender renames its suspended guest ``NAME--migratedaway``.
+INCOMING_SUFFIX = "--incoming"
+MIGRATED_AWAY_SUFFIX = "--migratedaway"
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,24 @@ class Backend(Protocol):
         ...
 
     def destroy(self, domid: int) -> None: ...
+
+    # -- host lifecycle: save images, restore, core dumps (xl save / xl restore / xl dump-core) ----
+
+    def save(self, domid: int, path: str) -> None:
+        """Suspend the guest into a new image file ``path`` (``libxl_domain_suspend``; the header
+        of ``libxl.saveimage`` first), then destroy it, as ``xl save`` does. The guest sees a
+        suspend (shutdown reason ``suspend``); on failure it is resumed and left running."""
+        ...
+
+    def restore(self, path: str, config: LibxlConfig, *, paused: bool = False) -> int:
+        """Create the guest from the image at ``path`` (``libxl_domain_create_restore``) with
+        ``config`` (the image's own, possibly with live-changeable values updated); the new domid."""
+        ...
+
+    def core_dump(self, domid: int, path: str) -> None:
+        """Write the guest's memory to ``path`` (``libxl_domain_core_dump``, as ``xl dump-core``);
+        the guest is left as it was (running, paused or crashed)."""
+        ...
 
     def disk_add(self, domid: int, disk: LibxlConfig) -> None: ...
 

@@ -13,7 +13,8 @@ Time-dependent behaviour (a guest obeying a shutdown request after a delay) is s
 and applied by whichever caller touches the state next, which works across processes without a
 daemon. Events are kept in a bounded log inside the state; ``watch_events`` replays new entries.
 
-Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``, ``create_cut_short``; fault
+Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``, ``create_cut_short``,
+``suspend_for_migration`` and ``rename`` (the two ends of ``xl migrate``); ``save`` is ``xl save``. Fault
 injection through ``fail_rate``, ``latency`` and ``seed`` (constructor arguments or attributes).
 ``op_log`` (a file path) appends one JSON line per committed change (``{"t": unix time, "op",
 "domid", "name"}``), so a test or benchmark can read afterwards *when* the host changed, without polling it.
@@ -42,7 +43,8 @@ from typing import Any
 
 import structlog
 
-from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
+from libxl import saveimage
+from libxl.backend import MIGRATED_AWAY_SUFFIX, OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
 from libxl.balloon import MIN_DOM0_KIB
 from libxl.errors import BackendError
 
@@ -81,6 +83,11 @@ _ENUMS = {
 _MAX_VCPUS = {"pv": 512, "pvh": 128, "hvm": 128}
 #: How far a create got before its caller died (``create_cut_short``).
 _CUT_STAGES = ("domain", "xenstore")
+#: What follows the header in a save image of this host (``save``/``restore``).
+_SIM_STREAM = b"simulated libxl stream\n"
+#: on_crash actions that only a toolstack carries out (xl's per-domain daemon, or the agent): libxl
+#: itself leaves the domain crashed, which is what ``crash`` models for them.
+_TOOLSTACK_ACTIONS = ("preserve", "coredump_destroy", "coredump_restart")
 #: What each kind of shutdown consults (libxl_domain_config's on_* fields).
 _REASON_ACTION = {"poweroff": "on_poweroff", "reboot": "on_reboot", "crash": "on_crash",
                   "watchdog": "on_watchdog", "soft_reset": "on_soft_reset"}
@@ -521,12 +528,12 @@ class SimHost:
         dom["shutdown_due"] = None
         pending_shutdowns(state).pop(str(domid), None)
         self._record(state, "crash" if reason == "crash" else "shutdown", domid, name, reason)
-        if action == "preserve":
+        if action in _TOOLSTACK_ACTIONS:
             dom["state"], dom["shutdown_reason"] = ("crashed" if reason == "crash" else "shutdown"), reason
             return
         del state["domains"][str(domid)]
         self._record(state, "death", domid, name, reason)
-        if action in ("restart", "restart_rename", "coredump_restart", "soft_reset"):
+        if action in ("restart", "restart_rename", "soft_reset"):
             self._start(state, config, paused=False)
 
     # -- Backend interface ---------------------------------------------------------------
@@ -570,7 +577,10 @@ class SimHost:
         return clone(config)
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
-        op = "domain_create"
+        return self._make("domain_create", config, paused)
+
+    def _make(self, op: str, config: LibxlConfig, paused: bool) -> int:
+        """A new domain from ``config`` (create, or restore once the image was read)."""
         with self._op(op) as state:
             validate_config(op, config)
             config = _as_made(config)
@@ -631,6 +641,56 @@ class SimHost:
             del state["domains"][str(domid)]
             name = _listed_name(dom)
             self._record(state, "death", domid, name, "destroy")
+        self._trace(op, domid, name)
+
+    # -- host lifecycle: save images, restore, core dumps -------------------------------------
+
+    def save(self, domid: int, path: str) -> None:
+        """``xl save``: the guest suspends (a shutdown with reason ``suspend``), its image is
+        written (the agent's header, then this host's stream), and the domain is destroyed."""
+        op = "domain_suspend"
+        with self._op(op) as state:
+            dom = self._get(state, op, domid)
+            name = dom["config"]["c_info"]["name"]
+            if dom["state"] not in ("running", "paused"):
+                raise _fail(op, f"domain {domid} is {dom['state']}: cannot suspend it", name)
+            stream = {"memory_kib": dom["memory_kib"], "paused": dom["state"] == "paused"}
+            try:
+                with open(path, "xb") as out:
+                    saveimage.write_header(out, dom["config"])
+                    out.write(_SIM_STREAM + json.dumps(stream).encode())
+            except OSError as err:
+                raise _fail(op, f"{path}: {err.strerror}", name) from err
+            self._record(state, "shutdown", domid, name, "suspend")
+            del state["domains"][str(domid)]
+            self._record(state, "death", domid, name, "destroy")
+        self._trace(op, domid, name)
+
+    def restore(self, path: str, config: LibxlConfig, *, paused: bool = False) -> int:
+        """``libxl_domain_create_restore``: refuses a file that holds no stream of this host."""
+        try:
+            with open(path, "rb") as source:
+                saveimage.read_header(source, path)
+                stream = source.read()
+        except OSError as err:
+            raise _fail("domain_restore", f"{path}: {err.strerror}", config.get("c_info", {}).get("name")) \
+                from err
+        if not stream.startswith(_SIM_STREAM):
+            raise _fail("domain_restore", f"{path}: no domain stream after the header (ERROR_INVAL)",
+                        config.get("c_info", {}).get("name"))
+        return self._make("domain_restore", config, paused)
+
+    def core_dump(self, domid: int, path: str) -> None:
+        op = "domain_core_dump"
+        with self._op(op) as state:
+            dom = self._find(state, op, domid)
+            name = _listed_name(dom)
+            try:
+                with open(path, "wb") as out:
+                    out.write(f"simulated core of {name} (domid {domid}, {dom['memory_kib']} KiB, "
+                              f"{dom['state']})\n".encode())
+            except OSError as err:
+                raise _fail(op, f"cannot write core dump {path}: {err.strerror}", name) from err
         self._trace(op, domid, name)
 
     @contextlib.contextmanager
@@ -818,6 +878,21 @@ class SimHost:
             domid = self._start(state, _as_made(config), paused=True)
             state["domains"][str(domid)]["cut_short"] = stage
         return domid
+
+    def suspend_for_migration(self, domid: int) -> None:
+        """The source side of ``xl migrate`` once the memory is sent: the guest suspended (shutdown
+        reason ``suspend``) and renamed ``NAME--migratedaway``; ``destroy`` is the last step."""
+        with self._locked() as state:
+            dom = self._get(state, "migrate", domid)
+            name = dom["config"]["c_info"]["name"]
+            dom["state"], dom["shutdown_reason"] = "shutdown", "suspend"
+            dom["config"]["c_info"]["name"] = f"{name}{MIGRATED_AWAY_SUFFIX}"
+            self._record(state, "shutdown", domid, name, "suspend")
+
+    def rename(self, domid: int, name: str) -> None:
+        """``libxl_domain_rename`` (what ``xl migrate`` does to ``NAME--incoming`` at the end)."""
+        with self._locked() as state:
+            self._get(state, "rename", domid)["config"]["c_info"]["name"] = name
 
     def set_unresponsive(self, domid: int, unresponsive: bool = True) -> None:
         """Make the guest ignore (or obey again) shutdown requests."""

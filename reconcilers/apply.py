@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 import uuid as uuid_mod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from libxl.backend import OWNER_KEY, Backend, LibxlConfig
+from libxl.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
 from libxl.errors import XenReconcileError
 from reconcilers import plan as pl
 from reconcilers import status as st
 from reconcilers.desired import DesiredSet
 from reconcilers.diff import DiffMemo
+from reconcilers.handover import Adoption, adoption
 from reconcilers.policy import Policy
-from reconcilers.state import Inventory, OwnedDomain, StateDir
+from reconcilers.state import Departure, Inventory, OwnedDomain, StateDir
 
 #: States in which a domain's config is worth retrieving (dead and dying ones are only destroyed).
 _LIVE = ("running", "blocked", "paused")
@@ -59,6 +61,19 @@ def for_create(config: LibxlConfig, owner: str) -> LibxlConfig:
     return out
 
 
+def set_aside(image: Path) -> Path:
+    """Rename a save image that will not be restored (``NAME.xr-save.set-aside-TIME``): kept for the
+    operator, never read again by the agent."""
+    target = image.with_name(f"{image.name}.set-aside-{time.strftime('%Y%m%dT%H%M%S')}")
+    try:
+        image.rename(target)
+    except FileNotFoundError:
+        return target  # nothing left to keep
+    except OSError as err:
+        raise XenReconcileError(f"{image}: cannot set the save image aside: {err.strerror}") from err
+    return target
+
+
 class Reconciler:
     """Makes one host match desired sets, one name or all of them at a time.
 
@@ -87,7 +102,7 @@ class Reconciler:
         """
         out = []
         with self._lock:
-            inventory = Inventory(dict(self.inventory.domains))
+            inventory = self.inventory.copy()
         for info in self.backend.list_domains():
             config = None
             relevant = info.name in desired.domains and only in (None, info.name) and (
@@ -106,15 +121,17 @@ class Reconciler:
 
     def _inventory_copy(self) -> Inventory:
         with self._lock:
-            return Inventory(dict(self.inventory.domains))
+            return self.inventory.copy()
 
     # -- reconciling -----------------------------------------------------------------------------
 
     def reconcile_all(self, desired: DesiredSet) -> list[Result]:
         """Plan and apply every name; statuses of names that left the plan are forgotten."""
         actual = self.snapshot(desired)
-        self._forget_absent({a.info.uuid.lower() for a in actual})
+        # Planned with the entries of guests that vanished (a run strategy asks how they left),
+        # which are dropped before anything is executed (a create may reuse a vanished uuid).
         whole = pl.plan(desired, actual, self.policy, self._inventory_copy(), self._diffs)
+        self._forget_absent({a.info.uuid.lower() for a in actual})
         results = self._execute(whole, actual, desired)
         planned = {d.name for d in whole.domains}
         for name in self.status.snapshot():
@@ -142,10 +159,14 @@ class Reconciler:
             try:
                 self._run(action, owned, desired)
             except XenReconcileError as exc:
+                if action.kind == pl.CORE_DUMP:  # like xl: no dump is no reason to keep the wreck
+                    result.notes.append(pl.Note(action.domain, pl.CORE_DUMP_FAILED, str(exc)))
+                    continue
                 result.error = f"{action.kind}: {exc}"
                 result.status = st.ERROR
             else:
                 result.applied.append(action)
+        self._keep_departures([d for d in plan.domains if results[d.name].ok])
         known = desired.domains.keys() | {a.info.name for a in actual}  # once: not a set per domain
         for dom in plan.domains:
             result = results[dom.name]
@@ -158,6 +179,56 @@ class Reconciler:
                                error=result.error,
                                action=result.applied[-1].kind if result.applied else None)
         return [results[d.name] for d in plan.domains]
+
+    def _keep_departures(self, planned: list[pl.DomainPlan]) -> None:
+        """Record or drop the departures the plan decided on (saved once for all of them)."""
+        changes = [d for d in planned if d.record is not None or d.clear_departure]
+        if not changes:
+            return
+        with self._lock:
+            for dom in changes:
+                if dom.record is not None:
+                    self.inventory.departed[dom.name] = replace(dom.record, time=time.time())
+                else:
+                    self.inventory.departed.pop(dom.name, None)
+            self.state.save(self.inventory)
+
+    def note_event(self, event: DomainEvent, desired: DesiredSet | None) -> Departure | None:
+        """Record how an owned guest left, from the host's shutdown event (``plan.departure_for_event``);
+        the agent calls this on its event thread, before the guest's death is reconciled."""
+        want = desired.domains.get(event.name) if desired is not None and event.name else None
+        with self._lock:
+            departure = pl.departure_for_event(event, want, self.inventory)
+            if departure is None:
+                return None
+            departure = replace(departure, time=time.time())
+            self.inventory.departed[departure.name] = departure
+            self.state.save(self.inventory)
+        return departure
+
+    def adopt(self, names: list[str], desired: DesiredSet) -> list[Adoption]:
+        """The operator's ``xenreconcile adopt``: record the named running guests as owned
+        (``agent.lifecycle.adoption`` decides which may be)."""
+        domains = self.backend.list_domains()
+        out = []
+        with self._lock:
+            for name in names:
+                verdict, entry = adoption(name, desired, domains, self.inventory, self.policy)
+                out.append(verdict)
+                if entry is not None:
+                    self.inventory.add(entry)
+            if any(a.adopted for a in out):
+                self.state.save(self.inventory)
+        return out
+
+    def clear(self, names: list[str]) -> list[str]:
+        """The operator's ``xenreconcile clear``: forget the departures of ``names``; returns those
+        that had one (the next reconcile starts them as their files say)."""
+        with self._lock:
+            cleared = self.inventory.clear_departures(names)
+            if cleared:
+                self.state.save(self.inventory)
+        return cleared
 
     def _refresh_origin(self, name: str, desired: DesiredSet, uuid: str | None) -> None:
         """Keep the inventory's file and applied revision current (a renamed or edited file), so a
@@ -181,6 +252,12 @@ class Reconciler:
         if action.kind == pl.CREATE:
             self._create(action.domain, d["config"], d["paused"], desired)
             return
+        if action.kind == pl.RESTORE:
+            self._create(action.domain, d["config"], d["paused"], desired, image=d["path"])
+            return
+        if action.kind == pl.SET_ASIDE:
+            set_aside(Path(d["path"]))
+            return
         domid = d["domid"]
         if action.kind == pl.ADOPT:
             self._remember(OwnedDomain(action.domain, d["uuid"], *self._origin(action.domain, desired),
@@ -191,7 +268,13 @@ class Reconciler:
             raise XenReconcileError(
                 f"refusing to {action.kind} domid {domid}: not owned by {self.policy.owner}")
         b = self.backend
-        if action.kind == pl.RECREATE:
+        if action.kind == pl.CORE_DUMP:
+            try:
+                Path(d["path"]).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise XenReconcileError(f"{Path(d['path']).parent}: cannot create: {err.strerror}") from err
+            b.core_dump(domid, d["path"])
+        elif action.kind == pl.RECREATE:
             self._stop(domid)
             self._create(action.domain, d["config"], d["paused"], desired)
         elif action.kind in (pl.SHUTDOWN, pl.DESTROY):
@@ -220,7 +303,8 @@ class Reconciler:
         if not gone or any(i.domid == domid for i in self.backend.list_domains()):
             self.backend.destroy(domid)
 
-    def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet) -> None:
+    def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet,
+                image: str | None = None) -> None:
         """Record the new guest's uuid *before* asking libxl for it: killed mid-create, the agent
         may leave a paused domain that xenstore has no name for yet, and only this record lets the
         next run know that domain is its own remains (``plan.remains_by_name``). libxl makes the
@@ -229,10 +313,15 @@ class Reconciler:
         uuid = str(ready["c_info"]["uuid"])
         self._remember(OwnedDomain(name, uuid, *self._origin(name, desired)))
         try:
-            self.backend.create(ready, paused=paused)
+            if image is None:
+                self.backend.create(ready, paused=paused)
+            else:
+                self.backend.restore(image, ready, paused=paused)
         except XenReconcileError:
             self._forget(uuid)  # libxl destroys what a failed create made
             raise
+        if image is not None:  # restored: the image is spent (xendomains and libvirt-guests alike)
+            Path(image).unlink(missing_ok=True)
 
     @staticmethod
     def _origin(name: str, desired: DesiredSet) -> tuple[str | None, str | None]:

@@ -40,9 +40,8 @@ from libxl.formats.load import is_desired_name, parse_domain_bytes
 from libxl.formats.xlcfg import config_text
 from libxl.frontends.xl import read_xl_config
 from libxl.hostconf import HostSettings, apply_host_settings
-from libxl.model import Domain
+from libxl.model import DEFAULT_RUN_STRATEGY, Domain
 from reconcilers import security as sec
-from reconcilers.policy_view import xl_policy_errors
 from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
 
 #: Names editors and tools leave next to the files they save.
@@ -60,6 +59,8 @@ class DesiredDomain:
     content_hash: str
     #: What the file asks for that is taken with a caveat (xl.cfg: what xl would warn about).
     warnings: tuple[ConfigError, ...] = ()
+    #: An xl.cfg's ``xenreconcile_run_strategy`` (a domain XML file's is in ``domain``).
+    xl_run_strategy: str | None = None
 
     @property
     def uuid(self) -> str | None:
@@ -68,9 +69,18 @@ class DesiredDomain:
 
     @property
     def power_state(self) -> str:
-        """running (the default), paused or stopped, from the project's ``<metadata>``; an xl.cfg
-        is started running, as ``xl create`` starts it."""
+        """running (the default), paused or stopped, from the project's ``<metadata>`` (an xl.cfg is
+        started running, as ``xl create`` starts it); a guest whose run strategy is ``Halted`` is
+        stopped."""
+        if self.run_strategy == "Halted":
+            return "stopped"
         return (self.domain.power_state if self.domain else None) or "running"
+
+    @property
+    def run_strategy(self) -> str:
+        """When a guest that is not running is (re)started: ``libxl.model.RUN_STRATEGIES``."""
+        chosen = self.domain.run_strategy if self.domain else self.xl_run_strategy
+        return chosen or DEFAULT_RUN_STRATEGY
 
 
 @dataclass(frozen=True)
@@ -129,12 +139,14 @@ def parse_desired_file(path: Path, data: bytes, digest: str, policy: SecurityPol
         return _parse_xl_file(path, data, digest, policy, host)
     try:
         domain = parse_domain_bytes(path, data)
-        config = build_config(domain)
+        own = config = build_config(domain)
         if host is not None:
             config = apply_host_settings(domain, config, host)
     except ConfigError as err:
         return err.located(str(path))
-    errors = sec.policy_errors(domain, config, policy, path, data) if policy is not None else []
+    # The policy judges what the file asks for, not the host's own xl.conf defaults (a vif script
+    # the operator chose there is not the file's to justify).
+    errors = sec.policy_errors(own, policy, path, data) if policy is not None else []
     if errors:
         return sec.first_error(errors)
     return DesiredDomain(domain.name, path, domain, config, digest)
@@ -147,10 +159,12 @@ def _parse_xl_file(path: Path, data: bytes, digest: str, policy: SecurityPolicy 
         built = read_xl_config(config_text(data, str(path), MAX_XML_BYTES), str(path), host)
     except ConfigError as err:
         return err.located(str(path))
-    errors = xl_policy_errors(built.config, policy, path, data) if policy is not None else []
+    # As for domain XML: the policy judges the file's own config, not the host's xl.conf defaults.
+    errors = sec.policy_errors(built.own or built.config, policy, path, data) if policy is not None else []
     if errors:
         return sec.first_error(errors)
-    return DesiredDomain(built.name, path, None, built.config, digest, tuple(built.warnings))
+    return DesiredDomain(built.name, path, None, built.config, digest, tuple(built.warnings),
+                         built.run_strategy)
 
 
 def _evaluate(path: Path, old: _Entry | None, checks: _Checks) -> _Entry | None:

@@ -19,7 +19,14 @@ CONFLICT = "conflict"
 ERROR = "error"
 PENDING = "pending"
 PRUNED = "pruned"
-STATES = (IN_SYNC, DRIFTED, RESTART_REQUIRED, INVALID, CONFLICT, ERROR, PENDING, PRUNED)
+#: Held away on purpose (host lifecycle, README "Host lifecycle"): saved into an image, migrated to
+#: another host, stopped under its run strategy, crashed and kept (on_crash preserve).
+SAVED = "saved"
+MIGRATED_AWAY = "migrated-away"
+STOPPED = "stopped"
+CRASHED = "crashed"
+STATES = (IN_SYNC, DRIFTED, RESTART_REQUIRED, INVALID, CONFLICT, ERROR, PENDING, PRUNED, SAVED,
+          MIGRATED_AWAY, STOPPED, CRASHED)
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,16 @@ def _serve(request: dict[str, Any]) -> Any:
             os.write(wake_w, b"x")
             woken = host._lib.xr_wait_event(host._ctx, wake_r, 600_000, out)
             return {"timed_out": timed_out, "woken": woken}
+        if request["op"] == "restore_refusals":
+            # RealHost.restore on images it must refuse before libxl makes anything.
+            refused = []
+            for path, config in request["cases"]:
+                try:
+                    host.restore(path, config)
+                    refused.append({"restored": True})
+                except BackendError as err:
+                    refused.append({"error": str(err), "transient": err.transient})
+            return refused
         answers = []
         for config in request["configs"]:
             try:

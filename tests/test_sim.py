@@ -262,7 +262,7 @@ def test_paused_guest_obeys_only_once_unpaused(host):
         ("poweroff", {}, None),
         ("poweroff", {"on_poweroff": "preserve"}, ("shutdown", "poweroff")),
         ("crash", {"on_crash": "preserve"}, ("crashed", "crash")),
-        ("crash", {"on_crash": "coredump-destroy"}, None),
+        ("crash", {"on_crash": "coredump-destroy"}, ("crashed", "crash")),  # the dump is the toolstack's
     ],
 )
 def test_shutdown_from_inside_honours_actions(host, reason, actions, expect_state):

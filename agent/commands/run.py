@@ -135,7 +135,8 @@ def _serve(args: argparse.Namespace, overrides: dict[str, Any], settings: AgentC
     signal.signal(signal.SIGTERM, lambda *_: controller.request_stop())
     signal.signal(signal.SIGINT, lambda *_: controller.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: controller.request_reload())
-    local = start_agent_socket(settings.socket_path, controller.status_document, backend, log)
+    local = start_agent_socket(settings.socket_path, controller.status_document, backend, log,
+                               {"adopt": controller.adopt, "clear": controller.clear})
     try:
         return controller.run()
     finally:
@@ -145,12 +146,14 @@ def _serve(args: argparse.Namespace, overrides: dict[str, Any], settings: AgentC
 
 
 def start_agent_socket(path: str, status: Callable[[], dict[str, Any]], backend: Backend,
-                       log: Any) -> AgentSocket | None:
-    """The xen+unix:///system listener; a failure is logged, not fatal (HTTP /status still works)."""
+                       log: Any, verbs: dict[str, Callable[..., Any]] | None = None) -> AgentSocket | None:
+    """The xen+unix:///system listener; a failure is logged, not fatal (HTTP /status still works).
+    ``verbs`` are the operator's requests that change the agent's record (adopt, clear)."""
     if not path:
         return None
     try:
-        local = AgentSocket(path, {"status": status, "list": lambda: domain_rows(backend.list_domains())})
+        local = AgentSocket(path, {"status": status, "list": lambda: domain_rows(backend.list_domains()),
+                                   **(verbs or {})})
     except OSError as err:
         log.warning("agent socket unavailable", socket=path, error=str(err))
         return None

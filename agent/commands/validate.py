@@ -3,9 +3,9 @@
 Meant for GitOps CI: one line per problem (``FILE:LINE: element: problem``), exit status 1 when
 anything is wrong. Besides each file on its own it checks what only the set can show: two files
 declaring the same name or uuid, which the agent treats as a conflict and applies neither. Each
-file is also held to the agent's security policy (bootloaders, device-model arguments, passthrough,
-hotplug scripts, device models; the settings of ``--config``, else the strict defaults), so CI
-refuses what the agent would; file modes are not checked (they belong to the deployed directory).
+file is also held to the agent's security policy (README "Security": what makes dom0 run, open,
+create or listen on something for a guest; the settings of ``--config``, else the strict defaults),
+so CI refuses what the agent would; file modes are not checked (they belong to the deployed directory).
 Every file is read as the agent reads it (``reconcilers.desired.parse_desired_file``: an xl.cfg
 through the xl front end, domain XML through the domain model); an xl.cfg's warnings (what xl
 reads leniently or ignores) go to stderr and do not fail the check.
@@ -22,7 +22,6 @@ from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
 from libxl.errors import ConfigError
 from libxl.formats.load import is_desired_name
 from reconcilers.desired import DesiredDomain, parse_desired_file
-from reconcilers.policy_view import xl_policy_errors
 from reconcilers.security import SecurityPolicy, policy_errors
 
 
@@ -89,10 +88,9 @@ def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Repor
 
 
 def _policy_lines(path: Path, data: bytes, parsed: DesiredDomain, security: SecurityPolicy) -> list[str]:
-    """Every policy violation of a file that parses (the agent reports only the first)."""
-    if parsed.domain is None:
-        return [str(e) for e in xl_policy_errors(parsed.config, security, path, data)]
-    return [str(e) for e in policy_errors(parsed.domain, parsed.config, security, path, data)]
+    """Every policy violation of a file that parses (the agent reports only the first); read
+    without host settings, its config is the file's own."""
+    return [str(e) for e in policy_errors(parsed.config, security, path, data)]
 
 
 def summary(path: Path, desired: DesiredDomain) -> str:

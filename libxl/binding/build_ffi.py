@@ -84,6 +84,19 @@ int libxl_domain_pause(libxl_ctx *ctx, uint32_t domid, const void *ao_how);
 int libxl_domain_shutdown(libxl_ctx *ctx, uint32_t domid, const void *ao_how);
 int libxl_domain_destroy(libxl_ctx *ctx, uint32_t domid, const void *ao_how);
 
+/* host lifecycle: save images, restore, core dumps (what xl save / restore / dump-core call) */
+typedef struct { int checkpointed_stream; uint32_t stream_version; ...; } libxl_domain_restore_params;
+#define LIBXL_SUSPEND_LIVE ...
+void libxl_domain_restore_params_init(libxl_domain_restore_params *p);
+void libxl_domain_restore_params_dispose(libxl_domain_restore_params *p);
+int libxl_domain_suspend(libxl_ctx *ctx, uint32_t domid, int fd, int flags, const void *ao_how);
+int libxl_domain_resume(libxl_ctx *ctx, uint32_t domid, int suspend_cancel, const void *ao_how);
+int libxl_domain_create_restore(libxl_ctx *ctx, libxl_domain_config *d_config, uint32_t *domid,
+                                int restore_fd, int send_back_fd,
+                                const libxl_domain_restore_params *params, const void *ao_how,
+                                const void *aop_console_how);
+int libxl_domain_core_dump(libxl_ctx *ctx, uint32_t domid, const char *filename, const void *ao_how);
+
 void libxl_device_disk_init(libxl_device_disk *p);
 void libxl_device_disk_dispose(libxl_device_disk *p);
 int libxl_device_disk_from_json(libxl_ctx *ctx, libxl_device_disk *p, const char *s);

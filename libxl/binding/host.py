@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from libxl import saveimage
 from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
 from libxl.errors import BackendError, BackendUnavailable
 
@@ -298,7 +299,11 @@ class RealHost:
         with self._struct("domain_config", "create", config) as cfg:
             self._call("create", self._lib.libxl_domain_create_new, cfg, domid, self._ffi.NULL,
                        self._ffi.NULL, domain=name)
-        new = int(domid[0])
+        return self._started(int(domid[0]), name, paused)
+
+    def _started(self, new: int, name: str | None, paused: bool) -> int:
+        """After libxl made ``new`` (create or restore): unpause it unless ``paused`` (a domain
+        that will not run is destroyed again) and watch its death."""
         if name:
             self._names[new] = name
         if not paused:
@@ -334,6 +339,58 @@ class RealHost:
 
     def destroy(self, domid: int) -> None:
         self._call("destroy", self._lib.libxl_domain_destroy, domid, self._ffi.NULL, domain=str(domid))
+
+    # -- host lifecycle: save images, restore, core dumps ---------------------------------------
+
+    def save(self, domid: int, path: str) -> None:
+        """Like ``xl save``: header with the config, libxl's stream, then destroy; a failed suspend
+        resumes the guest (``libxl_domain_resume`` with suspend_cancel, as xl does)."""
+        config = self.domain_config(domid)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "wb", buffering=0, closefd=False) as out:
+                saveimage.write_header(out, config)
+            try:
+                self._call("save", self._lib.libxl_domain_suspend, domid, fd, 0, self._ffi.NULL,
+                           domain=str(domid))
+            except BackendError:
+                with contextlib.suppress(BackendError):
+                    self._call("save", self._lib.libxl_domain_resume, domid, 1, self._ffi.NULL,
+                               domain=str(domid))
+                raise
+            os.fsync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        finally:
+            os.close(fd)
+        self.destroy(domid)
+
+    def restore(self, path: str, config: LibxlConfig, *, paused: bool = False) -> int:
+        name = config.get("c_info", {}).get("name")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as err:
+            raise BackendError("restore", f"{path}: {err.strerror}", domain=name, transient=False) from err
+        domid = self._ffi.new("uint32_t *")
+        params = self._ffi.new("libxl_domain_restore_params *")
+        self._lib.libxl_domain_restore_params_init(params)
+        params.stream_version = 2  # libxl_domain_suspend writes a v2 stream (LIBXL_HAVE_STREAM_V2)
+        try:
+            with os.fdopen(fd, "rb", buffering=0, closefd=False) as source:
+                saveimage.read_header(source, path)  # leaves fd at the start of libxl's stream
+            with self._struct("domain_config", "restore", config) as cfg:
+                self._call("restore", self._lib.libxl_domain_create_restore, cfg, domid, fd, -1, params,
+                           self._ffi.NULL, self._ffi.NULL, domain=name)
+        finally:
+            self._lib.libxl_domain_restore_params_dispose(params)
+            os.close(fd)
+        return self._started(int(domid[0]), name, paused)
+
+    def core_dump(self, domid: int, path: str) -> None:
+        self._call("core_dump", self._lib.libxl_domain_core_dump, domid, path.encode(), self._ffi.NULL,
+                   domain=str(domid))
 
     # -- devices and resources -----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ none here (the agent keeps one per name), nics without ``mac`` get libxl's rando
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from libxl.formats import diskspec, vifspec
 from libxl.formats.cpuid import CpuidError, cpuid_from_legacy, cpuid_from_string
 from libxl.formats.cpulist import parse_xl_cpus
 from libxl.formats.pcispec import parse_pci_spec
+from libxl.formats.xencommon import Cfg
+from libxl.formats.xl import RUN_STRATEGY_KEY, read_run_strategy
 from libxl.formats.xlcfg import parse_cfg
 from libxl.frontends import xldevices
 from libxl.frontends.xldevices import disk_json, vfb_json
@@ -95,9 +98,13 @@ _XM_ONLY = {"extra_hvm": "device_model_args_hvm", "vif_script": "vif script=", "
 
 @dataclass
 class XlConfig:
-    """What an xl.cfg builds: the libxl JSON and the warnings xl would (or should) print."""
+    """What an xl.cfg builds: the libxl JSON (with the host's xl.conf laid under it), the warnings
+    xl would (or should) print, the file's own config (without xl.conf: what the security policy
+    judges) and the agent's own key ``xenreconcile_run_strategy``."""
     config: JSON
     warnings: list[ConfigError] = field(default_factory=list)
+    own: JSON | None = None
+    run_strategy: str | None = None
 
     @property
     def name(self) -> str:
@@ -107,8 +114,8 @@ class XlConfig:
 class _Reader:
     """One pass over a file in xl's order; ``v`` holds the values, ``cfg`` the config built so far."""
 
-    def __init__(self, v: XlValues, host: HostSettings | None, max_cpus: int, cpus_known: bool) -> None:
-        self.v, self.host, self.max_cpus, self.cpus_known = v, host or HostSettings(), max_cpus, cpus_known
+    def __init__(self, v: XlValues, max_cpus: int, cpus_known: bool) -> None:
+        self.v, self.max_cpus, self.cpus_known = v, max_cpus, cpus_known
         self.cfg: JSON = {"c_info": {}, "b_info": {}}
         self.c: JSON = self.cfg["c_info"]
         self.b: JSON = self.cfg["b_info"]
@@ -215,7 +222,7 @@ class _Reader:
                 c["uuid"] = canonical_uuid(uuid)
             except ValueError:
                 raise self.refuse("uuid", f"failed to parse UUID {uuid!r}") from None
-        c["run_hotplug_scripts"] = "False" if self.host.run_hotplug_scripts is False else "True"
+        c["run_hotplug_scripts"] = "True"  # xl's default; xl.conf may say otherwise (lay_host_under)
         self.defbool(c, "oos", "oos")
         self.string(c, "pool_name", "pool")
         self.variant = {}
@@ -223,7 +230,6 @@ class _Reader:
             self.defbool(self.variant, "pvshim", "pvshim")
             for key in ("pvshim_path", "pvshim_cmdline", "pvshim_extra"):
                 self.string(self.variant, key, key)
-        _put(b, "blkdev_start", self.host.blkdev_start)
 
     def scheduling_and_memory(self) -> None:
         sched: JSON = {}
@@ -256,17 +262,15 @@ class _Reader:
             raise self.refuse("maxvcpus", "maxvcpus < vcpus")
         for key, field_name in (("cpus", "vcpu_hard_affinity"), ("cpus_soft", "vcpu_soft_affinity")):
             self.affinity(key, field_name)
-        for key, host_value in (("max_grant_frames", self.host.max_grant_frames),
-                                ("max_maptrack_frames", self.host.max_maptrack_frames)):
+        for key in ("max_grant_frames", "max_maptrack_frames"):
             value = v.long(key)
             if value is not None and not 0 <= value <= 2**31 - 1:
                 raise self.refuse(key, f"{value} is out of range (0 to {2**31 - 1})")
-            _put(b, key, value if value is not None else host_value)
+            _put(b, key, value)
         grant_version = v.long("max_grant_version")
         if grant_version is not None:
             b["max_grant_version"] = grant_version
-        claim = self.host.claim_mode
-        b["claim_mode"] = "False" if claim is False else "True"
+        b["claim_mode"] = "True"  # xl's default; xl.conf may say otherwise (lay_host_under)
 
     def vnuma(self) -> None:
         raw = self.v.raw("vnuma")
@@ -673,10 +677,6 @@ class _Reader:
 
     def nic(self, devid: int, text: str) -> JSON:
         nic: JSON = {"devid": devid}
-        host = self.host
-        for key, value in (("bridge", host.vif_bridge), ("script", host.vif_script),
-                           ("backend_domname", host.vif_backend), ("gatewaydev", host.vif_gatewaydev)):
-            _put(nic, key, value)
         fields = {"bridge": "bridge", "gatewaydev": "gatewaydev", "netdev": "gatewaydev", "ip": "ip",
                   "script": "script", "backend": "backend_domname", "vifname": "ifname", "model": "model",
                   "forwarddev": "coloft_forwarddev"}
@@ -924,16 +924,41 @@ def _check_last_line(text: str, file: str | None) -> None:
                               file=file, line=text.count("\n") + 1)
 
 
+def lay_host_under(config: JSON, host: HostSettings) -> JSON:
+    """A copy of ``config`` with the host's xl.conf where the file left a gap, as ``xl create``
+    fills them: each vif's default bridge, script, backend and gateway device; the temporary block
+    device name; the grant table sizes; claim mode; whether libxl runs the hotplug scripts."""
+    out = copy.deepcopy(config)
+    for nic in out.get("nics", []):
+        for key, value in (("bridge", host.vif_bridge), ("script", host.vif_script),
+                           ("backend_domname", host.vif_backend), ("gatewaydev", host.vif_gatewaydev)):
+            if value is not None and key not in nic:
+                nic[key] = value
+    b_info = out["b_info"]
+    for key, value in (("blkdev_start", host.blkdev_start), ("max_grant_frames", host.max_grant_frames),
+                       ("max_maptrack_frames", host.max_maptrack_frames)):
+        if value is not None and key not in b_info:
+            b_info[key] = value
+    if host.claim_mode is not None:
+        b_info["claim_mode"] = "True" if host.claim_mode else "False"
+    if host.run_hotplug_scripts is not None:
+        out["c_info"]["run_hotplug_scripts"] = "True" if host.run_hotplug_scripts else "False"
+    return out
+
+
 def read_xl_config(text: str, file: str | None = None, host: HostSettings | None = None,
                    max_cpus: int | None = None) -> XlConfig:
     """Build the libxl config of one xl.cfg; raises ``ConfigError`` (file, line, key, why) where
     the agent refuses the file. ``host`` is the host's xl.conf (None: xl's built-in defaults);
-    ``max_cpus`` the host's cpu count that ``cpus="all"`` and cpu lists are cut to."""
+    ``max_cpus`` the host's cpu count that cpu lists are cut to (default: ``host.cpus``; unknown:
+    nothing is cut)."""
     _check_last_line(text, file)
     values = XlValues(parse_cfg(text, file), file)
     known = max_cpus or (host.cpus if host else None)
-    reader = _Reader(values, host, known or os.cpu_count() or 1, cpus_known=known is not None)
-    config = reader.read()
+    reader = _Reader(values, known or os.cpu_count() or 1, cpus_known=known is not None)
+    own = reader.read()
+    values.read.add(RUN_STRATEGY_KEY)
+    strategy = read_run_strategy(Cfg(values.settings, file))
     for key, setting in values.settings.items():
         if key in values.read:
             continue
@@ -948,7 +973,8 @@ def read_xl_config(text: str, file: str | None = None, host: HostSettings | None
         else:
             values.warnings.append(ConfigError(f"not used for a {reader.kind} guest: ignored (as xl does)",
                                                file=file, line=setting.line, element=key))
-    return XlConfig(config, values.warnings)
+    config = lay_host_under(own, host) if host is not None else own
+    return XlConfig(config, values.warnings, own, strategy)
 
 
-__all__ = ["XlConfig", "XL_KEYS", "SOUNDHW_MODELS", "read_xl_config"]
+__all__ = ["XlConfig", "XL_KEYS", "SOUNDHW_MODELS", "read_xl_config", "lay_host_under"]
