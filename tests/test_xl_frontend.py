@@ -411,3 +411,24 @@ def test_the_hosts_cpu_count_is_asked_once_and_a_failure_leaves_it_unknown() -> 
     assert cut["b_info"]["vcpu_hard_affinity"] == [[4, 5, 6, 7]]
     uncut = read_xl_config(PV + "vcpus = 1\ncpus = [ '4-47' ]\n", "g.cfg", HostSettings()).config
     assert uncut["b_info"]["vcpu_hard_affinity"] == [list(range(4, 48))]
+
+
+def test_the_agents_run_strategy_key_is_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "g.cfg"
+    halted = parse_desired_file(path, (PV + 'xenreconcile_run_strategy = "Halted"\n').encode(), "", None)
+    assert isinstance(halted, DesiredDomain)
+    assert (halted.run_strategy, halted.power_state, halted.warnings) == ("Halted", "stopped", ())
+    assert "xenreconcile_run_strategy" not in json.dumps(halted.config)
+    bad = parse_desired_file(path, (PV + 'xenreconcile_run_strategy = "Often"\n').encode(), "", None)
+    assert isinstance(bad, ConfigError) and str(bad).startswith(f"{path}:4: xenreconcile_run_strategy")
+
+
+def test_the_policy_judges_the_files_own_config_not_the_hosts_xl_conf(tmp_path: Path) -> None:
+    """A vif script from xl.conf is the host's choice; the same script in the file is refused."""
+    host = HostSettings(vif_script="/opt/odd/vif-script")
+    path = tmp_path / "g.cfg"
+    plain = parse_desired_file(path, (PV + 'vif = [ "" ]\n').encode(), "", DEFAULT_SECURITY, host)
+    assert isinstance(plain, DesiredDomain) and plain.config["nics"][0]["script"] == "/opt/odd/vif-script"
+    text = PV + 'vif = [ "script=/opt/odd/vif-script" ]\n'
+    own = parse_desired_file(path, text.encode(), "", DEFAULT_SECURITY, host)
+    assert isinstance(own, ConfigError) and "hotplug script '/opt/odd/vif-script'" in str(own)
