@@ -9,9 +9,12 @@ guest ``xl create`` would give. The value grammars are shared with the converter
 
 Where xl is lenient the file is read the same way and a warning says what xl did (a number that
 is not one, a list where a single value belongs, an unknown cpuid flag, a deprecated spelling);
-where xl refuses, the file is refused; a few things xl takes are refused here with the reason
-(``qemu-xen-traditional``, which Xen 4.17 packages do not ship, cpuid fields wider than one bit,
-NUMA node cpu lists). Keys xl does not read at all are warned about (xl ignores them silently).
+where xl refuses, the file is refused; a few things xl's dry run takes are refused here with the
+reason: what libxl 4.17 refuses at create anyway (``qemu-xen-traditional``, which Xen 4.17 packages
+do not ship, and sound cards it does not know), what xl misreads (``rdm=``), what cannot be a stable
+desired state (``ms_vm_genid="generate"``), stub-domain device models, cpuid fields wider than one
+bit and NUMA node cpu lists. Keys xl does not read at all, or reads only for another guest type,
+are warned about (xl ignores them silently).
 The result leaves out the owner marker and any generated identity: a file without ``uuid`` has
 none here (the agent keeps one per name), nics without ``mac`` get libxl's random one at create.
 """
