@@ -780,7 +780,7 @@ class _Reader:
         v = self.v
         if self.kind == "pv" and "vfbs" not in self.cfg:
             if v.long("vnc"):
-                vfb: JSON = {"devid": 0, "vnc": _top_vnc(v), "sdl": _top_sdl(v)}
+                vfb: JSON = {"devid": 0, "vnc": read_fields(v, _VNC), "sdl": read_fields(v, _SDL)}
                 self.string(vfb, "keymap", "keymap")
                 self.cfg["vfbs"] = [vfb]
                 self.cfg["vkbs"] = [{"devid": 0}]
@@ -794,8 +794,8 @@ class _Reader:
             self.unused(("vnc", "vnclisten", "vncpasswd", "vncdisplay", "vncunused", "sdl", "opengl",
                          "display", "xauthority"), "PVH guests have no emulated display: use vfb=")
         else:
-            self.variant["vnc"] = _top_vnc(v)
-            self.variant["sdl"] = _top_sdl(v)
+            self.variant["vnc"] = read_fields(v, _VNC)
+            self.variant["sdl"] = read_fields(v, _SDL)
         self.defbool(self.b, "dm_restrict", "dm_restrict")
 
     def unused(self, keys: tuple[str, ...], why: str) -> None:
@@ -825,20 +825,7 @@ class _Reader:
         hdtype = self.enum("hdtype", ("ide", "ahci"))
         _put(hvm, "hdtype", hdtype)
         self.string(hvm, "keymap", "keymap")
-        spice: JSON = {}
-        self.defbool(spice, "enable", "spice")
-        self.number(spice, "port", "spiceport")
-        self.number(spice, "tls_port", "spicetls_port")
-        self.string(spice, "host", "spicehost")
-        self.defbool(spice, "disable_ticketing", "spicedisable_ticketing")
-        self.string(spice, "passwd", "spicepasswd")
-        self.defbool(spice, "agent_mouse", "spiceagent_mouse")
-        self.defbool(spice, "vdagent", "spicevdagent")
-        self.defbool(spice, "clipboard_sharing", "spice_clipboard_sharing")
-        self.number(spice, "usbredirection", "spiceusbredirection")
-        self.string(spice, "image_compression", "spice_image_compression")
-        self.string(spice, "streaming_video", "spice_streaming_video")
-        hvm["spice"] = spice
+        hvm["spice"] = read_fields(v, _SPICE)
         self.defbool(hvm, "nographic", "nographic")
         gfx = v.raw("gfx_passthru")
         if gfx is not None:
@@ -891,23 +878,28 @@ class _Reader:
         b[f"type.{self.kind}"] = self.variant
 
 
-def _top_vnc(v: XlValues) -> JSON:
-    vnc: JSON = {}
-    _put(vnc, "enable", v.defbool("vnc"))
-    _put(vnc, "listen", v.string("vnclisten"))
-    _put(vnc, "passwd", v.string("vncpasswd"))
-    _put(vnc, "display", v.long("vncdisplay"))
-    _put(vnc, "findunused", v.defbool("vncunused"))
-    return vnc
+#: Top-level display keys -> (libxl field, how xl reads the value): libxl_vnc_info, libxl_sdl_info
+#: and libxl_spice_info, each filled from its own keys.
+_VNC = (("enable", "vnc", "bool"), ("listen", "vnclisten", "str"), ("passwd", "vncpasswd", "str"),
+        ("display", "vncdisplay", "num"), ("findunused", "vncunused", "bool"))
+_SDL = (("enable", "sdl", "bool"), ("opengl", "opengl", "bool"), ("display", "display", "str"),
+        ("xauthority", "xauthority", "str"))
+_SPICE = (("enable", "spice", "bool"), ("port", "spiceport", "num"), ("tls_port", "spicetls_port", "num"),
+          ("host", "spicehost", "str"), ("disable_ticketing", "spicedisable_ticketing", "bool"),
+          ("passwd", "spicepasswd", "str"), ("agent_mouse", "spiceagent_mouse", "bool"),
+          ("vdagent", "spicevdagent", "bool"), ("clipboard_sharing", "spice_clipboard_sharing", "bool"),
+          ("usbredirection", "spiceusbredirection", "num"),
+          ("image_compression", "spice_image_compression", "str"),
+          ("streaming_video", "spice_streaming_video", "str"))
 
 
-def _top_sdl(v: XlValues) -> JSON:
-    sdl: JSON = {}
-    _put(sdl, "enable", v.defbool("sdl"))
-    _put(sdl, "opengl", v.defbool("opengl"))
-    _put(sdl, "display", v.string("display"))
-    _put(sdl, "xauthority", v.string("xauthority"))
-    return sdl
+def read_fields(v: XlValues, table: tuple[tuple[str, str, str], ...]) -> JSON:
+    """One libxl struct from its xl keys, each read as a boolean, a number or a string."""
+    read = {"bool": v.defbool, "num": v.long, "str": v.string}
+    out: JSON = {}
+    for field_name, key, kind in table:
+        _put(out, field_name, read[kind](key))
+    return out
 
 
 def _check_last_line(text: str, file: str | None) -> None:
