@@ -20,14 +20,15 @@ _C_LONG = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 
 
 def c_strtol(text: str) -> int | None:
-    """``strtol(text, &end, 0)`` that must consume the whole text, or None."""
+    """``strtol(text, &end, 0)`` that must consume the whole text and fit a C long, or None."""
     m = _C_LONG.fullmatch(text)
     if not m:
         return None
     digits = m.group(2)
     base = 16 if digits[:2].lower() == "0x" else 8 if digits[0] == "0" else 10
     value = int(digits, base)
-    return -value if m.group(1) == "-" else value
+    value = -value if m.group(1) == "-" else value
+    return value if -2**63 <= value < 2**63 else None  # strtol's ERANGE: xl ignores the value
 
 
 def atom_text(value: Value) -> str | None:
