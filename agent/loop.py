@@ -35,6 +35,7 @@ from agent.systemd import Notifier
 from agent.watch import Change, DesiredWatcher
 from libxl.backend import Backend, DomainEvent, DomainInfo, IoStats
 from libxl.errors import ConfigError, XenReconcileError
+from libxl.hostconf import with_host_cpus
 from reconcilers import status as st
 from reconcilers.apply import Reconciler, Result
 from reconcilers.desired import DesiredSet, load_desired
@@ -138,6 +139,8 @@ class Controller:
         self._desired_lock = threading.Lock()
         self._desired: DesiredSet | None = None
         self._desired_error: str | None = None
+        #: The host's cpu count, asked of the backend once (xl cuts xl.cfg cpu lists to it).
+        self._nr_cpus: int | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload_requested = False
@@ -180,8 +183,9 @@ class Controller:
         with self._desired_lock:
             old = self._desired
             try:
+                host = with_host_cpus(self.settings.host_settings(), self._host_cpus)  # xl.conf edits apply
                 new = load_desired(Path(self.settings.desired_dir), old, security=self.settings.security(),
-                                   host=self.settings.host_settings())  # xl.conf edits apply at once
+                                   host=host)
             except ConfigError as err:
                 # The directory itself is gone: keep the last set (never prune on a missing mount).
                 if self._desired_error != str(err):
@@ -194,7 +198,18 @@ class Controller:
         for path, err in new.invalid.items():
             if old is None or old.invalid.get(path) is None or str(old.invalid[path]) != str(err):
                 self.log.warning("desired file invalid", file=str(path), action="validate", error=str(err))
+        for dom in new.domains.values():  # an xl.cfg's caveats, once per version of the file
+            seen = old.domains.get(dom.name) if old else None
+            if seen is None or seen.content_hash != dom.content_hash:
+                for warning in dom.warnings:
+                    self.log.warning("desired file warning", file=str(dom.file), action="validate",
+                                     warning=str(warning))
         return affected_names(old, new)
+
+    def _host_cpus(self) -> int:
+        if self._nr_cpus is None:
+            self._nr_cpus = self.backend.host_info().nr_cpus
+        return self._nr_cpus
 
     def _on_change(self, change: Change) -> None:
         """Watcher batch: re-read, then queue every affected domain.

@@ -17,6 +17,9 @@ import re
 from typing import Any
 
 from libxl.errors import ConfigError
+from libxl.formats.cpuid import CPUID_BITS, CpuidError, legacy_leaf
+from libxl.formats.cpuid import to_json as cpuid_json
+from libxl.formats.vifspec import DEFAULT_RATE_INTERVAL_USECS, parse_vif_rate
 from libxl.model import CPU, CharDev, Disk, Domain, Graphics, Interface, PCIAddress, Video
 
 JSON = dict[str, Any]
@@ -63,50 +66,6 @@ _HYPERV_GROUPS = {
     "evmcs": None, "runtime": None, "reset": None, "vendor_id": None, "reenlightenment": None,
 }
 
-_ECX1, _EDX1 = (1, None, "ecx"), (1, None, "edx")
-_EBX7, _ECX7, _EDX7 = (7, 0, "ebx"), (7, 0, "ecx"), (7, 0, "edx")
-_ECX81, _EDX81 = (0x80000001, None, "ecx"), (0x80000001, None, "edx")
-#: CPU feature names (libvirt's, plus libxl's own spellings) -> (leaf, subleaf, register, bit).
-_CPUID_BITS: dict[str, tuple[int, int | None, str, int]] = {
-    **{name: (*_ECX1, bit) for bit, names in {
-        0: ("pni", "sse3"), 1: ("pclmuldq", "pclmulqdq"), 2: ("dtes64",), 3: ("monitor",),
-        4: ("ds_cpl", "dscpl"), 6: ("smx",), 7: ("est",), 8: ("tm2",), 9: ("ssse3",),
-        10: ("cid", "cntxid"), 12: ("fma",), 13: ("cx16", "cmpxchg16"), 14: ("xtpr",), 15: ("pdcm",),
-        17: ("pcid",), 18: ("dca",), 19: ("sse4.1", "sse4_1"), 20: ("sse4.2", "sse4_2"),
-        21: ("x2apic",), 22: ("movbe",), 23: ("popcnt",), 24: ("tsc-deadline", "tsc_deadline"),
-        25: ("aes",), 26: ("xsave",), 27: ("osxsave",), 28: ("avx",), 29: ("f16c",), 30: ("rdrand",),
-        31: ("hypervisor",)}.items() for name in names},
-    **{name: (*_EDX1, bit) for bit, names in {
-        0: ("fpu",), 1: ("vme",), 2: ("de",), 3: ("pse",), 4: ("tsc",), 5: ("msr",), 6: ("pae",),
-        7: ("mce",), 8: ("cx8", "cmpxchg8"), 9: ("apic",), 11: ("sep", "sysenter"), 12: ("mtrr",),
-        13: ("pge",), 14: ("mca",), 15: ("cmov",), 16: ("pat",), 17: ("pse36",), 18: ("pn", "psn"),
-        19: ("clflush", "clfsh"), 21: ("ds",), 22: ("acpi",), 23: ("mmx",), 24: ("fxsr",), 25: ("sse",),
-        26: ("sse2",), 27: ("ss",), 28: ("ht", "htt"), 29: ("tm",), 30: ("ia64",), 31: ("pbe",)}.items()
-       for name in names},
-    **{name: (*_EBX7, bit) for bit, names in {
-        0: ("fsgsbase",), 1: ("tsc_adjust",), 3: ("bmi1",), 4: ("hle",), 5: ("avx2",), 7: ("smep",),
-        8: ("bmi2",), 9: ("erms",), 10: ("invpcid",), 11: ("rtm",), 14: ("mpx",), 16: ("avx512f",),
-        17: ("avx512dq",), 18: ("rdseed",), 19: ("adx",), 20: ("smap",), 21: ("avx512ifma",),
-        23: ("clflushopt",), 24: ("clwb",), 26: ("avx512pf",), 27: ("avx512er",), 28: ("avx512cd",),
-        29: ("sha", "sha-ni"), 30: ("avx512bw",), 31: ("avx512vl",)}.items() for name in names},
-    **{name: (*_ECX7, bit) for bit, names in {
-        0: ("prefetchwt1",), 1: ("avx512vbmi",), 2: ("umip",), 3: ("pku",), 4: ("ospke",),
-        8: ("gfni",), 9: ("vaes",), 10: ("vpclmulqdq",), 22: ("rdpid",)}.items() for name in names},
-    **{name: (*_EDX7, bit) for bit, names in {
-        2: ("avx512-4vnniw",), 3: ("avx512-4fmaps",), 10: ("md-clear", "md_clear"),
-        26: ("spec-ctrl", "ibrsb"), 27: ("stibp",), 28: ("l1d-flush",), 29: ("arch-capabilities",),
-        31: ("ssbd",)}.items() for name in names},
-    **{name: (*_ECX81, bit) for bit, names in {
-        0: ("lahf_lm", "lahfsahf"), 1: ("cmp_legacy", "cmplegacy"), 3: ("extapic",),
-        4: ("cr8legacy", "altmovcr8"), 5: ("abm", "lzcnt"), 6: ("sse4a",), 7: ("misalignsse",),
-        8: ("3dnowprefetch",), 9: ("osvw",), 10: ("ibs",), 11: ("xop",), 12: ("skinit",), 13: ("wdt",),
-        15: ("lwp",), 16: ("fma4",), 17: ("tce",), 19: ("nodeid_msr", "nodeid"), 21: ("tbm",),
-        22: ("topoext",), 23: ("perfctr_core",), 24: ("perfctr_nb",)}.items() for name in names},
-    **{name: (*_EDX81, bit) for bit, names in {
-        11: ("syscall",), 20: ("nx",), 22: ("mmxext",), 25: ("fxsr_opt", "ffxsr"),
-        26: ("pdpe1gb", "page1gb"), 27: ("rdtscp",), 29: ("lm",), 30: ("3dnowext",), 31: ("3dnow",)}.items()
-       for name in names},
-}
 #: Hardware virtualisation flags: libxl exposes them through ``nested_hvm``, never through cpuid.
 _HW_VIRT = ("vmx", "svm")
 
@@ -212,42 +171,19 @@ def _cpuid(cpu: CPU | None) -> list[JSON]:
     for feature in cpu.features:
         if feature.name in _HW_VIRT or feature.policy == "optional":
             continue
-        if feature.name not in _CPUID_BITS:
+        if feature.name not in CPUID_BITS:
             raise ConfigError(f"CPU feature {feature.name!r} is unknown to libxl",
                               element=f"<cpu><feature name='{feature.name}'>")
-        leaf, subleaf, register, bit = _CPUID_BITS[feature.name]
+        leaf, subleaf, register, bit = CPUID_BITS[feature.name]
         masks = leaves.setdefault((leaf, subleaf), {})
         mask = masks.setdefault(register, ["x"] * 32)
         mask[31 - bit] = "1" if feature.policy in ("force", "require") else "0"
     for spec in cpu.cpuid_legacy:
-        _legacy_cpuid(spec, leaves)
-    out = []
-    for (leaf, subleaf), masks in leaves.items():
-        entry: JSON = {"leaf": leaf}
-        if subleaf is not None:
-            entry["subleaf"] = subleaf
-        for register in ("eax", "ebx", "ecx", "edx"):
-            if register in masks:
-                entry[register] = "".join(masks[register])
-        out.append(entry)
-    return out
-
-
-def _legacy_cpuid(spec: str, leaves: dict[tuple[int, int | None], dict[str, list[str]]]) -> None:
-    """xl's legacy ``"LEAF[,SUBLEAF]:REG=BITS,..."`` form, BITS being 32 of x/0/1/k/s (bit 0 last)."""
-    match = re.fullmatch(r"\s*(\w+)(?:,(\w+))?:(.*)", spec)
-    try:
-        if not match:
-            raise ValueError(spec)
-        key = (int(match[1], 0), int(match[2], 0) if match[2] else None)
-        masks = leaves.setdefault(key, {})
-        for item in match[3].split(","):
-            register, _, bits = item.strip().partition("=")
-            if register not in ("eax", "ebx", "ecx", "edx") or not re.fullmatch(r"[01xks]{32}", bits):
-                raise ValueError(item)
-            masks[register] = list(bits)
-    except ValueError:
-        raise ConfigError(f"malformed cpuid entry {spec!r}", element="cpuid") from None
+        try:
+            legacy_leaf(spec, leaves)
+        except CpuidError as err:
+            raise ConfigError(str(err), element="cpuid") from None
+    return cpuid_json(leaves)
 
 
 def _vnuma(dom: Domain) -> list[JSON]:
@@ -557,21 +493,18 @@ def build_disk(disk: Disk, dom: Domain) -> JSON:
 
 
 def _rate(iface: Interface) -> tuple[int, int] | None:
-    """(bytes per interval, interval in µs) from ``<bandwidth><outbound average>`` or an xl rate."""
+    """(bytes per interval, interval in µs): an xl ``rate=`` kept verbatim wins (it may name its
+    own interval), else ``<bandwidth><outbound average>`` (KB/s) over xl's default interval."""
+    if iface.rate:
+        try:
+            rate = parse_vif_rate(iface.rate.strip())
+        except ValueError as err:
+            raise ConfigError(str(err), element="<interface> rate") from None
+        return rate.bytes_per_interval, rate.interval_usecs
     if iface.bandwidth_out_average:
-        interval = 50_000  # xl's default credit interval
+        interval = DEFAULT_RATE_INTERVAL_USECS
         return iface.bandwidth_out_average * 1024 * interval // 1_000_000, interval
-    if not iface.rate:
-        return None
-    match = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)([bB])/s\s*(?:@\s*(\d+)\s*(us|ms|s)?)?\s*", iface.rate)
-    if not match:
-        raise ConfigError(f"malformed rate {iface.rate!r}", element="<interface> rate")
-    number, prefix, unit, amount, scale = match.groups()
-    bytes_per_s = int(number) * {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[prefix.lower()]
-    if unit == "b":
-        bytes_per_s //= 8
-    interval = int(amount) * {"us": 1, "ms": 1000, "s": 10**6, None: 1}[scale] if amount else 50_000
-    return bytes_per_s * interval // 1_000_000, interval
+    return None
 
 
 def build_nic(iface: Interface, devid: int, dom: Domain) -> JSON:

@@ -189,7 +189,8 @@ def validate_config(op: str, config: Any) -> None:
     variant = b_info.get(f"type.{kind}", {})
     if not isinstance(variant, dict):
         raise _fail(op, f"b_info.type.{kind} is not an object", name)
-    if kind == "pv" and not b_info.get("kernel") and not variant.get("bootloader"):
+    # libxl 4.17 takes the bootloader in b_info (xl puts it there) or, as before, in type.pv.
+    if kind == "pv" and not (b_info.get("kernel") or b_info.get("bootloader") or variant.get("bootloader")):
         raise _fail(op, "PV guest needs a kernel or a bootloader", name)
     if kind == "pvh" and not b_info.get("kernel"):
         raise _fail(op, "PVH guest needs a kernel", name)

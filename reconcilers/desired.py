@@ -13,6 +13,9 @@ Rules the prior art taught (see ../shared/notes/reconciler-prior-art.md):
   applied revision the same way);
 - a file that anyone but the agent's user or root could have written, or that asks for what the
   security policy does not allow (``reconcilers.security``), is invalid in the same way;
+- a ``*.cfg`` is read by the xl front end (``libxl.frontends.xl``: what ``xl create`` builds, with
+  the host's xl.conf laid under it), a ``*.xml`` by the domain-XML parser and libvirt's libxl-driver
+  choices (``libxl.config``); both give the libxl JSON the rest of the reconciler works on;
 - ``host`` (libxl.hostconf: the host's xl.conf and libxl.conf) fills each config's gaps the way
   ``xl create`` does, so one file gives the same guest under the agent as under xl;
 - no candidate file at all sets ``empty_suspicious``: the caller prunes nothing on the strength of
@@ -32,7 +35,10 @@ from pathlib import Path
 from libxl.backend import LibxlConfig
 from libxl.config import build_config
 from libxl.errors import ConfigError
+from libxl.formats.domxml import MAX_XML_BYTES
 from libxl.formats.load import is_desired_name, parse_domain_bytes
+from libxl.formats.xlcfg import config_text
+from libxl.frontends.xl import read_xl_config
 from libxl.hostconf import HostSettings, apply_host_settings
 from libxl.model import DEFAULT_RUN_STRATEGY, Domain
 from reconcilers import security as sec
@@ -43,31 +49,38 @@ from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
 
 @dataclass(frozen=True)
 class DesiredDomain:
-    """One domain as a desired file declares it."""
+    """One domain as a desired file declares it (``domain``: the model of a domain XML file; an
+    xl.cfg has none, its libxl ``config`` is all there is)."""
     name: str
     file: Path
-    domain: Domain
+    domain: Domain | None
     config: LibxlConfig
     #: sha256 of the file's bytes: the "revision" applied, recorded in the state inventory.
     content_hash: str
+    #: What the file asks for that is taken with a caveat (xl.cfg: what xl would warn about).
+    warnings: tuple[ConfigError, ...] = ()
+    #: An xl.cfg's ``xenreconcile_run_strategy`` (a domain XML file's is in ``domain``).
+    xl_run_strategy: str | None = None
 
     @property
     def uuid(self) -> str | None:
-        uuid = (self.config.get("c_info") or {}).get("uuid") or self.domain.uuid
+        uuid = (self.config.get("c_info") or {}).get("uuid") or (self.domain.uuid if self.domain else None)
         return uuid.lower() if uuid else None
 
     @property
     def power_state(self) -> str:
-        """running (the default), paused or stopped, from the project's ``<metadata>``; a guest
-        whose run strategy is ``Halted`` is stopped."""
+        """running (the default), paused or stopped, from the project's ``<metadata>`` (an xl.cfg is
+        started running, as ``xl create`` starts it); a guest whose run strategy is ``Halted`` is
+        stopped."""
         if self.run_strategy == "Halted":
             return "stopped"
-        return self.domain.power_state or "running"
+        return (self.domain.power_state if self.domain else None) or "running"
 
     @property
     def run_strategy(self) -> str:
         """When a guest that is not running is (re)started: ``libxl.model.RUN_STRATEGIES``."""
-        return self.domain.run_strategy or DEFAULT_RUN_STRATEGY
+        chosen = self.domain.run_strategy if self.domain else self.xl_run_strategy
+        return chosen or DEFAULT_RUN_STRATEGY
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,8 @@ def parse_desired_file(path: Path, data: bytes, digest: str, policy: SecurityPol
                        host: HostSettings | None = None) -> DesiredDomain | ConfigError:
     """Everything that decides whether one file's bytes are acceptable: parse, libxl config build
     (which refuses what libxl would), host defaults, security policy (its first violation)."""
+    if path.suffix.lower() == ".cfg":
+        return _parse_xl_file(path, data, digest, policy, host)
     try:
         domain = parse_domain_bytes(path, data)
         own = config = build_config(domain)
@@ -135,6 +150,21 @@ def parse_desired_file(path: Path, data: bytes, digest: str, policy: SecurityPol
     if errors:
         return sec.first_error(errors)
     return DesiredDomain(domain.name, path, domain, config, digest)
+
+
+def _parse_xl_file(path: Path, data: bytes, digest: str, policy: SecurityPolicy | None,
+                   host: HostSettings | None) -> DesiredDomain | ConfigError:
+    """An xl.cfg through the xl front end: the config ``xl create`` would build on this host."""
+    try:
+        built = read_xl_config(config_text(data, str(path), MAX_XML_BYTES), str(path), host)
+    except ConfigError as err:
+        return err.located(str(path))
+    # As for domain XML: the policy judges the file's own config, not the host's xl.conf defaults.
+    errors = sec.policy_errors(built.own or built.config, policy, path, data) if policy is not None else []
+    if errors:
+        return sec.first_error(errors)
+    return DesiredDomain(built.name, path, None, built.config, digest, tuple(built.warnings),
+                         built.run_strategy)
 
 
 def _evaluate(path: Path, old: _Entry | None, checks: _Checks) -> _Entry | None:

@@ -33,11 +33,15 @@ from reconcilers.state import StateDir
 DEFAULT_RANGE = (5900, 65535)
 
 
-def autoport_kinds(domain: Domain) -> tuple[str, ...]:
+def autoport_kinds(domain: Domain | None) -> tuple[str, ...]:
     """The display kinds of ``domain`` whose port is the agent's to choose: a VNC display with
     ``autoport`` or no port of 5900 or above (what ``libxl.config`` writes no display for), a
-    SPICE display with no port."""
-    kinds = []
+    SPICE display with no port. None for an xl.cfg guest (no domain model): it means what
+    ``xl create`` makes of it, where qemu hunts a free VNC display itself (``vncunused``) and SPICE
+    always names its port, so the agent chooses none."""
+    kinds: list[str] = []
+    if domain is None:
+        return ()
     for g in domain.devices.graphics:
         if g.type == "vnc" and (g.autoport or g.port is None or g.port < VNC_BASE) and "vnc" not in kinds:
             kinds.append("vnc")
@@ -51,7 +55,7 @@ def fixed_ports(domains: Iterable[DesiredDomain], but: str) -> frozenset[int]:
     display may take one, even before that guest runs and listens on it."""
     out = set()
     for want in domains:
-        if want.name == but or not want.domain.devices.graphics:
+        if want.name == but or (want.domain is not None and not want.domain.devices.graphics):
             continue
         auto = autoport_kinds(want.domain)
         fixed = ports_in(want.config)

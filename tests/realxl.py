@@ -80,6 +80,16 @@ def xl_dry_run(cfg_file: Path) -> dict[str, Any]:
     return json.loads(proc.stdout)
 
 
+def xl_create_dry(cfg_file: Path) -> tuple[dict[str, Any] | None, str]:
+    """Real ``xl -N create FILE``: (its libxl JSON, stderr), or (None, stderr) when xl refuses the
+    file (non-zero exit, a crash included)."""
+    proc = subprocess.run([str(XL), "-N", "create", str(cfg_file)], env=shim_env(), capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        return None, proc.stderr.strip()
+    return json.loads(proc.stdout), proc.stderr.strip()
+
+
 def lost_fields(sent: Any, kept: Any, path: str = "") -> list[str]:
     """Fields of ``sent`` that libxl dropped or changed in ``kept``, as ``path: sent -> kept``.
 

@@ -243,3 +243,24 @@ def test_a_kept_port_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
     (env.dir / "a.xml").write_text(pv_vnc("a", kernel="/k2"))  # a is re-created
     busy_while_down = env.sync()
     assert busy_while_down["a"].ok and env.ports() == {"a": (5901, None)}
+
+
+def test_xl_cfg_guests_keep_xls_display_semantics_beside_allocated_ones(tmp_path: Path) -> None:
+    """An xl.cfg vfb means what ``xl create`` makes of it: ``vncunused`` (xl's default) lets qemu
+    hunt a free display itself from ``vncdisplay`` on, so the allocator leaves it alone; a display
+    the file fixes (``vncunused=0``) is never handed to an autoport guest of a domain XML file."""
+    env = Env(tmp_path)
+    (env.dir / "x.cfg").write_text('name = "x"\nmemory = 64\nkernel = "/k"\n'
+                                   'vfb = ["vnc=1,vncdisplay=10,vnclisten=127.0.0.1"]\n')
+    (env.dir / "y.cfg").write_text('name = "y"\nmemory = 64\nkernel = "/k"\n'
+                                   'vfb = ["vnc=1,vncunused=0,vncdisplay=0,vnclisten=127.0.0.1"]\n')
+    (env.dir / "a.xml").write_text(pv_vnc("a"))
+    results = env.sync()
+    assert set(results) == {"a", "x", "y"} and all(r.ok for r in results.values()), results
+    x = next(d.domid for d in env.host.list_domains() if d.name == "x")
+    (x_vfb,) = env.host.domain_config(x)["vfbs"]
+    assert str(x_vfb["vnc"].get("findunused", "True")) == "True"  # xl's vncunused default, untouched
+    assert env.ports()["x"] == (5910, None)
+    assert env.ports()["y"] == (5900, None)
+    assert env.ports()["a"] == (5901, None)
+    assert not env.rec.plan(load_desired(env.dir)).has_changes

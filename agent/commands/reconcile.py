@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
+from libxl.backend import Backend
 from libxl.errors import XenReconcileError
+from libxl.hostconf import with_host_cpus
 from reconcilers import plan as pl
 from reconcilers.apply import Reconciler, Result
 from reconcilers.desired import DesiredSet, load_desired
@@ -84,11 +86,16 @@ def _settings(args: argparse.Namespace) -> AgentConfig:
         raise ValueError(str(err)) from None
 
 
-def _desired(args: argparse.Namespace) -> DesiredSet:
-    """The desired set under the agent's security policy and host settings (xl.conf defaults), so the
-    CLI refuses what the agent refuses and builds the guests the agent would build."""
+def _desired(args: argparse.Namespace, backend: Backend) -> DesiredSet:
+    """The desired set under the agent's security policy and host settings (xl.conf defaults, the
+    host's cpu count), so the CLI refuses what the agent refuses and builds the guests it would."""
     settings = _settings(args)
-    return load_desired(args.dir, security=settings.security(), host=settings.host_settings())
+    host = with_host_cpus(settings.host_settings(), lambda: backend.host_info().nr_cpus)
+    desired = load_desired(args.dir, security=settings.security(), host=host)
+    for dom in desired.domains.values():  # an xl.cfg's caveats (what xl reads leniently or ignores)
+        for warning in dom.warnings:
+            print(f"{warning} (warning)", file=sys.stderr)
+    return desired
 
 
 def _action_line(action: pl.Action) -> str:
@@ -127,7 +134,7 @@ def run_plan(args: argparse.Namespace) -> int:
     try:
         reconciler = _reconciler(args)
         try:
-            result = reconciler.plan(_desired(args))
+            result = reconciler.plan(_desired(args, reconciler.backend))
         finally:
             reconciler.backend.close()
     except (XenReconcileError, ValueError) as err:
@@ -148,7 +155,7 @@ def run_apply(args: argparse.Namespace) -> int:
         with StateDir(args.state_dir).exclusive():  # never beside a running agent on the same host
             reconciler = _reconciler(args)
             try:
-                desired = _desired(args)
+                desired = _desired(args, reconciler.backend)
                 results = reconciler.reconcile_all(desired)
                 after = reconciler.plan(desired)
             finally:

@@ -17,20 +17,26 @@ from libxl.model import Disk
 _POSITIONAL = ("target", "format", "vdev", "access")
 _KEYS = {"target", "format", "vdev", "access", "devtype", "backend", "backendtype", "script",
          "discard", "specification", "colo-host", "colo-port", "colo-export", "active-disk",
-         "hidden-disk", "trusted"}
+         "hidden-disk"}
+#: Xen 4.17's flags (``trusted``/``untrusted`` came later: 4.17 reads them as a positional target).
 _FLAGS = {"cdrom": ("devtype", "cdrom"), "discard": ("discard", "unmap"),
           "no-discard": ("discard", "ignore"), "direct-io-safe": ("direct-io-safe", "1"),
-          "colo": ("colo", "1"), "trusted": ("trusted", "1"), "untrusted": ("trusted", "0")}
+          "colo": ("colo", "1")}
 _FORMATS = ("raw", "qcow", "qcow2", "vhd", "qed")
 _BACKENDS = ("phy", "qdisk", "tap", "standalone")
 #: Deprecated target prefixes (xl-disk-configuration(5) "Deprecated syntax"): prefix -> settings.
+#: ``legacy_backend`` is what libvirt reads into the driver name; xl 4.17 leaves libxl's backend
+#: unset for these prefixes (it picks one itself).
 _PREFIXES = {
-    "phy": {"backendtype": "phy"},
+    "phy": {"legacy_backend": "phy"},
     "file": {},
-    "tap": {"backendtype": "tap"}, "tap2": {"backendtype": "tap"}, "tapdisk": {"backendtype": "tap"},
+    "tap": {"legacy_backend": "tap"}, "tap2": {"legacy_backend": "tap"}, "tapdisk": {"legacy_backend": "tap"},
     "aio": {"format": "raw"}, "ioemu": {},
     "raw": {"format": "raw"}, "qcow": {"format": "qcow"}, "qcow2": {"format": "qcow2"},
     "vhd": {"format": "vhd"}, "qed": {"format": "qed"},
+    # Network block devices through their hotplug script; the rest of the target is its argument.
+    "nbd": {"script": "block-nbd"}, "enbd": {"script": "block-enbd"},
+    "iscsi": {"script": "block-iscsi"}, "drbd": {"script": "block-drbd"},
 }
 #: xl backendtype <-> libvirt driver name.
 _DRIVER_OF_BACKEND = {"phy": "phy", "qdisk": "qemu", "tap": "tap", "standalone": "qemu"}
@@ -50,6 +56,8 @@ class DiskSpec:
     script: str | None = None
     discard: str | None = None
     extra: dict[str, str] | None = None
+    #: The backend a deprecated prefix (``phy:``, ``tap:``) implies; ``backendtype`` is explicit only.
+    legacy_backend: str | None = None
 
 
 def _strip_prefixes(target: str, spec: dict[str, str]) -> tuple[str, bool]:
@@ -73,6 +81,8 @@ def parse_disk_spec(text: str) -> DiskSpec:
     while rest:
         stripped = rest.lstrip(" \t")
         if stripped.startswith("target="):
+            if "target" in given:
+                raise ValueError("target respecified")
             given["target"] = stripped[len("target="):]
             break
         part, sep, rest = stripped.partition(",")
@@ -94,10 +104,13 @@ def parse_disk_spec(text: str) -> DiskSpec:
             if not positional:
                 raise ValueError(f"too many positional parameters at {part!r}")
             slot = positional.pop(0)
-            if slot == "target" and part:
-                part, depr_prefix = _strip_prefixes(part, given)
+            if slot == "target":
+                part, depr_prefix = _strip_prefixes(part, given) if part else ("", False)
                 if depr_prefix and "format" in positional:
                     positional.remove("format")  # legacy `prefix:target,vdev,access`
+                given["target"] = part
+            elif slot == "format" and given.get("target") == "" and part.endswith(":cdrom"):
+                slot = positional.pop(0)  # xm's empty cdrom drive `,hdc:cdrom,r`: no format slot
             if slot == "vdev" and part.endswith(":cdrom"):
                 part = part[: -len(":cdrom")]
                 given.setdefault("devtype", "cdrom")
@@ -108,10 +121,8 @@ def parse_disk_spec(text: str) -> DiskSpec:
     if "target" in given:
         given["target"], _ = _strip_prefixes(given["target"], given)
     known = {f: given.pop(f, None) for f in ("target", "format", "vdev", "access", "devtype",
-                                            "backendtype", "backend", "script", "discard")}
+                                            "backendtype", "backend", "script", "discard", "legacy_backend")}
     spec = DiskSpec(**known, extra=given or None)
-    if spec.vdev is None:
-        raise ValueError("no vdev")
     if spec.format is not None and spec.format not in _FORMATS:
         raise ValueError(f"unknown disk format {spec.format!r}")
     if spec.backendtype is not None and spec.backendtype not in _BACKENDS:
@@ -120,11 +131,13 @@ def parse_disk_spec(text: str) -> DiskSpec:
         raise ValueError(f"unknown access {spec.access!r}")
     if spec.devtype is not None and spec.devtype not in ("cdrom", "disk"):
         raise ValueError(f"unknown devtype {spec.devtype!r}")
+    if spec.vdev is None:  # after the values, as xl reports a misplaced one first
+        raise ValueError("no vdev")
     return spec
 
 
 def disk_from_spec(spec: DiskSpec) -> Disk:
-    driver = _DRIVER_OF_BACKEND.get(spec.backendtype or "qdisk", "qemu")
+    driver = _DRIVER_OF_BACKEND.get(spec.backendtype or spec.legacy_backend or "qdisk", "qemu")
     cdrom = spec.devtype == "cdrom"
     return Disk(
         type="block" if driver == "phy" else "file",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from libxl.errors import ConfigError
 from libxl.formats import vifspec
+from libxl.formats.pcispec import parse_pci_spec
 from libxl.formats.xlcfg import Setting, Value
 from libxl.model import (
     LIFECYCLE_ACTIONS,
@@ -285,13 +286,12 @@ def format_chardev(dev: CharDev) -> str:
 
 
 def parse_pci(spec: str) -> Hostdev:
-    """``[DDDD:]BB:SS.F[@VSLOT][,opts]``."""
-    bdf = spec.split(",", 1)[0].split("@", 1)[0].strip()
-    m = re.fullmatch(r"(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])", bdf)
-    if not m:
-        raise ValueError("malformed PCI address (expected [DDDD:]BB:SS.F)")
-    return Hostdev(managed=False, address=PCIAddress(int(m.group(1) or "0", 16), int(m.group(2), 16),
-                                                     int(m.group(3), 16), int(m.group(4), 16)))
+    """xl-pci-configuration(5) (``libxl.formats.pcispec``, shared with the xl front end) as a
+    ``<hostdev>``; the options have no place in libvirt's xl conversion and are left out of it."""
+    pci = parse_pci_spec(spec)
+    if pci.func is None:
+        raise ValueError("every function of a device (.*) has no domain XML form; list the functions")
+    return Hostdev(managed=False, address=PCIAddress(pci.domain, pci.bus, pci.dev, pci.func))
 
 
 def parse_vfb(spec: str) -> Graphics:

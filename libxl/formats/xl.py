@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from libxl.errors import ConfigError
 from libxl.formats import diskspec, vifspec, xencommon
+from libxl.formats.cpuid import split_policy
 from libxl.formats.xencommon import FIRMWARE_DIR, Cfg, Dialect
 from libxl.formats.xlcfg import Value, format_cfg, parse_cfg
 from libxl.model import (
@@ -154,14 +155,13 @@ def _legacy_cpuid_ok(entry: str) -> bool:
 
 
 def parse_cpuid(text: str) -> list[CpuFeature]:
-    """libxl's ``host,NAME=VALUE,...`` cpuid string -> libvirt CPU features."""
+    """libxl's ``host,NAME=VALUE,...`` cpuid string (``libxl.formats.cpuid``) -> libvirt CPU features."""
     feats: list[CpuFeature] = []
-    for item in text.split(","):
-        item = item.strip()
-        if item in ("host", ""):
+    for name, value in split_policy(text)[1]:
+        if name == "host":
             continue
-        name, eq, value = item.partition("=")
-        if not eq or value not in _POLICY_OF:
+        if value not in _POLICY_OF:
+            item = name if value is None else f"{name}={value}"
             raise ValueError(f"malformed cpuid item {item!r} (expected NAME=0|1|x|k|s)")
         feats.append(CpuFeature(_LIBVIRT_NAME_OF.get(name, name), _POLICY_OF[value]))
     return feats

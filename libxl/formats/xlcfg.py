@@ -90,10 +90,12 @@ def _tokenize(text: str, file: str | None) -> list[_Tok]:
 
 
 def _number(raw: str) -> int | str:
-    """Integers become ints; decimals stay text (xl reads them as strings, e.g. ``cpu_weight``)."""
+    """Integers become ints; decimals and numbers with a leading zero stay text (xl reads decimals
+    as strings, e.g. ``cpu_weight``, and ``010`` as octal: the xl front end reads the text itself)."""
     if raw.lower().startswith("0x"):
         return int(raw, 16)
-    return raw if "." in raw else int(raw)
+    digits = raw.lstrip("+-")
+    return raw if "." in raw or (len(digits) > 1 and digits[0] == "0") else int(raw)
 
 
 class _Parser:
