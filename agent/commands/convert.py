@@ -79,11 +79,20 @@ class _Usage(Exception):
 
 
 def _read(path: str) -> tuple[str, str]:
-    if path == "-":
-        return sys.stdin.read(), "<stdin>"
+    """The input's text: a regular file (a FIFO or device is refused unopened) or stdin, at most
+    the size limit desired files have."""
+    from libxl.formats.domxml import MAX_XML_BYTES
+    from libxl.formats.readfile import read_regular
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read(), path
+        if path == "-":
+            text = sys.stdin.read(MAX_XML_BYTES + 1)
+            if len(text.encode("utf-8")) > MAX_XML_BYTES:
+                raise ConfigError(f"input is over the {MAX_XML_BYTES} byte limit")
+            return text, "<stdin>"
+        return read_regular(path, MAX_XML_BYTES).decode("utf-8"), path
+    except ConfigError as err:
+        raise _Usage(f"cannot read {path}: {err.message}") from None
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise _Usage(f"cannot read {path}: {reason}") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
 from libxl.config import build_config
 from libxl.errors import ConfigError
-from libxl.formats.load import is_desired_name, load_domain_file
+from libxl.formats.load import is_desired_name, parse_domain_bytes, read_desired_bytes
 from libxl.model import Domain
 from reconcilers.security import SecurityPolicy, policy_errors
 
@@ -58,7 +58,7 @@ def _conflicts(valid: dict[Path, Domain]) -> list[str]:
     return lines
 
 
-def _problems(path: Path, dom: Domain, security: SecurityPolicy | None) -> list[str]:
+def _problems(path: Path, dom: Domain, data: bytes, security: SecurityPolicy | None) -> list[str]:
     """What the agent would refuse beyond parsing: the libxl config build (libxl's own limits, e.g.
     no floppy drives) and, unless turned off, the security policy."""
     try:
@@ -67,7 +67,7 @@ def _problems(path: Path, dom: Domain, security: SecurityPolicy | None) -> list[
         return [str(err.located(str(path)))]
     if security is None:
         return []
-    return [str(err) for err in policy_errors(dom, config, security, path, path.read_bytes())]
+    return [str(err) for err in policy_errors(dom, config, security, path, data)]
 
 
 def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Report:
@@ -75,12 +75,13 @@ def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Repor
     files, problems = collect(paths)
     valid: dict[Path, Domain] = {}
     for path in files:
-        try:
-            dom = load_domain_file(path)
+        try:  # read once (a regular file only, bounded); parse and policy see the same bytes
+            data = read_desired_bytes(path)
+            dom = parse_domain_bytes(path, data)
         except ConfigError as err:
             problems.append(str(err.located(str(path))))
             continue
-        refused = _problems(path, dom, security)
+        refused = _problems(path, dom, data, security)
         if refused:
             problems.extend(refused)
         else:
