@@ -26,7 +26,7 @@ from agent.metrics import AgentMetrics, Endpoints, MetricsServer
 from agent.socket_api import AgentSocket
 from agent.systemd import Notifier
 from libxl.backend import Backend
-from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError
+from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError, safe
 from libxl.uri import open_backend
 from reconcilers.state import StateDir, StateError
 
@@ -170,6 +170,7 @@ def format_status(doc: dict[str, Any]) -> list[str]:
             rows.append(["-", "invalid", "-", path, error])
     if not rows:
         return []
+    rows = [[safe(str(cell)) for cell in row] for row in rows]  # names come from files: no ESC, no newline
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(r)).rstrip()
             for r in rows]

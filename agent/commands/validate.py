@@ -17,7 +17,7 @@ from pathlib import Path
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
 from libxl.config import build_config
-from libxl.errors import ConfigError
+from libxl.errors import ConfigError, safe
 from libxl.formats.load import is_desired_name, parse_domain_bytes, read_desired_bytes
 from libxl.model import Domain
 from reconcilers.security import SecurityPolicy, policy_errors
@@ -106,10 +106,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
     report = validate([Path(p) for p in args.paths], security)
     for line in report.problems:
-        print(line)
+        print(safe(line))  # file and guest names come from the repository: no ESC, no newline
     if args.verbose:
         for path, dom in report.valid.items():
-            print(summary(path, dom))
+            print(safe(summary(path, dom)))
         print(f"{len(report.files)} files checked, {len(report.valid)} parsed, "
               f"{len(report.problems)} problems", file=sys.stderr)
     return 1 if report.problems else 0
