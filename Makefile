@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint e2e e2e-libvirt bench
+.PHONY: venv demo test lint e2e e2e-libvirt bench deb
 
 $(BIN)/xenreconcile: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,3 +41,16 @@ e2e-libvirt: venv
 # table and writes bench-results/latest.json. `.venv/bin/python -m tests.bench --quick` is shorter.
 bench: venv
 	$(BIN)/python -m tests.bench
+
+# The Debian package (debian/, debhelper): dist/xenreconcile_VERSION_ARCH.deb. Built from a copy of
+# the tree without the venv and in-tree build products, with Debian's python3 and libxen-dev
+# (apt-get install debhelper dh-python python3-all-dev python3-setuptools python3-cffi libxen-dev).
+DEB_BUILD ?= build/deb
+DEB_DIST ?= dist
+deb:
+	rm -rf $(DEB_BUILD) && mkdir -p $(DEB_BUILD)/src $(DEB_DIST)
+	tar -c --exclude=./.venv --exclude=./.git --exclude=./build --exclude=./dist --exclude=./.demo \
+		--exclude='*.so' --exclude=__pycache__ --exclude='*.egg-info' . | tar -x -C $(DEB_BUILD)/src
+	cd $(DEB_BUILD)/src && dpkg-buildpackage -us -uc -b >../build.log 2>&1 || { tail -30 ../build.log; exit 1; }
+	mv $(DEB_BUILD)/xenreconcile_*.deb $(DEB_DIST)/
+	@ls $(DEB_DIST)/xenreconcile_*.deb

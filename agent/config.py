@@ -9,6 +9,7 @@ agent would act on a host with settings nobody asked for (e.g. prune on).
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -82,6 +83,16 @@ class AgentConfig:
     allow_usb_passthrough: bool = DEFAULT_SECURITY.allow_usb_passthrough
     hotplug_script_dirs: tuple[str, ...] = DEFAULT_SECURITY.hotplug_script_dirs
     allowed_device_models: tuple[str, ...] = DEFAULT_SECURITY.allowed_device_models
+    allowed_chardev_dirs: tuple[str, ...] = DEFAULT_SECURITY.allowed_chardev_dirs
+    allowed_chardev_devices: tuple[str, ...] = DEFAULT_SECURITY.allowed_chardev_devices
+    allow_dom0_sockets: bool = DEFAULT_SECURITY.allow_dom0_sockets
+    allowed_9p_dirs: tuple[str, ...] = DEFAULT_SECURITY.allowed_9p_dirs
+    allow_vtpm: bool = DEFAULT_SECURITY.allow_vtpm
+    allow_raw_hardware: bool = DEFAULT_SECURITY.allow_raw_hardware
+    allowed_firmware_dirs: tuple[str, ...] = DEFAULT_SECURITY.allowed_firmware_dirs
+    allow_open_display: bool = DEFAULT_SECURITY.allow_open_display
+    allowed_rbd_options: tuple[str, ...] = DEFAULT_SECURITY.allowed_rbd_options
+    require_dm_restrict: bool = DEFAULT_SECURITY.require_dm_restrict
     # Host defaults as xl applies them (libxl.hostconf; README "Remote hosts and host settings").
     xl_conf: str = DEFAULT_XL_CONF
     libxl_conf: str = DEFAULT_LIBXL_CONF
@@ -176,6 +187,13 @@ def _absolute_paths(value: Any) -> str | None:
     return None
 
 
+def _names(value: Any) -> str | None:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and re.fullmatch(r"[a-z0-9_-]+", v)
+                                                      for v in value):
+        return "must be a list of option names (lower case letters, digits, _ and -)"
+    return None
+
+
 def _optional_path(value: Any) -> str | None:
     """An absolute path, or "" for "none"."""
     if not isinstance(value, str) or (value and not value.startswith("/")):
@@ -221,6 +239,16 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "allow_usb_passthrough": _boolean,
     "hotplug_script_dirs": _absolute_paths,
     "allowed_device_models": _absolute_paths,
+    "allowed_chardev_dirs": _absolute_paths,
+    "allowed_chardev_devices": _absolute_paths,
+    "allow_dom0_sockets": _boolean,
+    "allowed_9p_dirs": _absolute_paths,
+    "allow_vtpm": _boolean,
+    "allow_raw_hardware": _boolean,
+    "allowed_firmware_dirs": _absolute_paths,
+    "allow_open_display": _boolean,
+    "allowed_rbd_options": _names,
+    "require_dm_restrict": _boolean,
     "xl_conf": _optional_path,
     "libxl_conf": _optional_path,
     "autoballoon": _choice(("", *AUTOBALLOON_MODES)),

@@ -21,6 +21,7 @@ a ``git checkout`` touching a thousand files becomes one batch and each file is 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -53,6 +54,11 @@ from libxl.formats.load import is_desired_name
 #: file must not wake itself up.
 _EVENTS = [FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent,
            DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
+_EVENT_TYPES = frozenset(_EVENTS)
+#: watchdog >= 4 filters in the observer (fewer wakeups); Debian 12's watchdog 2.2, which the Debian
+#: package runs on, has no ``event_filter``, so the handler filters too (the same exact types).
+_SCHEDULE_KW = ({"event_filter": _EVENTS}
+                if "event_filter" in inspect.signature(BaseObserver.schedule).parameters else {})
 #: The logger watchdog reports inotify's IN_Q_OVERFLOW on (it drops the event itself).
 _INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 
@@ -149,7 +155,8 @@ class _Handler(FileSystemEventHandler):
         self._role = role
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        self._watcher._on_event(self._role, event)
+        if type(event) in _EVENT_TYPES:
+            self._watcher._on_event(self._role, event)
 
 
 class _OverflowLogHandler(logging.Handler):
@@ -243,11 +250,11 @@ class DesiredWatcher:
             try:
                 if self._identity is not None:
                     observer.schedule(_Handler(self, "dir"), self._identity[0], recursive=False,
-                                      event_filter=_EVENTS)
+                                      **_SCHEDULE_KW)
                 for parent in parents_to_watch(self.directory):
                     if self._identity is None or parent != self._identity[0]:
                         observer.schedule(_Handler(self, "parent"), parent, recursive=False,
-                                          event_filter=_EVENTS)
+                                          **_SCHEDULE_KW)
                 observer.start()
             except OSError as err:  # ENOSPC / EMFILE: out of inotify watches; resync still runs
                 self._hooks.event("error")

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
+import structlog
 from reconcile_fixtures import domain_xml
 
 from agent import log as agentlog
@@ -126,7 +127,7 @@ def test_status_and_the_log_redact_and_escape() -> None:
             agentlog.domain_logger(ESC_NAME, "/d/a.cfg", "create").error("create failed",
                                                                         error="passwd='SECRET' bad")
         finally:
-            agentlog.configure("json")
+            structlog.reset_defaults()  # as tests/test_agent_log.py: no later test logs into this stream
         out = stream.getvalue()
         assert "SECRET" not in out and "\x1b" not in out and out.count("\n") == 1, out
     assert json.loads(out)["domain"] == ESC_NAME  # JSON escapes control characters itself

@@ -123,7 +123,7 @@ def test_xl_pci_and_usb_passthrough_refused(tmp_path: Path) -> None:
     result = load_desired(desired)
     assert "(and 1 more policy violation)" in str(result.invalid[desired / "evil.cfg"])
     dom = load_domain_file(desired / "evil.cfg")
-    messages = [e.message for e in check_policy(dom, build_config(dom), DEFAULT_SECURITY)]
+    messages = [e.message for e in check_policy(build_config(dom), DEFAULT_SECURITY)]
     assert messages == ["PCI passthrough of 0000:03:00.0 is not allowed (allow_pci_passthrough = false)",
                         "USB passthrough is not allowed (allow_usb_passthrough = false)"]
 

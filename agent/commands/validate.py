@@ -3,9 +3,9 @@
 Meant for GitOps CI: one line per problem (``FILE:LINE: element: problem``), exit status 1 when
 anything is wrong. Besides each file on its own it checks what only the set can show: two files
 declaring the same name or uuid, which the agent treats as a conflict and applies neither. Each
-file is also held to the agent's security policy (bootloaders, device-model arguments, passthrough,
-hotplug scripts, device models; the settings of ``--config``, else the strict defaults), so CI
-refuses what the agent would; file modes are not checked (they belong to the deployed directory).
+file is also held to the agent's security policy (README "Security": what makes dom0 run, open,
+create or listen on something for a guest; the settings of ``--config``, else the strict defaults),
+so CI refuses what the agent would; file modes are not checked (they belong to the deployed directory).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _problems(path: Path, dom: Domain, data: bytes, security: SecurityPolicy | N
         return [str(err.located(str(path)))]
     if security is None:
         return []
-    return [str(err) for err in policy_errors(dom, config, security, path, data)]
+    return [str(err) for err in policy_errors(config, security, path, data)]
 
 
 def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Report:
