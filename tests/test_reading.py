@@ -13,12 +13,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from agent_helpers import names_on_host, running, settings, wait_for
 from reconcile_fixtures import domain_xml
 
 from agent.cli import main
 from libxl.errors import ConfigError
 from libxl.formats.load import read_desired_bytes
 from libxl.formats.readfile import MAX_SYMLINKS, read_regular
+from libxl.hostconf import XL_CONF_KEYS, read_conf
+from libxl.uri import open_backend
 from reconcilers.desired import load_desired, load_one
 from reconcilers.security import SecurityPolicy, check_file_modes
 
@@ -36,10 +39,19 @@ def only_error(result) -> str:
 def in_thread(fn):
     """``fn()``'s value, or a failure if it never returns (a FIFO opened for reading blocks)."""
     out: list = []
-    worker = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+
+    def call() -> None:
+        try:
+            out.append(fn())
+        except Exception as err:  # noqa: BLE001 (re-raised in the caller's thread)
+            out.append(err)
+
+    worker = threading.Thread(target=call, daemon=True)
     worker.start()
     worker.join(WATCHDOG_S)
     assert not worker.is_alive(), "the reader hangs"
+    if isinstance(out[0], Exception):
+        raise out[0]
     return out[0]
 
 
@@ -270,3 +282,36 @@ def test_swapping_a_file_and_a_symlink_never_raises(tmp_path: Path) -> None:
     finally:
         stop.set()
         thread.join()
+
+
+def test_the_agent_is_not_wedged_by_a_fifo_or_a_swap(tmp_path: Path) -> None:
+    """Finding 4 and 7 through the agent: a FIFO named x.xml, then a file swapped between a symlink
+    and a regular file, while the agent runs: it gets ready, creates the good guest, reports the
+    FIFO in /status, and stops cleanly (SIGTERM's path)."""
+    cfg = settings(tmp_path)
+    desired = Path(cfg.desired_dir)
+    os.mkfifo(desired / "x.xml")
+    (desired / "a.xml").write_text(domain_xml("a"))
+    guest_dir(tmp_path / "good", "good")
+    backend = open_backend(cfg.uri)
+    with running(cfg, backend) as agent:
+        wait_for(lambda: agent.state.ready, what="ready", timeout=WATCHDOG_S)
+        assert names_on_host(backend) == ["a"]
+        invalid = agent.status_document()["invalid_files"]
+        assert invalid == {str(desired / "x.xml"): f"{desired / 'x.xml'}: not a regular file (a FIFO): "
+                                                    "refused unopened"}
+        for _ in range(50):
+            relink(desired / "b.xml", "../good/a.xml")
+            (desired / ".b.tmp").write_text(domain_xml("good-a"))
+            os.replace(desired / ".b.tmp", desired / "b.xml")
+        wait_for(lambda: names_on_host(backend) == ["a", "good-a"], what="the swapped file's guest",
+                 timeout=WATCHDOG_S)
+
+
+def test_the_hosts_xl_conf_is_read_the_same_way(tmp_path: Path) -> None:
+    """/etc/xen/xl.conf is read by every scan: a FIFO there is one error, not a wedged agent."""
+    conf = tmp_path / "xl.conf"
+    os.mkfifo(conf)
+    with pytest.raises(ConfigError, match=r"xl\.conf: not a regular file \(a FIFO\): refused unopened"):
+        in_thread(lambda: read_conf(conf, XL_CONF_KEYS))
+    assert read_conf(tmp_path / "absent.conf", XL_CONF_KEYS) == {}
