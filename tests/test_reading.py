@@ -8,14 +8,18 @@ file must never be accepted, and no exception may escape.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 from agent_helpers import names_on_host, running, settings, wait_for
 from reconcile_fixtures import domain_xml
 
+from agent import log as agentlog
 from agent.cli import main
 from libxl.errors import ConfigError
 from libxl.formats.load import read_desired_bytes
@@ -294,18 +298,29 @@ def test_the_agent_is_not_wedged_by_a_fifo_or_a_swap(tmp_path: Path) -> None:
     (desired / "a.xml").write_text(domain_xml("a"))
     guest_dir(tmp_path / "good", "good")
     backend = open_backend(cfg.uri)
-    with running(cfg, backend) as agent:
-        wait_for(lambda: agent.state.ready, what="ready", timeout=WATCHDOG_S)
-        assert names_on_host(backend) == ["a"]
-        invalid = agent.status_document()["invalid_files"]
-        assert invalid == {str(desired / "x.xml"): f"{desired / 'x.xml'}: not a regular file (a FIFO): "
-                                                    "refused unopened"}
-        for _ in range(50):
-            relink(desired / "b.xml", "../good/a.xml")
-            (desired / ".b.tmp").write_text(domain_xml("good-a"))
-            os.replace(desired / ".b.tmp", desired / "b.xml")
-        wait_for(lambda: names_on_host(backend) == ["a", "good-a"], what="the swapped file's guest",
-                 timeout=WATCHDOG_S)
+    log = io.StringIO()  # the agent's log, in a stream this test owns (not an earlier test's capture)
+    agentlog.configure("json", stream=log)
+    try:
+        with running(cfg, backend) as agent:
+            _fifo_and_swaps(agent, backend, desired)
+    finally:
+        structlog.reset_defaults()
+    assert "Traceback" not in log.getvalue() and "not a regular file (a FIFO)" in log.getvalue()
+
+
+def _fifo_and_swaps(agent: Any, backend: Any, desired: Path) -> None:
+    """The running agent: ready beside the FIFO, which /status lists; the swapped file's guest made."""
+    wait_for(lambda: agent.state.ready, what="ready", timeout=WATCHDOG_S)
+    assert names_on_host(backend) == ["a"]
+    invalid = agent.status_document()["invalid_files"]
+    assert invalid == {str(desired / "x.xml"): f"{desired / 'x.xml'}: not a regular file (a FIFO): "
+                                                "refused unopened"}
+    for _ in range(50):
+        relink(desired / "b.xml", "../good/a.xml")
+        (desired / ".b.tmp").write_text(domain_xml("good-a"))
+        os.replace(desired / ".b.tmp", desired / "b.xml")
+    wait_for(lambda: names_on_host(backend) == ["a", "good-a"], what="the swapped file's guest",
+             timeout=WATCHDOG_S)
 
 
 def test_the_hosts_xl_conf_is_read_the_same_way(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ never an ``OSError``: the loader reports it and the next event reads again.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -266,12 +267,18 @@ class Opened:
 
     def read(self, limit: int) -> bytes:
         """The file's bytes, from a descriptor on the very inode judged; at most ``limit``."""
+        changed = ConfigError("changed while being opened (read again on the next change)")
         with _errors_located(self._file):
-            fd = os.open(self._name, _READ_FLAGS, dir_fd=self._walk.stack[-1].fd)
+            try:
+                fd = os.open(self._name, _READ_FLAGS, dir_fd=self._walk.stack[-1].fd)
+            except OSError as err:
+                if err.errno in (errno.ENOENT, errno.ELOOP):  # gone, or a symlink now
+                    raise changed from None
+                raise
             try:
                 st = os.fstat(fd)
                 if (st.st_dev, st.st_ino) != (self.st.st_dev, self.st.st_ino) or not stat.S_ISREG(st.st_mode):
-                    raise ConfigError("changed while being opened (read again on the next change)")
+                    raise changed
                 self._walk.judge(Role.FILE, st, self._file)
                 if (refused := self._walk.refusal()) is not None:
                     raise refused
