@@ -26,6 +26,12 @@ JSON = dict[str, Any]
 
 TRUE, FALSE = "True", "False"
 
+#: Xen's limits on one domain's vcpus, checked before anything is sized by them: HVM_MAX_VCPUS
+#: (public/hvm/hvm_info_table.h) for HVM and PVH guests, x86's MAX_VIRT_CPUS for PV guests.
+HVM_MAX_VCPUS = 128
+PV_MAX_VCPUS = 8192
+#: Xen's NR_CPUS is at most 4095 on x86 (its Kconfig range): no physical cpu has a higher id.
+MAX_CPU_ID = 4094
 #: libvirt's lifecycle actions -> libxl_action_on_shutdown (``destroy`` is libxl's default).
 _ACTIONS = {
     "destroy": None, "restart": "restart", "preserve": "preserve",
@@ -85,6 +91,9 @@ def parse_cpuset(text: str, element: str = "cpuset") -> list[int]:
         first, last = int(match[2]), int(match[3] or match[2])
         if last < first:
             raise ConfigError(f"reversed cpu range {part!r}", element=element)
+        if last > MAX_CPU_ID:  # before the range is expanded: "0-300000000" would take gigabytes
+            raise ConfigError(f"cpu {last} does not exist: Xen has at most {MAX_CPU_ID + 1} cpus (NR_CPUS)",
+                              element=element)
         span = set(range(first, last + 1))
         cpus = cpus - span if match[1] else cpus | span
     return sorted(cpus)
@@ -396,6 +405,10 @@ def _build_info(dom: Domain) -> JSON:
         raise ConfigError("the domain needs a positive <memory>", element="<memory>")
     if dom.vcpu.count <= 0:
         raise ConfigError("the domain needs at least one vcpu", element="<vcpu>")
+    limit = PV_MAX_VCPUS if kind == "pv" else HVM_MAX_VCPUS
+    if dom.vcpu.count > limit:  # before avail_vcpus is built from it
+        raise ConfigError(f"{dom.vcpu.count} vcpus: Xen allows at most {limit} for {kind.upper()} guests",
+                          element="<vcpu>")
     online = dom.online_vcpus
     if not 0 < online <= dom.vcpu.count:
         raise ConfigError(f"current vcpus {online} not within 1..{dom.vcpu.count}", element="<vcpu current>")

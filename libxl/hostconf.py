@@ -23,6 +23,7 @@ from typing import Any
 
 from libxl.config import nested_hvm_for
 from libxl.errors import ConfigError
+from libxl.formats.readfile import Missing, read_regular
 from libxl.formats.xlcfg import Value, config_text, parse_cfg
 from libxl.model import Domain
 
@@ -113,12 +114,12 @@ def read_conf(path: str | Path, keys: dict[str, tuple[str, Callable[[Value], Any
     dropping it would give guests a different network than ``xl create`` does.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()[:_MAX_BYTES + 1]
-    except FileNotFoundError:
+    try:  # a regular file only, at most the limit read (readfile): a FIFO here would wedge the agent
+        data = read_regular(str(path), _MAX_BYTES)
+    except Missing as err:
+        if err.dangling:
+            raise
         return {}
-    except OSError as err:
-        raise ConfigError(f"cannot read: {err.strerror}", file=str(path)) from None
     out: dict[str, Any] = {}
     settings = parse_cfg(config_text(data, str(path), _MAX_BYTES), file=str(path))
     for key, setting in sorted(settings.items(), key=lambda item: item[0] not in _DEPRECATED_ALIASES):

@@ -22,7 +22,8 @@ Rules the prior art taught (see ../shared/notes/reconciler-prior-art.md):
   it unless the policy allows an empty source (Argo CD's allowEmpty).
 
 Parsing is cached per file by (path, mtime_ns, size, inode), then by content hash, so a no-op rescan
-of a large directory costs one ``stat`` per file.
+of a large directory costs one ``O_PATH`` open and ``fstat`` per file (``libxl.formats.readfile``:
+each file is opened once, and owner, modes and cache key come from that descriptor).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from libxl.config import build_config
 from libxl.errors import ConfigError
 from libxl.formats.domxml import MAX_XML_BYTES
 from libxl.formats.load import is_desired_name, parse_domain_bytes
+from libxl.formats.readfile import Directory, Missing, NotADirectory, Trust, open_directory, open_regular
 from libxl.formats.xlcfg import config_text
 from libxl.frontends.xl import read_xl_config
 from libxl.hostconf import HostSettings, apply_host_settings
@@ -119,16 +121,16 @@ class DesiredSet:
 
 @dataclass
 class _Checks:
-    """The security checks of one scan (directory verdicts are cached for its duration)."""
+    """The checks of one scan, and the desired directory it reads (opened once per scan)."""
     policy: SecurityPolicy | None
     host: HostSettings | None = None
     uid: int = field(default_factory=os.geteuid)
-    dirs: dict[str, str | None] = field(default_factory=dict)
 
-    def refuse(self, path: Path, st: os.stat_result) -> ConfigError | None:
+    @property
+    def trust(self) -> Trust | None:
         if self.policy is None or not self.policy.strict_modes:
             return None
-        return sec.check_file_modes(path, self.uid, st=st, checked=self.dirs)
+        return sec.file_trust(self.uid)
 
 
 def parse_desired_file(path: Path, data: bytes, digest: str, policy: SecurityPolicy | None,
@@ -167,38 +169,34 @@ def _parse_xl_file(path: Path, data: bytes, digest: str, policy: SecurityPolicy 
                          built.run_strategy)
 
 
-def _evaluate(path: Path, old: _Entry | None, checks: _Checks) -> _Entry | None:
-    """The cache entry for ``path`` now; None when the file is gone.
+def _evaluate(path: Path, old: _Entry | None, checks: _Checks, base: Directory) -> _Entry | None:
+    """The cache entry for ``path`` (a name in ``base``) now; None when the file is gone.
 
-    A file refused for its owner or modes is never read, so it can never become a last good version."""
+    The file is opened once (``readfile``): the owner and mode checks, the cache key and the bytes
+    all come from the descriptors opened, so a swap between check and read cannot happen. A file
+    refused for its owner or modes is never read, so it can never become a last good version."""
+    keep = old.last_good if old else None
     try:
-        st = path.stat()  # follows symlinks: a swapped link target changes the inode
-        key = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
-    except FileNotFoundError:
-        if path.is_symlink():
-            err = ConfigError("dangling symlink", file=str(path))
-            return _Entry((0, 0, 0, 0), "", err, old.last_good if old else None)
-        return None
-    except OSError as exc:
-        return _Entry((0, 0, 0, 0), "", ConfigError(f"cannot stat: {exc.strerror}", file=str(path)),
-                      old.last_good if old else None)
-    refused = checks.refuse(path, st)
-    if refused is not None:
-        return _Entry((0, 0, 0, 0), "", refused, old.last_good if old else None)
-    if old is not None and old.stat_key == key:
-        return old
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return _Entry(key, "", ConfigError(f"cannot read: {exc.strerror}", file=str(path)),
-                      old.last_good if old else None)
+        with open_regular(path.name, checks.trust, base) as opened:
+            if old is not None and old.stat_key == opened.key:
+                return old
+            key = opened.key
+            data = opened.read(MAX_XML_BYTES)
+    except Missing as err:
+        if not err.dangling:
+            return None
+        err.file = str(path)
+        return _Entry((0, 0, 0, 0), "", err, keep)
+    except ConfigError as err:
+        err.file = str(path)
+        return _Entry((0, 0, 0, 0), "", err, keep)
     digest = hashlib.sha256(data).hexdigest()
     if old is not None and old.content_hash == digest:
         return _Entry(key, digest, old.result, old.last_good)
     result = parse_desired_file(path, data, digest, checks.policy, checks.host)
     if isinstance(result, DesiredDomain):
         return _Entry(key, digest, result, result)
-    return _Entry(key, digest, result, old.last_good if old else None)
+    return _Entry(key, digest, result, keep)
 
 
 def _assemble(directory: Path, cache: dict[Path, _Entry], security: SecurityPolicy | None,
@@ -232,18 +230,35 @@ def _assemble(directory: Path, cache: dict[Path, _Entry], security: SecurityPoli
     return out
 
 
+def _open_desired_dir(directory: Path, trust: Trust | None = None) -> Directory:
+    """The desired directory, opened once per scan (``readfile``): a git-sync or ConfigMap swap of
+    it mid-scan cannot mix two trees. Raises a located ``ConfigError`` when it cannot be opened."""
+    try:
+        return open_directory(str(directory), trust)
+    except Missing:
+        raise ConfigError("desired directory does not exist", file=str(directory)) from None
+    except NotADirectory:
+        raise ConfigError("desired path is not a directory", file=str(directory)) from None
+    except ConfigError as err:
+        raise ConfigError(f"cannot open desired directory: {err.message}", file=str(directory)) from None
+
+
+def _listed(directory: Path, base: Directory) -> list[Path]:
+    try:
+        entries = base.names()
+    except OSError as exc:
+        raise ConfigError(f"cannot list desired directory: {exc.strerror}", file=str(directory)) from None
+    return [directory / name for name, is_dir in entries if is_desired_name(name) and not is_dir]
+
+
 def desired_paths(directory: Path) -> list[Path]:
     """The files of ``directory`` a scan reads (known suffix, no litter, no subdirectory); raises a
     located ``ConfigError`` when the directory itself cannot be listed."""
+    base = _open_desired_dir(directory)
     try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        raise ConfigError("desired directory does not exist", file=str(directory)) from None
-    except NotADirectoryError:
-        raise ConfigError("desired path is not a directory", file=str(directory)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot list desired directory: {exc.strerror}", file=str(directory)) from None
-    return [directory / name for name in names if is_desired_name(name) and not (directory / name).is_dir()]
+        return _listed(directory, base)
+    finally:
+        base.close()
 
 
 def _previous_cache(previous: DesiredSet | None, security: SecurityPolicy | None,
@@ -270,12 +285,23 @@ def load_desired(directory: Path, previous: DesiredSet | None = None, *,
     directory = Path(directory)
     old = _previous_cache(previous, security, host)
     checks = _Checks(security, host)
+    base = _open_desired_dir(directory, checks.trust)
     cache = {}
-    for path in desired_paths(directory):
-        entry = _evaluate(path, old.get(path), checks)
-        if entry is not None:
-            cache[path] = entry
+    try:
+        for path in _listed(directory, base):
+            entry = _evaluate(path, old.get(path), checks, base)
+            if entry is not None:
+                cache[path] = entry
+    finally:
+        base.close()
     return _assemble(directory, cache, security, host)
+
+
+def _is_directory(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
@@ -285,8 +311,18 @@ def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
     """
     path = previous.directory / Path(path).name  # the set is flat: same key as a full scan
     cache = dict(previous._cache)
-    wanted = is_desired_name(path.name) and not path.is_dir()
-    entry = _evaluate(path, cache.get(path), _Checks(previous.security, previous.host)) if wanted else None
+    entry = None
+    if is_desired_name(path.name) and not _is_directory(path):
+        checks = _Checks(previous.security, previous.host)
+        try:
+            base = _open_desired_dir(previous.directory, checks.trust)
+        except ConfigError:
+            base = None  # the directory is gone: so is the file
+        if base is not None:
+            try:
+                entry = _evaluate(path, cache.get(path), checks, base)
+            finally:
+                base.close()
     if entry is None:
         cache.pop(path, None)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,34 @@ def test_policy_applies_unless_no_policy(tmp_path: Path, capsys: Capture) -> Non
 def test_unreadable_settings_exit_2(tmp_path: Path, capsys: Capture) -> None:
     assert main(["render", "--config", str(tmp_path / "none.toml"), str(EXAMPLES / "pv-xl.cfg")]) == 2
     assert capsys.readouterr().err.startswith("xenreconcile render: ")
+
+
+def test_secrets_print_as_stars_unless_security_info(tmp_path: Path, capsys: Capture) -> None:
+    """render's output goes to review diffs and CI logs: passwords and Ceph keys are left out, as
+    virsh's converters leave them out, unless ``--security-info``."""
+    guest = tmp_path / "g.cfg"
+    guest.write_text('name = "g"\nmemory = 128\nkernel = "/k"\n'
+                     'vfb = ["vnc=1,vncpasswd=VNCSECRET,vnclisten=127.0.0.1"]\n'
+                     'disk = ["format=raw,vdev=xvda,target=rbd:pool/img:id=a:key=CEPHSECRET"]\n')
+    hvm = tmp_path / "h.xml"
+    hvm.write_text("<domain type='xen'><name>h</name><memory>131072</memory><os><type>hvm</type></os>"
+                   "<devices><graphics type='spice' port='5999' passwd='SPICESECRET' listen='127.0.0.1'/>"
+                   "</devices></domain>")
+    settings = str(write_settings(tmp_path))
+    assert main(["render", "--no-policy", "--config", settings, str(guest), str(hvm)]) == 0
+    out = capsys.readouterr().out
+    assert not [secret for secret in ("VNCSECRET", "CEPHSECRET", "SPICESECRET") if secret in out]
+    rendered = json.loads(out)
+    assert rendered[str(guest)]["vfbs"][0]["vnc"]["passwd"] == "***"
+    assert rendered[str(guest)]["disks"][0]["pdev_path"].endswith(":key=***")
+    assert rendered[str(hvm)]["b_info"]["type.hvm"]["spice"]["passwd"] == "***"
+    assert main(["render", "--no-policy", "--security-info", "--config", settings, str(guest)]) == 0
+    assert json.loads(capsys.readouterr().out)["vfbs"][0]["vnc"]["passwd"] == "VNCSECRET"
+
+
+def test_a_fifo_is_refused_unread(tmp_path: Path, capsys: Capture) -> None:
+    fifo = tmp_path / "x.cfg"
+    os.mkfifo(fifo)
+    assert main(["render", "--no-policy", "--config", str(write_settings(tmp_path)), str(fifo)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{fifo}:") and len(err.splitlines()) == 1

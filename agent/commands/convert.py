@@ -3,13 +3,16 @@
 from-native reads an xl/xm/sxpr config and prints libvirt domain XML with libvirt's implicit
 defaults spelled out (so it compares with ``virsh domxml-from-native``); to-native reads domain XML
 and prints the native config. Each direction is a table of format name -> function, so a new format
-is one line. FILE may be ``-`` for stdin. Exit status: 0 done, 1 the input is invalid (located
-message on stderr), 2 unknown format or unreadable file (one-line reason).
+is one line. FILE may be ``-`` for stdin. As virsh does, VNC/SPICE passwords are left out of the
+output unless ``--security-info`` is given (output ends up in tickets, CI logs and diffs). Exit
+status: 0 done, 1 the input is invalid (located message on stderr), 2 unknown format or unreadable
+file (one-line reason).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 
@@ -71,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser = sub.add_parser(verb, help=what, description=what)
         parser.add_argument("format", metavar="FORMAT", help=" | ".join(table))
         parser.add_argument("file", metavar="FILE", help="input file, or - for stdin")
+        parser.add_argument("--security-info", action="store_true",
+                            help="include VNC/SPICE passwords in the output (left out by default)")
         parser.set_defaults(func=run)
 
 
@@ -79,14 +84,31 @@ class _Usage(Exception):
 
 
 def _read(path: str) -> tuple[str, str]:
-    if path == "-":
-        return sys.stdin.read(), "<stdin>"
+    """The input's text: a regular file (a FIFO or device is refused unopened) or stdin, at most
+    the size limit desired files have."""
+    from libxl.formats.domxml import MAX_XML_BYTES
+    from libxl.formats.readfile import read_regular
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read(), path
+        if path == "-":
+            text = sys.stdin.read(MAX_XML_BYTES + 1)
+            if len(text.encode("utf-8")) > MAX_XML_BYTES:
+                raise ConfigError(f"input is over the {MAX_XML_BYTES} byte limit")
+            return text, "<stdin>"
+        return read_regular(path, MAX_XML_BYTES).decode("utf-8"), path
+    except ConfigError as err:
+        raise _Usage(f"cannot read {path}: {err.message}") from None
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise _Usage(f"cannot read {path}: {reason}") from None
+
+
+def _secured(dom: Domain, security_info: bool) -> Domain:
+    """``dom`` without its display passwords unless ``security_info`` (virsh's flag of that name)."""
+    if security_info or not any(g.passwd for g in dom.devices.graphics):
+        return dom
+    graphics = [dataclasses.replace(g, passwd=None) for g in dom.devices.graphics]
+    return dataclasses.replace(dom, devices=dataclasses.replace(dom.devices, graphics=graphics))
 
 
 def _lookup(table: dict, fmt: str) -> Callable:
@@ -115,7 +137,7 @@ def run_from_native(args: argparse.Namespace) -> int:
 
         parse = _lookup(FROM_NATIVE, args.format)
         text, name = _read(args.file)
-        return format_domain_xml(with_defaults(parse(text, name)))
+        return format_domain_xml(with_defaults(_secured(parse(text, name), args.security_info)))
     return _run("domxml-from-native", convert)
 
 
@@ -125,5 +147,5 @@ def run_to_native(args: argparse.Namespace) -> int:
 
         fmt = _lookup(TO_NATIVE, args.format)
         text, name = _read(args.file)
-        return fmt(parse_domain_xml(text, file=name))
+        return fmt(_secured(parse_domain_xml(text, file=name), args.security_info))
     return _run("domxml-to-native", convert)

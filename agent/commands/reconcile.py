@@ -23,7 +23,7 @@ from typing import Any
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
 from libxl.backend import Backend
-from libxl.errors import XenReconcileError
+from libxl.errors import XenReconcileError, safe
 from libxl.hostconf import with_host_cpus
 from reconcilers import plan as pl
 from reconcilers.apply import Reconciler, Result
@@ -99,13 +99,17 @@ def _desired(args: argparse.Namespace, backend: Backend) -> DesiredSet:
 
 
 def _action_line(action: pl.Action) -> str:
-    return f"  {action.symbol:>3} {action.domain}  {action.kind}: {action.reason}"
+    return safe(f"  {action.symbol:>3} {action.domain}  {action.kind}: {action.reason}")
+
+
+def _note_line(note: pl.Note) -> str:
+    return safe(f"    ! {note.domain}  {note.kind}: {note.message}")
 
 
 def format_plan(plan: pl.Plan) -> str:
     """The human-readable plan; the last line counts changes like terraform's summary."""
     lines = [_action_line(a) for a in plan.actions]
-    lines += [f"    ! {n.domain}  {n.kind}: {n.message}" for n in plan.notes]
+    lines += [_note_line(n) for n in plan.notes]
     counts = Counter(a.symbol for a in plan.actions)
     if plan.has_changes:
         summary = (f"Plan: {counts['+']} to create, {counts['~']} to change, {counts['-/+']} to replace, "
@@ -126,7 +130,7 @@ def _restart_required(notes: list[pl.Note]) -> bool:
 
 
 def _fail(verb: str, err: Exception) -> int:
-    print(f"xenreconcile {verb}: {err}", file=sys.stderr)
+    print(safe(f"xenreconcile {verb}: {err}"), file=sys.stderr)
     return EXIT_ERROR
 
 
@@ -171,9 +175,9 @@ def run_apply(args: argparse.Namespace) -> int:
             for action in r.applied:
                 print(_action_line(action))
             if r.error:
-                print(f"    x {r.name}  error: {r.error}")
+                print(safe(f"    x {r.name}  error: {r.error}"))
             for note in r.notes:
-                print(f"    ! {note.domain}  {note.kind}: {note.message}")
+                print(_note_line(note))
         applied = sum(len(r.applied) for r in results)
         print(f"\nApply complete: {applied} action{'s' if applied != 1 else ''}, {len(failed)} failed."
               + (" Changes remain: run plan." if after.has_changes else "")

@@ -26,7 +26,7 @@ from agent.metrics import AgentMetrics, Endpoints, MetricsServer
 from agent.socket_api import AgentSocket
 from agent.systemd import Notifier
 from libxl.backend import Backend
-from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError
+from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError, safe
 from libxl.uri import open_backend
 from reconcilers.state import StateDir, StateError
 
@@ -179,6 +179,7 @@ def format_status(doc: dict[str, Any]) -> list[str]:
         return []
     if all(r[3] == "-" for r in rows):
         rows = [r[:3] + r[4:] for r in rows]  # no graphical guest: no ports column
+    rows = [[safe(str(cell)) for cell in row] for row in rows]  # names come from files: no ESC, no newline
     last = len(rows[0]) - 1
     widths = [max(len(r[i]) for r in rows) for i in range(last)]
     return ["  ".join(cell.ljust(widths[i]) if i < last else cell for i, cell in enumerate(r)).rstrip()

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
-from libxl.errors import ConfigError
-from libxl.formats.load import is_desired_name
+from libxl.errors import ConfigError, safe
+from libxl.formats.load import is_desired_name, read_desired_bytes
 from reconcilers.desired import DesiredDomain, parse_desired_file
 from reconcilers.security import SecurityPolicy, policy_errors
 
@@ -69,10 +69,10 @@ def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Repor
     valid: dict[Path, DesiredDomain] = {}
     warnings: list[str] = []
     for path in files:
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            problems.append(str(ConfigError(f"cannot read: {err.strerror or err}", file=str(path))))
+        try:  # read once (a regular file only, bounded); parse and policy see the same bytes
+            data = read_desired_bytes(path)
+        except ConfigError as err:
+            problems.append(str(err.located(str(path))))
             continue
         result = parse_desired_file(path, data, "", None)
         if isinstance(result, ConfigError):
@@ -114,12 +114,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
     report = validate([Path(p) for p in args.paths], security)
     for line in report.problems:
-        print(line)
+        print(safe(line))  # file and guest names come from the repository: no ESC, no newline
     for line in report.warnings:
-        print(line, file=sys.stderr)
+        print(safe(line), file=sys.stderr)
     if args.verbose:
         for path, dom in report.valid.items():
-            print(summary(path, dom))
+            print(safe(summary(path, dom)))
         print(f"{len(report.files)} files checked, {len(report.valid)} parsed, "
               f"{len(report.problems)} problems", file=sys.stderr)
     return 1 if report.problems else 0

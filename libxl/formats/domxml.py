@@ -22,7 +22,7 @@ from typing import NoReturn
 
 from lxml import etree
 
-from libxl.errors import ConfigError
+from libxl.errors import TOKEN_LIMIT, ConfigError
 from libxl.formats.domxml_format import format_domain_xml
 from libxl.model import (
     CPU,
@@ -98,8 +98,13 @@ def describe(el: etree._Element) -> str:
     return f"<{name}{attrs}>"
 
 
+_LONG_WORD = re.compile(rf"\S{{{TOKEN_LIMIT + 1},}}")
+_INTERNAL_SUBSET = re.compile(r"<!DOCTYPE\b[^>\[]*\[")
+
+
 def _harden(data: str | bytes, file: str | None) -> etree._Element:
-    """Parse with every dangerous libxml2 feature off and refuse entity declarations."""
+    """Parse with every dangerous libxml2 feature off; refuse entity declarations and any other
+    internal DTD subset."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if len(raw) > MAX_XML_BYTES:
         raise ConfigError(f"document is {len(raw)} bytes, over the {MAX_XML_BYTES} byte limit", file=file)
@@ -109,6 +114,8 @@ def _harden(data: str | bytes, file: str | None) -> etree._Element:
         root = etree.fromstring(raw, parser)
     except etree.XMLSyntaxError as err:
         reason = re.sub(r", line \d+, column \d+$", "", err.msg)
+        # libxml2 quotes names from the document: each is cut like any offending token
+        reason = _LONG_WORD.sub(lambda m: m.group()[:TOKEN_LIMIT] + "...", reason)
         raise ConfigError(f"not well-formed XML: {reason}", file=file, line=err.lineno) from None
     docinfo = root.getroottree().docinfo
     dtd = docinfo.internalDTD
@@ -118,6 +125,12 @@ def _harden(data: str | bytes, file: str | None) -> etree._Element:
                           line=raw[:at].count(b"\n") + 1 if at >= 0 else None)
     if docinfo.system_url or docinfo.public_id:
         raise ConfigError("external DTD references are not allowed", file=file, line=1)
+    text = raw.decode(docinfo.encoding or "utf-8", "replace") if docinfo.doctype else ""
+    if (subset := _INTERNAL_SUBSET.search(text)) is not None:
+        # ``<!ATTLIST>`` defaults would add attributes nobody reviewing the file can see
+        raise ConfigError("a DOCTYPE with an internal subset ([...]) is not allowed: declarations could "
+                          "add attributes a reviewer cannot see", file=file,
+                          line=text.count("\n", 0, subset.start()) + 1)
     return root
 
 
