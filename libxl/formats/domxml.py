@@ -24,6 +24,7 @@ from lxml import etree
 
 from libxl.errors import ConfigError
 from libxl.formats.domxml_format import format_domain_xml
+from libxl.formats.xmlshape import Lost, describe, lost
 from libxl.model import (
     CPU,
     LIFECYCLE_ACTIONS,
@@ -87,15 +88,6 @@ _CPUSET = re.compile(r"\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*")
 
 
 # ---- reading ---------------------------------------------------------------------------------
-
-def describe(el: etree._Element) -> str:
-    """``<memory unit='XB'>``: how an error message points at an element."""
-    name = etree.QName(el).localname
-    if el.prefix:
-        name = f"{el.prefix}:{name}"
-    attrs = "".join(f" {etree.QName(k).localname}='{v}'" for k, v in el.attrib.items())
-    return f"<{name}{attrs}>"
-
 
 def _harden(data: str | bytes, file: str | None) -> etree._Element:
     """Parse with every dangerous libxml2 feature off and refuse entity declarations."""
@@ -212,10 +204,32 @@ class _Reader:
             raise self.error(el, str(err)) from None
 
 
-def parse_domain_xml(data: str | bytes, file: str | None = None) -> Domain:
-    """Parse libvirt domain XML into a Domain; raises ConfigError with file/line on bad input."""
+def xml_tree(data: str | bytes, file: str | None = None) -> etree._Element:
+    """The hardened parse of ``data`` alone (lines kept), for pointing at its elements."""
+    return _harden(data, file)
+
+
+#: Why an element or attribute the parser does not carry into the model is refused.
+NOT_SUPPORTED = "not supported by this agent"
+
+
+def parse_domain_xml(data: str | bytes, file: str | None = None, *,
+                     unsupported: list[Lost] | None = None) -> Domain:
+    """Parse libvirt domain XML into a Domain; raises ConfigError with file/line on bad input.
+
+    Nothing is dropped silently: an element or attribute the model has no place for (a serial
+    ``<log>``, a USB ``<vendor>``...) is refused with its line, or, when the caller passes an
+    ``unsupported`` list (the converters, which report losses instead), appended to it.
+    """
     root = _harden(data, file)
-    return _DomainParser(file).domain(root)
+    dom = _DomainParser(file).domain(root)
+    honoured = etree.fromstring(format_domain_xml(dom).encode("utf-8"))
+    problems = lost(root, honoured, values=False)
+    if unsupported is not None:
+        unsupported.extend(problems)
+    elif problems:
+        raise problems[0].error(file, NOT_SUPPORTED)
+    return dom
 
 
 class _DomainParser(_Reader):
@@ -559,4 +573,4 @@ class _DomainParser(_Reader):
         return args
 
 
-__all__ = ["MAX_XML_BYTES", "describe", "parse_domain_xml", "format_domain_xml"]
+__all__ = ["MAX_XML_BYTES", "NOT_SUPPORTED", "xml_tree", "describe", "parse_domain_xml", "format_domain_xml"]

@@ -44,10 +44,19 @@ _TSC_MODE_OF = {mode: name for name, mode in _TSC_MODES.items() if mode}
 
 
 class Cfg:
-    """Typed access to parsed settings; every error names the file, the line and the key."""
+    """Typed access to parsed settings; every error names the file, the line and the key.
+
+    Every key read is remembered, so ``unused`` lists what the reader left behind: the keys a
+    conversion dropped, reported to the user instead of silently lost.
+    """
 
     def __init__(self, settings: dict[str, Setting], file: str | None) -> None:
         self.settings, self.file = settings, file
+        self.read: set[str] = set()
+
+    def unused(self) -> list[Setting]:
+        """Settings no reader asked for, in file order."""
+        return [s for key, s in self.settings.items() if key not in self.read]
 
     def has(self, key: str) -> bool:
         return key in self.settings
@@ -57,6 +66,7 @@ class Cfg:
         return ConfigError(message, file=self.file, line=setting.line if setting else None, element=key)
 
     def raw(self, key: str) -> Value | None:
+        self.read.add(key)
         setting = self.settings.get(key)
         return None if setting is None else setting.value
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from libxl.errors import ConfigError
 from libxl.formats import diskspec, vifspec, xencommon
 from libxl.formats.xencommon import FIRMWARE_DIR, Cfg, Dialect
-from libxl.formats.xlcfg import Value, format_cfg, parse_cfg
+from libxl.formats.xlcfg import Setting, Value, format_cfg, parse_cfg
 from libxl.model import (
     CPU,
     MAX_KIB,
@@ -46,7 +46,16 @@ _NESTED = ("vmx", "svm")
 
 def parse_xl(text: str, file: str | None = None) -> Domain:
     """Read an xl.cfg; raises ConfigError naming file, line and key."""
+    return read_xl(text, file)[0]
+
+
+def read_xl(text: str, file: str | None = None) -> tuple[Domain, list[Setting]]:
+    """``parse_xl`` plus the settings the model has no place for (what a conversion drops)."""
     cfg = Cfg(parse_cfg(text, file), file)
+    return _domain(cfg), cfg.unused()
+
+
+def _domain(cfg: Cfg) -> Domain:
     dom = xencommon.parse_common(cfg, XL, _guest_type(cfg))
     xencommon.read_kernel(cfg, dom)
     if dom.os.is_hvm:
@@ -96,7 +105,8 @@ def _read_spice(cfg: Cfg, dom: Domain) -> None:
         listens=[Listen(address=host)] if host else [],
         passwd=cfg.str("spicepasswd") if ticketing else None,
         mouse_mode="client" if cfg.bool("spiceagent_mouse") else "server",
-        clipboard_copypaste=bool(cfg.bool("spice_clipboard_sharing"))))
+        # xl shares the clipboard through the vdagent only: without it the key does nothing.
+        clipboard_copypaste=bool(cfg.bool("spicevdagent") and cfg.bool("spice_clipboard_sharing"))))
 
 
 def _read_cpu(cfg: Cfg, dom: Domain) -> None:
@@ -341,5 +351,5 @@ def _format_spice(dom: Domain) -> list[tuple[str, Value]]:
     return out
 
 
-__all__ = ["XL", "parse_xl", "format_xl", "parse_cpuid", "format_cpuid", "parse_channel",
+__all__ = ["XL", "parse_xl", "read_xl", "format_xl", "parse_cpuid", "format_cpuid", "parse_channel",
            "format_channel", "parse_usbctrl", "format_usbctrl", "parse_usbdev"]

@@ -1,0 +1,66 @@
+"""What a conversion between domain XML and a native format leaves behind, one located line each.
+
+libvirt's converters are lossy by design (a key with no domain XML form, an element with no xl
+form), but they are silent about it; ours name every loss, as ``FILE:LINE: what: no X equivalent,
+dropped``, so an operator moving from ``xl create`` to libvirt XML (or back) learns what the
+other side will not do.
+
+Native -> XML: the xl/xm readers remember the keys they read (``xencommon.Cfg``); every other
+key is a loss. XML -> native: the document is written out, read back, and both models are formatted
+as XML with libvirt's defaults laid under them; every element, attribute or value of the first
+that the second lacks did not survive (``xmlshape.lost``), plus what the domain-XML parser itself
+could not carry into the model.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+
+from lxml import etree
+
+from libxl.errors import ConfigError
+from libxl.formats.defaults import with_defaults
+from libxl.formats.domxml_format import format_domain_xml
+from libxl.formats.xlcfg import Setting
+from libxl.formats.xmlshape import Lost, locate, lost
+from libxl.model import Clock, Domain
+
+
+def _dropped(target: str) -> str:
+    return f"no {target} equivalent, dropped"
+
+
+def unused_keys(settings: Iterable[Setting], file: str | None) -> list[ConfigError]:
+    """One ``FILE:LINE: key: no domain XML equivalent, dropped`` per key the reader left behind."""
+    return [ConfigError(_dropped("domain XML"), file=file, line=s.line, element=s.key)
+            for s in settings]
+
+
+def unsupported_elements(items: Iterable[Lost], file: str | None, target: str) -> list[ConfigError]:
+    """What the domain-XML parser had no place for, as conversion losses."""
+    return [item.error(file, _dropped(target)) for item in items]
+
+
+def _comparable(dom: Domain) -> etree._Element:
+    """``dom`` as XML with libvirt's defaults, in the one spelling both sides of a round trip share.
+
+    An HVM clock in ``utc`` or ``localtime`` is the ``variable`` clock with adjustment 0 that xl and
+    xm write for it (``rtc_timeoffset = 0``, ``localtime = 0|1``): the same guest clock, so not a loss.
+    """
+    dom = copy.deepcopy(dom)
+    clock = dom.clock
+    if dom.os.is_hvm and clock.offset in ("utc", "localtime") and clock.adjustment in (None, "0", "reset"):
+        dom.clock = Clock(offset="variable", adjustment="0", basis=clock.offset, timers=clock.timers)
+    return etree.fromstring(format_domain_xml(with_defaults(dom)).encode("utf-8"))
+
+
+def round_trip_losses(source: etree._Element, before: Domain, after: Domain, file: str | None,
+                      target: str) -> list[ConfigError]:
+    """What of ``before`` (parsed from ``source``) is missing from ``after`` (``before`` written as
+    ``target`` and read back), each located at its element in ``source``."""
+    return [locate(item, source).error(file, _dropped(target))
+            for item in lost(_comparable(before), _comparable(after), values=True)]
+
+
+__all__ = ["unused_keys", "unsupported_elements", "round_trip_losses"]
