@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from libxl.errors import ConfigError
+from libxl.formats.diskspec import rbd_target
 from libxl.model import CPU, CharDev, Disk, Domain, Graphics, Interface, PCIAddress, Video
 
 JSON = dict[str, Any]
@@ -53,6 +54,8 @@ _VIRIDIAN_BITS = {
     "apic_assist": 5, "crash_ctl": 6, "synic": 7, "stimer": 8, "hcall_ipi": 9,
     "ex_processor_masks": 10, "no_vp_limit": 11, "cpu_hotplug": 12,
 }
+#: Width of libxl's viridian_enable bitmap as libvirt allocates it (``<hyperv mode='passthrough'>``).
+_VIRIDIAN_MASK_BITS = 64
 #: Enabled whenever ``<hyperv>`` is: Xen's base set covers relaxed timing, vpindex and spinlocks,
 #: and the time sources and crash MSRs have no libvirt element of their own.
 _VIRIDIAN_ALWAYS = ("base", "time_ref_count", "reference_tsc", "crash_ctl")
@@ -66,6 +69,7 @@ _HYPERV_GROUPS = {
 _ECX1, _EDX1 = (1, None, "ecx"), (1, None, "edx")
 _EBX7, _ECX7, _EDX7 = (7, 0, "ebx"), (7, 0, "ecx"), (7, 0, "edx")
 _ECX81, _EDX81 = (0x80000001, None, "ecx"), (0x80000001, None, "edx")
+_EAX6, _EDX87, _EBX88 = (6, None, "eax"), (0x80000007, None, "edx"), (0x80000008, None, "ebx")
 #: CPU feature names (libvirt's, plus libxl's own spellings) -> (leaf, subleaf, register, bit).
 _CPUID_BITS: dict[str, tuple[int, int | None, str, int]] = {
     **{name: (*_ECX1, bit) for bit, names in {
@@ -106,6 +110,12 @@ _CPUID_BITS: dict[str, tuple[int, int | None, str, int]] = {
         11: ("syscall",), 20: ("nx",), 22: ("mmxext",), 25: ("fxsr_opt", "ffxsr"),
         26: ("pdpe1gb", "page1gb"), 27: ("rdtscp",), 29: ("lm",), 30: ("3dnowext",), 31: ("3dnow",)}.items()
        for name in names},
+    # Power management and AMD extended leaves (libxl_cpuid.c 4.17): invtsc is what Qubes sets
+    # on every HVM/PVH guest.
+    "arat": (*_EAX6, 2), "cmt": (*_EBX7, 12), "invtsc": (*_EDX87, 8),
+    **{name: (*_EBX88, bit) for bit, name in {
+        0: "clzero", 2: "rstr-fp-err-ptrs", 9: "wbnoinvd", 12: "ibpb", 23: "ppin", 24: "amd-ssbd",
+        25: "virt-ssbd", 26: "ssb-no"}.items()},
 }
 #: Hardware virtualisation flags: libxl exposes them through ``nested_hvm``, never through cpuid.
 _HW_VIRT = ("vmx", "svm")
@@ -177,7 +187,9 @@ def _viridian(dom: Domain) -> list[int]:
     if hyperv is None:
         return []
     if hyperv.mode == "passthrough":
-        groups = set(_VIRIDIAN_BITS)
+        # libvirt sets every bit of libxl's 64-bit enlightenment mask, so groups a newer Xen
+        # defines are passed through too.
+        return list(range(_VIRIDIAN_MASK_BITS))
     else:
         groups = set(_VIRIDIAN_ALWAYS)
         for name, state in hyperv.features.items():
@@ -516,9 +528,7 @@ def _disk_source(disk: Disk) -> str | None:
     if disk.type in ("file", "block"):
         return disk.source
     if disk.type == "network" and disk.source_protocol == "rbd":
-        spec = f"rbd:{disk.source_name}"
-        hosts = [h.name + (f"\\:{h.port}" if h.port else "") for h in disk.source_hosts]
-        return spec + (":mon_host=" + "\\;".join(hosts) if hosts else "")
+        return rbd_target(disk)
     raise ConfigError(f"disk type {disk.type!r} ({disk.source_protocol or 'no protocol'}) is not supported",
                       element=f"<disk type='{disk.type}'>")
 

@@ -333,7 +333,8 @@ class Hostdev:
     type: str = "pci"
     managed: bool = False
     address: PCIAddress = field(default_factory=PCIAddress)
-    write_filtering: bool | None = None
+    write_filtering: bool | None = None  # False: xl's ``permissive=1``
+    driver_name: str | None = None  # ``<driver name='xen'/>``: the backend libvirt's libxl driver sets
 
 
 @dataclass

@@ -20,25 +20,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from libxl.errors import ConfigError
-from libxl.formats.xlcfg import Setting
+from libxl.formats.xencommon import Unread
 from libxl.formats.xmlshape import Lost
 from libxl.model import Domain
 
 #: A native reader: the model and the settings it had no place for (reported as dropped).
-Reader = Callable[[str, str], tuple[Domain, list[Setting]]]
+Reader = Callable[[str, str], tuple[Domain, list[Unread]]]
 
 
-def _xl_in(text: str, file: str) -> tuple[Domain, list[Setting]]:
+def _xl_in(text: str, file: str) -> tuple[Domain, list[Unread]]:
     from libxl.formats.xl import read_xl
     return read_xl(text, file)
 
 
-def _xm_in(text: str, file: str) -> tuple[Domain, list[Setting]]:
+def _xm_in(text: str, file: str) -> tuple[Domain, list[Unread]]:
     from libxl.formats.xm import read_xm
     return read_xm(text, file)
 
 
-def _sxpr_in(text: str, file: str) -> tuple[Domain, list[Setting]]:
+def _sxpr_in(text: str, file: str) -> tuple[Domain, list[Unread]]:
     from libxl.formats.sxpr import parse_sxpr
     return parse_sxpr(text, file), []  # xend's dumps are mostly runtime bookkeeping: not tracked
 
@@ -74,6 +74,8 @@ FROM_NATIVE: dict[str, Reader] = {
     "xen-xm": _xm_in,
     "xen-sxpr": _sxpr_in,
 }
+#: Formats libvirt converts in its libxl driver, whose post-parse defaults differ from the xen-xm one's.
+LIBXL_DRIVER_FORMATS = ("xen-xl",)
 #: Native writers.
 TO_NATIVE: dict[str, Writer] = {
     "xen-xl": Writer(_xl_out, _xl_in),
@@ -141,7 +143,8 @@ def run_from_native(args: argparse.Namespace) -> int:
         parse = _lookup(FROM_NATIVE, args.format)
         text, name = _read(args.file)
         dom, unused = parse(text, name)
-        return format_domain_xml(with_defaults(dom)), unused_keys(unused, name)
+        xml = format_domain_xml(with_defaults(dom, libxl_driver=args.format in LIBXL_DRIVER_FORMATS))
+        return xml, unused_keys(unused, name)
     return _run("domxml-from-native", convert, args.strict)
 
 

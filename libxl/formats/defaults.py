@@ -25,10 +25,16 @@ _BUS_OF_PREFIX = (("xvd", "xen"), ("hd", "ide"), ("sd", "scsi"), ("fd", "fdc"), 
 _DRIVE_LAYOUT = {"ide": (2, 2), "fdc": (2, 1), "scsi": (7, 1), "sata": (1, 6)}
 
 
-def with_defaults(dom: Domain) -> Domain:
+def with_defaults(dom: Domain, *, libxl_driver: bool = False) -> Domain:
+    """``dom`` with libvirt's implicit parts; ``libxl_driver`` adds what libvirt's libxl driver
+    (the one behind ``xen-xl``) fills in on top: the ``xen`` backend of PCI host devices."""
     out = copy.deepcopy(dom)
     _os(out)
     _devices(out)
+    if libxl_driver:
+        for hostdev in out.devices.hostdevs:
+            if hostdev.type == "pci" and hostdev.driver_name is None:
+                hostdev.driver_name = "xen"
     return out
 
 

@@ -439,6 +439,8 @@ class _DomainParser(_Reader):
         elif disk.device == "disk":
             raise self.error(el, "disk has no <source>")
         disk.backend_domain = self._attr_of(el, "backenddomain", "name")
+        # The disk's hotplug script (xl's disk script=): Qubes' libvirt writes <script path>.
+        disk.script = self._attr_of(el, "script", "path")
         target = self.one(el, "target")
         if target is None or not target.get("dev"):
             raise self.error(el if target is None else target, "disk has no <target dev=...>")
@@ -559,8 +561,10 @@ class _DomainParser(_Reader):
         pci = PCIAddress(domain=self.int_attr(addr, "domain", maximum=0xFFFF) or 0,
                          bus=self.req_int(addr, "bus", 0, 0xFF), slot=self.req_int(addr, "slot", 0, 0x1F),
                          function=self.req_int(addr, "function", 0, 7))
+        driver = self.one(el, "driver")
         return Hostdev(type=kind, managed=managed, address=pci,
-                       write_filtering=self.yesno(src, "writeFiltering"))
+                       write_filtering=self.yesno(src, "writeFiltering"),
+                       driver_name=None if driver is None else self.enum(driver, "name", ("xen",)))
 
     def _commandline(self, root: etree._Element) -> list[str]:
         args: list[str] = []

@@ -166,8 +166,10 @@ def _format_devices(node: Node, devs: Devices) -> None:
                                          ("heads", _num(video.heads)),
                                          ("primary", "yes" if video.primary else None)])
     for hd in devs.hostdevs:
-        src = node.add("hostdev", [("mode", hd.mode), ("type", hd.type), ("managed", _yes(hd.managed))]) \
-            .add("source", [("writeFiltering", _yes(hd.write_filtering))])
+        host = node.add("hostdev", [("mode", hd.mode), ("type", hd.type), ("managed", _yes(hd.managed))])
+        if hd.driver_name:
+            host.leaf("driver", [("name", hd.driver_name)])
+        src = host.add("source", [("writeFiltering", _yes(hd.write_filtering))])
         a = hd.address
         src.leaf("address", [("domain", f"0x{a.domain:04x}"), ("bus", f"0x{a.bus:02x}"),
                              ("slot", f"0x{a.slot:02x}"), ("function", f"0x{a.function:x}")])
@@ -191,6 +193,8 @@ def _format_disk(parent: Node, disk: Disk) -> None:
         node.leaf("source", [("file" if disk.type == "file" else "dev", disk.source)])
     if disk.backend_domain:
         node.leaf("backenddomain", [("name", disk.backend_domain)])
+    if disk.script:
+        node.leaf("script", [("path", disk.script)])
     node.leaf("target", [("dev", disk.target_dev), ("bus", disk.target_bus)])
     for flag in ("readonly", "shareable", "transient"):
         if getattr(disk, flag):

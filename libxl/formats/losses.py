@@ -22,7 +22,7 @@ from lxml import etree
 from libxl.errors import ConfigError
 from libxl.formats.defaults import with_defaults
 from libxl.formats.domxml_format import format_domain_xml
-from libxl.formats.xlcfg import Setting
+from libxl.formats.xencommon import Unread
 from libxl.formats.xmlshape import Lost, locate, lost
 from libxl.model import Clock, Domain
 
@@ -31,10 +31,11 @@ def _dropped(target: str) -> str:
     return f"no {target} equivalent, dropped"
 
 
-def unused_keys(settings: Iterable[Setting], file: str | None) -> list[ConfigError]:
-    """One ``FILE:LINE: key: no domain XML equivalent, dropped`` per key the reader left behind."""
-    return [ConfigError(_dropped("domain XML"), file=file, line=s.line, element=s.key)
-            for s in settings]
+def unused_keys(left: Iterable[Unread], file: str | None) -> list[ConfigError]:
+    """One ``FILE:LINE: key: no domain XML equivalent, dropped`` per key (or part of a value:
+    ``pci: '01:00.0,seize=1': seize=1: ...``) the reader left behind."""
+    return [ConfigError(f"{u.detail}: {_dropped('domain XML')}" if u.detail else _dropped("domain XML"),
+                        file=file, line=u.line, element=u.key) for u in left]
 
 
 def unsupported_elements(items: Iterable[Lost], file: str | None, target: str) -> list[ConfigError]:
@@ -52,7 +53,7 @@ def _comparable(dom: Domain) -> etree._Element:
     clock = dom.clock
     if dom.os.is_hvm and clock.offset in ("utc", "localtime") and clock.adjustment in (None, "0", "reset"):
         dom.clock = Clock(offset="variable", adjustment="0", basis=clock.offset, timers=clock.timers)
-    return etree.fromstring(format_domain_xml(with_defaults(dom)).encode("utf-8"))
+    return etree.fromstring(format_domain_xml(with_defaults(dom, libxl_driver=True)).encode("utf-8"))
 
 
 def round_trip_losses(source: etree._Element, before: Domain, after: Domain, file: str | None,

@@ -43,6 +43,14 @@ _TSC_MODES = {"native": "native", "always_emulate": "emulate", "native_paravirt"
 _TSC_MODE_OF = {mode: name for name, mode in _TSC_MODES.items() if mode}
 
 
+@dataclass(frozen=True)
+class Unread:
+    """A setting, or part of one (``detail``), that reading left behind: a conversion drops it."""
+    key: str
+    line: int | None
+    detail: str = ""
+
+
 class Cfg:
     """Typed access to parsed settings; every error names the file, the line and the key.
 
@@ -53,10 +61,17 @@ class Cfg:
     def __init__(self, settings: dict[str, Setting], file: str | None) -> None:
         self.settings, self.file = settings, file
         self.read: set[str] = set()
+        self.left: list[Unread] = []
 
-    def unused(self) -> list[Setting]:
-        """Settings no reader asked for, in file order."""
-        return [s for key, s in self.settings.items() if key not in self.read]
+    def leave(self, key: str, detail: str) -> None:
+        """Record a part of ``key``'s value that the model has no place for (a PCI option...)."""
+        setting = self.settings.get(key)
+        self.left.append(Unread(key, setting.line if setting else None, detail))
+
+    def unused(self) -> list[Unread]:
+        """Settings no reader asked for, in file order, then the parts of values left behind."""
+        whole = [Unread(key, s.line) for key, s in self.settings.items() if key not in self.read]
+        return whole + self.left
 
     def has(self, key: str) -> bool:
         return key in self.settings
@@ -143,7 +158,11 @@ def parse_common(cfg: Cfg, dialect: Dialect, os_type: str) -> Domain:
     dom.devices.interfaces = [
         item(cfg, "vif", spec, lambda s: vifspec.parse_vif(s, dialect.netfront_type))
         for spec in cfg.strlist("vif")]
-    dom.devices.hostdevs = [item(cfg, "pci", spec, parse_pci) for spec in cfg.strlist("pci")]
+    for spec in cfg.strlist("pci"):
+        hostdev, left = item(cfg, "pci", spec, parse_pci_spec)
+        dom.devices.hostdevs.append(hostdev)
+        for part in left:
+            cfg.leave("pci", f"{spec!r}: {part}")
     _read_graphics(cfg, dom)
     return dom
 
@@ -296,12 +315,27 @@ def format_chardev(dev: CharDev) -> str:
 
 def parse_pci(spec: str) -> Hostdev:
     """``[DDDD:]BB:SS.F[@VSLOT][,opts]``."""
-    bdf = spec.split(",", 1)[0].split("@", 1)[0].strip()
+    return parse_pci_spec(spec)[0]
+
+
+def parse_pci_spec(spec: str) -> tuple[Hostdev, list[str]]:
+    """The host device of an xl ``pci`` spec and the parts domain XML has no place for: a
+    ``@VSLOT`` and every option but ``permissive`` (libvirt's ``writeFiltering='no'``)."""
+    head, *opts = spec.split(",")
+    bdf, at, vslot = head.strip().partition("@")
     m = re.fullmatch(r"(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])", bdf)
     if not m:
         raise ValueError("malformed PCI address (expected [DDDD:]BB:SS.F)")
-    return Hostdev(managed=False, address=PCIAddress(int(m.group(1) or "0", 16), int(m.group(2), 16),
-                                                     int(m.group(3), 16), int(m.group(4), 16)))
+    dev = Hostdev(managed=False, address=PCIAddress(int(m.group(1) or "0", 16), int(m.group(2), 16),
+                                                    int(m.group(3), 16), int(m.group(4), 16)))
+    left = [f"@{vslot}"] if at else []
+    for opt in (o.strip() for o in opts if o.strip()):
+        key, _, value = opt.partition("=")
+        if key == "permissive" and value in ("0", "1"):
+            dev.write_filtering = None if value == "0" else False
+        else:
+            left.append(opt)
+    return dev, left
 
 
 def parse_vfb(spec: str) -> Graphics:
@@ -450,7 +484,8 @@ def format_devices(dom: Domain, dialect: Dialect) -> list[tuple[str, Value]]:
         out.append(("vif", [checked(vifspec.format_vif, nic, dialect.netfront_type)
                             for nic in devs.interfaces]))
     if devs.hostdevs:
-        out.append(("pci", [str(hd.address) for hd in devs.hostdevs if hd.type == "pci"]))
+        out.append(("pci", [str(hd.address) + (",permissive=1" if hd.write_filtering is False else "")
+                            for hd in devs.hostdevs if hd.type == "pci"]))
     if dom.os.is_hvm:
         for key, ports in (("parallel", devs.parallels), ("serial", devs.serials)):
             specs = [checked(format_chardev, dev) for dev in ports]
@@ -505,8 +540,8 @@ def format_kernel(dom: Domain, cmdline_key: str) -> list[tuple[str, Value]]:
                                 (cmdline_key, cmdline)) if v]
 
 
-__all__ = ["FIRMWARE_DIR", "HVMLOADER", "Cfg", "Dialect", "parse_common", "parse_chardev",
-           "format_chardev", "parse_pci", "parse_vfb", "format_head", "format_hvm_features",
+__all__ = ["FIRMWARE_DIR", "HVMLOADER", "Unread", "Cfg", "Dialect", "parse_common", "parse_chardev",
+           "format_chardev", "parse_pci", "parse_pci_spec", "parse_vfb", "format_head", "format_hvm_features",
            "format_clock", "format_lifecycle", "format_vnc_sdl", "format_vfb", "format_devices",
            "format_usb_inputs", "format_disks", "boot_letters", "read_cmdline", "read_kernel",
            "format_kernel"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from libxl.errors import ConfigError
 from libxl.formats import diskspec, vifspec, xencommon
-from libxl.formats.xencommon import FIRMWARE_DIR, Cfg, Dialect
-from libxl.formats.xlcfg import Setting, Value, format_cfg, parse_cfg
+from libxl.formats.xencommon import FIRMWARE_DIR, Cfg, Dialect, Unread
+from libxl.formats.xlcfg import Value, format_cfg, parse_cfg
 from libxl.model import (
     CPU,
     MAX_KIB,
@@ -49,7 +49,7 @@ def parse_xl(text: str, file: str | None = None) -> Domain:
     return read_xl(text, file)[0]
 
 
-def read_xl(text: str, file: str | None = None) -> tuple[Domain, list[Setting]]:
+def read_xl(text: str, file: str | None = None) -> tuple[Domain, list[Unread]]:
     """``parse_xl`` plus the settings the model has no place for (what a conversion drops)."""
     cfg = Cfg(parse_cfg(text, file), file)
     return _domain(cfg), cfg.unused()
@@ -61,7 +61,9 @@ def _domain(cfg: Cfg) -> Domain:
     if dom.os.is_hvm:
         bios = cfg.str("bios")
         if bios == "ovmf":
-            dom.os.loader = Loader(path=OVMF, type="pflash", readonly="yes")
+            # libvirt's OVMF loader is the pflash <loader>; its path is xl's bios_path_override.
+            path = cfg.str("bios_path_override") or OVMF
+            dom.os.loader = Loader(path=path, type="pflash", readonly="yes")
         elif bios not in (None, "seabios", "rombios"):
             raise cfg.error("bios", f"unknown bios {bios!r}")
         if cfg.has("acpi_firmware"):
@@ -257,6 +259,8 @@ def format_xl(dom: Domain) -> str:
         out.append(("builder", "hvm"))
         if dom.os.firmware == "efi" or (dom.os.loader and dom.os.loader.type == "pflash"):
             out.append(("bios", "ovmf"))
+            if dom.os.loader and dom.os.loader.path not in (None, OVMF):
+                out.append(("bios_path_override", dom.os.loader.path))
     out += xencommon.format_kernel(dom, XL.cmdline_key)
     out += [(k, v) for k, v in (("bootloader", dom.bootloader), ("bootargs", dom.bootloader_args)) if v]
     if hvm:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from libxl.errors import ConfigError
 from libxl.formats import diskspec, xencommon
-from libxl.formats.xencommon import HVMLOADER, Cfg, Dialect
-from libxl.formats.xlcfg import Setting, format_cfg, parse_cfg
+from libxl.formats.xencommon import HVMLOADER, Cfg, Dialect, Unread
+from libxl.formats.xlcfg import format_cfg, parse_cfg
 from libxl.model import Domain, Loader
 
 XM = Dialect(name="xm", netfront_type="netfront", parse_disk=diskspec.parse_xm_disk,
@@ -23,7 +23,7 @@ def parse_xm(text: str, file: str | None = None) -> Domain:
     return read_xm(text, file)[0]
 
 
-def read_xm(text: str, file: str | None = None) -> tuple[Domain, list[Setting]]:
+def read_xm(text: str, file: str | None = None) -> tuple[Domain, list[Unread]]:
     """``parse_xm`` plus the settings the model has no place for (what a conversion drops)."""
     cfg = Cfg(parse_cfg(text, file), file)
     return _domain(cfg), cfg.unused()

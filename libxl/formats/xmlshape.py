@@ -24,6 +24,8 @@ from libxl.errors import ConfigError
 
 #: Opaque application data: libvirt stores ``<metadata>`` children without reading them.
 _OPAQUE = ("domain/metadata",)
+#: Containers whose empty form says nothing (Qubes writes ``<features></features>`` for PV guests).
+_CONTAINERS = ("domain/features", "domain/cputune", "domain/devices", "domain/os/acpi")
 #: Legacy spellings the parser reads as another attribute (``<clock sync>`` is ``offset``).
 _ALIASES = {("domain/clock", "sync"): "offset"}
 #: The key of one element's attribute, its leaf text (``#text``) or the element itself (``""``).
@@ -65,6 +67,8 @@ def _walk(root: etree._Element) -> Iterator[tuple[str, etree._Element]]:
 
 
 def _keys(path: str, el: etree._Element, values: bool) -> Iterator[Key]:
+    if path in _CONTAINERS and not el.attrib and not any(isinstance(c.tag, str) for c in el):
+        return
     yield path, "", None
     for name, value in el.attrib.items():
         attr = _ALIASES.get((path, etree.QName(name).localname), etree.QName(name).localname)
