@@ -43,6 +43,8 @@ _TSC_MODES = {"auto": None, "native": "native", "emulate": "always_emulate", "pa
 #: ``<timer name='pit' tickpolicy>`` -> libxl_timer_mode (the xl.cfg(5) descriptions line up).
 _TIMER_MODES = {"delay": "delay_for_missed_ticks", "catchup": "no_delay_for_missed_ticks",
                 "merge": "no_missed_ticks_pending", "discard": "one_missed_tick_pending"}
+#: ``<sound model>`` -> the card name qemu-xen's soundhw takes in Xen 4.17.
+_SOUNDHW = {"sb16": "sb16", "es1370": "es1370", "ac97": "ac97", "pcspk": "pcspk", "ich6": "hda"}
 #: USB controller models -> the USB version qemu emulates for an HVM guest.
 _USB_VERSIONS = {"piix3-uhci": 1, "piix4-uhci": 1, "ehci": 2, "ich9-ehci1": 2, "nec-xhci": 3, "qemu-xhci": 3}
 #: Paravirtual USB controller models -> libxl usbctrl version.
@@ -262,6 +264,22 @@ def _legacy_cpuid(spec: str, leaves: dict[tuple[int, int | None], dict[str, list
         raise ConfigError(f"malformed cpuid entry {spec!r}", element="cpuid") from None
 
 
+def _vcpu_affinity(dom: Domain) -> list[list[int]]:
+    """``<vcpupin>`` as libxl's per-vCPU hard affinity (xl's ``cpus = [ ... ]`` list): one bitmap
+    per vCPU from 0, so the pins must cover vCPUs 0..N without a gap (a gap has no libxl form
+    short of naming every host CPU)."""
+    pins = {pin.vcpu: pin.cpuset for pin in dom.vcpupin}
+    if len(pins) != len(dom.vcpupin):
+        raise ConfigError("a vCPU is pinned twice", element="<cputune><vcpupin>")
+    if pins and sorted(pins) != list(range(len(pins))):
+        raise ConfigError(f"vcpupin must pin vCPUs 0..N without gaps, not {sorted(pins)}",
+                          element="<cputune><vcpupin>")
+    if len(pins) > dom.vcpu.count:
+        raise ConfigError(f"vcpupin names vCPU {len(pins) - 1} of {dom.vcpu.count}",
+                          element="<cputune><vcpupin>")
+    return [parse_cpuset(pins[i], element=f"<vcpupin vcpu='{i}'>") for i in range(len(pins))]
+
+
 def _vnuma(dom: Domain) -> list[JSON]:
     cells = dom.cpu.numa if dom.cpu else []
     nodes = []
@@ -402,6 +420,17 @@ def _serials(dom: Domain, hvm: JSON) -> None:
         hvm["serial_list"] = specs
 
 
+def _soundhw(dom: Domain) -> str | None:
+    """``<sound>`` models as the soundhw list qemu-xen takes (libvirt's ich6 is its ``hda``)."""
+    cards = []
+    for sound in dom.devices.sounds:
+        if sound.model not in _SOUNDHW:
+            raise ConfigError(f"sound model {sound.model!r} is not supported by libxl "
+                              f"(one of {', '.join(_SOUNDHW)})", element=f"<sound model='{sound.model}'>")
+        cards.append(_SOUNDHW[sound.model])
+    return ",".join(cards) or None
+
+
 def _usb(dom: Domain, hvm: JSON) -> None:
     devices = []
     for inp in dom.devices.inputs:
@@ -446,8 +475,7 @@ def _hvm_info(dom: Domain, b_info: JSON) -> JSON:
     if "spice" in graphics:
         hvm["spice"] = _spice(graphics["spice"])
     _serials(dom, hvm)
-    if dom.devices.sounds:
-        hvm["soundhw"] = dom.devices.sounds[0].model
+    _set(hvm, "soundhw", _soundhw(dom))
     hvm["boot"] = "".join(_BOOT[b] for b in os.boot if b in _BOOT) or "c"
     _usb(dom, hvm)
     return hvm
@@ -480,6 +508,7 @@ def _build_info(dom: Domain) -> JSON:
     b_info: JSON = {"max_vcpus": dom.vcpu.count, "avail_vcpus": list(range(online))}
     if dom.vcpu.cpuset:
         b_info["cpumap"] = parse_cpuset(dom.vcpu.cpuset, element="<vcpu cpuset>")
+    _set(b_info, "vcpu_hard_affinity", _vcpu_affinity(dom))
     _set(b_info, "vnuma_nodes", _vnuma(dom))
     b_info["max_memkb"] = dom.memory_kib
     b_info["target_memkb"] = dom.target_memory_kib

@@ -121,6 +121,13 @@ class VCpu:
 
 
 @dataclass
+class VcpuPin:
+    """``<cputune><vcpupin vcpu='N' cpuset='...'>``: xl's per-vCPU ``cpus = [ ... ]`` list item."""
+    vcpu: int
+    cpuset: str
+
+
+@dataclass
 class Hyperv:
     mode: str | None = None  # custom | passthrough
     #: Feature name -> state ('on'/'off'), in document order (relaxed, vapic, spinlocks...).
@@ -387,7 +394,8 @@ class Domain:
     max_memory_kib: int | None = None  # <maxMemory> (hotplug ceiling)
     max_memory_slots: int | None = None
     vcpu: VCpu = field(default_factory=VCpu)
-    cputune_shares: int | None = None
+    cputune_shares: int | None = None  # xl's cpu_weight (credit scheduler weight)
+    vcpupin: list[VcpuPin] = field(default_factory=list)
     os: OS = field(default_factory=OS)
     bootloader: str | None = None
     bootloader_args: str | None = None
@@ -415,7 +423,7 @@ class Domain:
 
 __all__ = [
     "XEN_NS", "XR_NS", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "MAX_KIB", "ConfigError",
-    "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu",
+    "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu", "VcpuPin",
     "Hyperv", "Features", "CpuFeature", "NumaCell", "CPU", "Timer", "Clock", "DiskHost", "Disk",
     "IPAddress", "Interface", "CharDev", "Input", "Listen", "Graphics", "Sound", "Video",
     "PCIAddress", "Hostdev", "Controller", "USBDevice", "Devices", "Domain",

@@ -138,13 +138,14 @@ def run_from_native(args: argparse.Namespace) -> int:
     def convert() -> tuple[str, list[ConfigError]]:
         from libxl.formats.defaults import with_defaults
         from libxl.formats.domxml import format_domain_xml
-        from libxl.formats.losses import unused_keys
+        from libxl.formats.losses import unformatted_fields, unused_keys
 
         parse = _lookup(FROM_NATIVE, args.format)
         text, name = _read(args.file)
         dom, unused = parse(text, name)
-        xml = format_domain_xml(with_defaults(dom, libxl_driver=args.format in LIBXL_DRIVER_FORMATS))
-        return xml, unused_keys(unused, name)
+        full = with_defaults(dom, libxl_driver=args.format in LIBXL_DRIVER_FORMATS)
+        xml = format_domain_xml(full)
+        return xml, unused_keys(unused, name) + unformatted_fields(full, xml, name)
     return _run("domxml-from-native", convert, args.strict)
 
 

@@ -57,6 +57,7 @@ from libxl.model import (
     Timer,
     USBDevice,
     VCpu,
+    VcpuPin,
     Video,
     canonical_mac,
     canonical_uuid,
@@ -257,9 +258,14 @@ class _DomainParser(_Reader):
         dom.power_state = self._power_state(root)
         self._memory(root, dom)
         self._vcpu(root, dom)
-        shares = self.one(root, "cputune")
-        if shares is not None and (el := self.one(shares, "shares")) is not None:
-            dom.cputune_shares = self.int_text(el, minimum=0)
+        if (tune := self.one(root, "cputune")) is not None:
+            if (el := self.one(tune, "shares")) is not None:
+                dom.cputune_shares = self.int_text(el, minimum=0)
+            for pin in self.children(tune, "vcpupin"):
+                cpuset = self.req_attr(pin, "cpuset")
+                if not _CPUSET.fullmatch(cpuset):
+                    raise self.error(pin, f"malformed cpuset {cpuset!r}")
+                dom.vcpupin.append(VcpuPin(vcpu=self.req_int(pin, "vcpu"), cpuset=cpuset))
         dom.bootloader = self.child_text(root, "bootloader")
         dom.bootloader_args = self.child_text(root, "bootloader_args", strip=False)
         dom.os = self._os(root)

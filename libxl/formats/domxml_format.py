@@ -55,8 +55,11 @@ def format_domain_xml(dom: Domain) -> str:
     v = dom.vcpu
     root.leaf("vcpu", [("placement", v.placement), ("cpuset", v.cpuset), ("current", _num(v.current))],
               text=str(v.count))
-    if dom.cputune_shares is not None:
-        root.add("cputune").leaf("shares", text=str(dom.cputune_shares))
+    if dom.cputune_shares is not None or dom.vcpupin:
+        tune = root.add("cputune")
+        tune.leaf("shares", text=_num(dom.cputune_shares))
+        for pin in dom.vcpupin:
+            tune.leaf("vcpupin", [("vcpu", str(pin.vcpu)), ("cpuset", pin.cpuset)])
     root.leaf("bootloader", text=dom.bootloader)
     root.leaf("bootloader_args", text=dom.bootloader_args)
     _format_os(root, dom.os)

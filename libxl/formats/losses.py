@@ -15,7 +15,9 @@ could not carry into the model.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
 from lxml import etree
 
@@ -43,6 +45,28 @@ def unsupported_elements(items: Iterable[Lost], file: str | None, target: str) -
     return [item.error(file, _dropped(target)) for item in items]
 
 
+def model_differences(before: Any, after: Any, path: str = "") -> list[str]:
+    """``path=value`` of every model field of ``before`` that ``after`` does not hold the same."""
+    if dataclasses.is_dataclass(before) and type(before) is type(after):
+        return [diff for f in dataclasses.fields(before)
+                for diff in model_differences(getattr(before, f.name), getattr(after, f.name),
+                                              f"{path}.{f.name}" if path else f.name)]
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [diff for i, (b, a) in enumerate(zip(before, after, strict=True))
+                for diff in model_differences(b, a, f"{path}[{i}]")]
+    return [] if before == after else [f"{path}={before!r}"]
+
+
+def unformatted_fields(dom: Domain, xml: str, file: str | None) -> list[ConfigError]:
+    """Fields of ``dom`` that its domain XML ``xml`` does not carry: a reader filled a model field
+    the XML form has no place for. A safety net under the key tracking: normally empty."""
+    from libxl.formats.domxml import parse_domain_xml
+
+    back = parse_domain_xml(xml, file)
+    return [ConfigError(_dropped("domain XML"), file=file, element=diff)
+            for diff in model_differences(dom, back)]
+
+
 def _comparable(dom: Domain) -> etree._Element:
     """``dom`` as XML with libvirt's defaults, in the one spelling both sides of a round trip share.
 
@@ -64,4 +88,5 @@ def round_trip_losses(source: etree._Element, before: Domain, after: Domain, fil
             for item in lost(_comparable(before), _comparable(after), values=True)]
 
 
-__all__ = ["unused_keys", "unsupported_elements", "round_trip_losses"]
+__all__ = ["unused_keys", "unsupported_elements", "round_trip_losses", "model_differences",
+           "unformatted_fields"]

@@ -76,7 +76,7 @@ def _domain(cfg: Cfg) -> Domain:
     devs.controllers = [xencommon.item(cfg, "usbctrl", s, parse_usbctrl) for s in cfg.strlist("usbctrl")]
     for index, ctl in enumerate(devs.controllers):
         ctl.index = index
-    devs.usb_hostdevs = [xencommon.item(cfg, "usbdev", s, parse_usbdev) for s in cfg.strlist("usbdev")]
+    devs.usb_hostdevs += [xencommon.item(cfg, "usbdev", s, parse_usbdev) for s in cfg.strlist("usbdev")]
     events, frames = cfg.int("max_event_channels"), cfg.int("max_grant_frames")
     if events is not None or frames is not None:
         devs.controllers.insert(0, Controller("xenbus", max_event_channels=events, max_grant_frames=frames))

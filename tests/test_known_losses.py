@@ -1,0 +1,123 @@
+"""Issue 13 item 6, the domain-XML / converter side: each class of setting that used to be lost is
+carried both ways where the formats allow, built the way libvirt's libxl driver builds it, and
+reported (never silently dropped) where one side has no place for it."""
+
+from __future__ import annotations
+
+import pytest
+
+from libxl.config import build_config
+from libxl.errors import ConfigError
+from libxl.formats.defaults import with_defaults
+from libxl.formats.domxml import format_domain_xml, parse_domain_xml
+from libxl.formats.xl import format_xl, parse_xl, read_xl
+from libxl.formats.xlcfg import parse_cfg
+from libxl.formats.xm import format_xm, read_xm
+
+HVM = 'name = "h"\nmemory = 512\nvcpus = 4\nbuilder = "hvm"\nvnc = 1\n'
+
+
+def settings(text: str) -> dict:
+    return {key: s.value for key, s in parse_cfg(text).items()}
+
+
+def xml_of(cfg: str) -> str:
+    return format_domain_xml(with_defaults(parse_xl(cfg)))
+
+
+def test_per_vcpu_cpus_list_pins_only_the_listed_vcpus() -> None:
+    dom = parse_xl(HVM + 'cpus = [ "2", "3" ]\n')
+    assert dom.vcpu.cpuset is None and [(p.vcpu, p.cpuset) for p in dom.vcpupin] == [(0, "2"), (1, "3")]
+    xml = xml_of(HVM + 'cpus = [ "2", "3" ]\ncpu_weight = 512\n')
+    assert "<cputune>\n    <shares>512</shares>\n    <vcpupin vcpu='0' cpuset='2'/>" in xml
+    b_info = build_config(parse_domain_xml(xml))["b_info"]
+    assert b_info["vcpu_hard_affinity"] == [[2], [3]] and "cpumap" not in b_info
+    assert b_info["sched_params"] == {"weight": 512}
+    back = settings(format_xl(parse_domain_xml(xml)))
+    assert back["cpus"] == ["2", "3"] and back["cpu_weight"] == 512
+    # one item pins vCPU 0 only; the string form pins every vCPU
+    assert [p.vcpu for p in parse_xl(HVM + "cpus = [ '4-47' ]\n").vcpupin] == [0]
+    assert parse_xl(HVM + 'cpus = "4-47"\n').vcpu.cpuset == "4-47"
+
+
+def test_vcpupin_gaps_and_node_forms_are_refused_with_a_reason() -> None:
+    xml = xml_of(HVM).replace("<os>", "<cputune><vcpupin vcpu='1' cpuset='3'/></cputune>\n  <os>")
+    with pytest.raises(ConfigError, match=r"vCPUs 0\.\.N without gaps"):
+        build_config(parse_domain_xml(xml))
+    with pytest.raises(ConfigError, match=r"^g\.cfg:6: cpus: item 0 'node:1'"):
+        parse_xl(HVM + 'cpus = [ "node:1" ]\n', "g.cfg")
+
+
+@pytest.mark.parametrize("keys, model, vram, kind", [
+    ('stdvga = 1\n', "vga", 16384, "std"),
+    ('vga = "stdvga"\nvideoram = 32\n', "vga", 32768, "std"),
+    ('vga = "qxl"\n', "qxl", 65536, "qxl"),
+    ('stdvga = 0\nvideoram = 16\n', "cirrus", 16384, "cirrus"),
+])
+def test_vga_keys_are_the_video_card_both_ways(keys: str, model: str, vram: int, kind: str) -> None:
+    dom = with_defaults(parse_xl(HVM + keys))
+    assert (dom.devices.videos[0].model, dom.devices.videos[0].vram) == (model, vram)
+    assert build_config(dom)["b_info"]["type.hvm"]["vga"] == {"kind": kind}
+    again = with_defaults(parse_xl(format_xl(dom)))
+    assert (again.devices.videos[0].model, again.devices.videos[0].vram) == (model, vram)
+
+
+def test_xm_writes_stdvga_for_a_vga_card() -> None:
+    dom = parse_domain_xml(xml_of(HVM + "stdvga = 1\n"))
+    assert settings(format_xm(dom))["stdvga"] == 1
+    assert read_xm(format_xm(dom))[0].devices.videos[0].model == "vga"
+
+
+def test_every_soundhw_model_of_xen_417_both_ways() -> None:
+    dom, unused = read_xl(HVM + 'soundhw = "hda,ac97,sb16,es1370,pcspk,gus"\n', "g.cfg")
+    assert [s.model for s in dom.devices.sounds] == ["ich6", "ac97", "sb16", "es1370", "pcspk"]
+    assert [(u.key, u.detail) for u in unused] == [("soundhw", "gus")]  # no libvirt model: reported
+    assert settings(format_xl(dom))["soundhw"] == "hda,ac97,sb16,es1370,pcspk"
+    assert build_config(dom)["b_info"]["type.hvm"]["soundhw"] == "hda,ac97,sb16,es1370,pcspk"
+    with pytest.raises(ConfigError, match="unknown sound card 'ich6'"):
+        parse_xl(HVM + 'soundhw = "ich6"\n')
+    ich9 = xml_of(HVM).replace("</devices>", "<sound model='ich9'/></devices>")
+    with pytest.raises(ConfigError, match="sound model 'ich9' is not supported by libxl"):
+        build_config(parse_domain_xml(ich9))
+
+
+@pytest.mark.parametrize("value, mode", [(0, None), (1, "emulate"), (2, "native"), (3, "paravirt")])
+def test_legacy_integer_tsc_mode(value: int, mode: str | None) -> None:
+    timers = parse_xl(HVM + f"tsc_mode = {value}\n").clock.timers
+    assert [t.mode for t in timers if t.name == "tsc"] == ([mode] if mode else [])
+
+
+def test_usbdevice_host_bus_address_is_a_usb_hostdev() -> None:
+    dom, unused = read_xl(HVM + 'usb = 1\nusbdevice = [ "host:3.7", "tablet", "host:046d:c52b" ]\n', "g")
+    assert [(u.bus, u.device) for u in dom.devices.usb_hostdevs] == [(3, 7)]
+    assert [i.type for i in dom.devices.inputs] == ["tablet"]
+    assert [(u.key, u.detail) for u in unused] == [("usbdevice", "host:046d:c52b (by vendor:product)")]
+    assert "<address bus='3' device='7'/>" in format_domain_xml(dom)
+
+
+def test_ovmf_loader_path_is_bios_path_override() -> None:
+    dom = parse_xl(HVM + 'bios = "ovmf"\nbios_path_override = "/opt/OVMF.fd"\n')
+    assert (dom.os.loader.type, dom.os.loader.path) == ("pflash", "/opt/OVMF.fd")
+    assert build_config(dom)["b_info"]["type.hvm"]["system_firmware"] == "/opt/OVMF.fd"
+    out = settings(format_xl(dom))
+    assert (out["bios"], out["bios_path_override"]) == ("ovmf", "/opt/OVMF.fd")
+    assert "bios_path_override" not in settings(format_xl(parse_xl(HVM + 'bios = "ovmf"\n')))
+
+
+def test_rbd_network_disk_both_ways_and_to_libxl() -> None:
+    target = r"rbd:pool/img:auth_supported=none:mon_host=m1\:6789\;m2"
+    dom = parse_xl(HVM + f'disk = [ "format=raw,vdev=xvda,access=rw,backendtype=qdisk,target={target}" ]\n')
+    disk = dom.devices.disks[0]
+    assert (disk.type, disk.source_protocol, disk.source_name) == ("network", "rbd", "pool/img")
+    assert [(h.name, h.port) for h in disk.source_hosts] == [("m1", "6789"), ("m2", None)]
+    assert settings(format_xl(dom))["disk"][0].endswith(f"target={target}")
+    assert build_config(dom)["disks"][0]["pdev_path"] == target
+    with pytest.raises(ConfigError, match="rbd option 'id=admin' is not supported"):
+        parse_xl(HVM + 'disk = [ "vdev=xvda,backendtype=qdisk,target=rbd:p/i:id=admin" ]\n')
+
+
+def test_pci_permissive_kept_other_options_reported() -> None:
+    dom, unused = read_xl(HVM + 'pci = [ "01:00.0,permissive=1,seize=1", "02:00.0@3" ]\n', "g")
+    assert [h.write_filtering for h in dom.devices.hostdevs] == [False, None]
+    assert [u.detail for u in unused] == ["'01:00.0,permissive=1,seize=1': seize=1", "'02:00.0@3': @3"]
+    assert build_config(dom)["pcidevs"][0]["permissive"] is True
