@@ -19,6 +19,7 @@ from typing import Any
 from libxl.errors import ConfigError
 from libxl.formats.diskspec import rbd_target
 from libxl.model import CPU, CharDev, Disk, Domain, Graphics, Interface, PCIAddress, Video
+from libxl.unbuildable import check_buildable
 
 JSON = dict[str, Any]
 
@@ -696,6 +697,7 @@ def _usb_devices(dom: Domain) -> tuple[list[JSON], list[JSON]]:
 
 def build_config(dom: Domain, *, xsdata: dict[str, str] | None = None) -> JSON:
     """The whole ``libxl_domain_config`` for ``dom``; ``xsdata`` lands in ``c_info.xsdata``."""
+    check_buildable(dom)
     config: JSON = {"c_info": _create_info(dom, xsdata), "b_info": _build_info(dom)}
     _set(config, "disks", [build_disk(d, dom) for d in dom.devices.disks])
     vifs = [i for i in dom.devices.interfaces if i.type != "hostdev"]

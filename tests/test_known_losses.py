@@ -121,3 +121,28 @@ def test_pci_permissive_kept_other_options_reported() -> None:
     assert [h.write_filtering for h in dom.devices.hostdevs] == [False, None]
     assert [u.detail for u in unused] == ["'01:00.0,permissive=1,seize=1': seize=1", "'02:00.0@3': @3"]
     assert build_config(dom)["pcidevs"][0]["permissive"] is True
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("<vcpu", "<maxMemory slots='2' unit='KiB'>2097152</maxMemory>\n  <vcpu", "memory hotplug"),
+    ("<clock", "<cpu mode='custom'><model>Haswell</model></cpu>\n  <clock", "libxl has no CPU models"),
+    ("basis='utc'/>", "basis='utc'><timer name='rtc' tickpolicy='catchup'/></clock>",
+     "the tickpolicy of the rtc timer"),
+])
+def test_settings_libxl_cannot_honour_are_refused_by_name(old: str, new: str, message: str) -> None:
+    xml = xml_of(HVM)
+    assert old in xml
+    with pytest.raises(ConfigError, match=message):
+        build_config(parse_domain_xml(xml.replace(old, new, 1)))
+
+
+def test_unbuildable_device_settings_are_refused() -> None:
+    base = xml_of(HVM + 'disk = [ "/img,raw,hda,rw" ]\nserial = "pty"\n')
+    for old, new, message in (
+            ("<driver name='qemu' type='raw'/>", "<driver name='qemu' type='raw' cache='none'/>",
+             "cache mode 'none'"),
+            ("</devices>", "<parallel type='pty'/></devices>", "parallel ports"),
+            ("heads='1'", "heads='2'", "one head")):
+        assert old in base
+        with pytest.raises(ConfigError, match=message):
+            build_config(parse_domain_xml(base.replace(old, new, 1)))
