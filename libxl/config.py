@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from libxl.errors import ConfigError
-from libxl.formats.diskspec import rbd_target
+from libxl.formats.diskspec import network_target
 from libxl.model import CPU, CharDev, Disk, Domain, Graphics, Interface, PCIAddress, Video
 from libxl.unbuildable import check_buildable
 
@@ -557,8 +557,12 @@ def _disk_format(disk: Disk) -> str:
 def _disk_source(disk: Disk) -> str | None:
     if disk.type in ("file", "block"):
         return disk.source
-    if disk.type == "network" and disk.source_protocol == "rbd":
-        return rbd_target(disk)
+    if disk.type == "network" and disk.source_protocol in ("rbd", "nbd"):
+        try:
+            return network_target(disk)
+        except ValueError as err:
+            where = f"<disk type='network'><target dev='{disk.target_dev}'>"
+            raise ConfigError(str(err), element=where) from None
     raise ConfigError(f"disk type {disk.type!r} ({disk.source_protocol or 'no protocol'}) is not supported",
                       element=f"<disk type='{disk.type}'>")
 

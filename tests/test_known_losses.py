@@ -146,3 +146,24 @@ def test_unbuildable_device_settings_are_refused() -> None:
         assert old in base
         with pytest.raises(ConfigError, match=message):
             build_config(parse_domain_xml(base.replace(old, new, 1)))
+
+
+def test_nbd_disk_both_ways_and_to_libxl() -> None:
+    target = "nbd:10.0.0.1:10809:exportname=vol"
+    dom = parse_xl(HVM + f'disk = [ "vdev=xvda,backendtype=qdisk,target={target}" ]\n')
+    xml = format_domain_xml(with_defaults(dom))
+    assert "<source protocol='nbd' name='vol'>\n        <host name='10.0.0.1' port='10809'/>" in xml
+    again = parse_domain_xml(xml)
+    assert settings(format_xl(again))["disk"][0].endswith(f"target={target}")
+    assert build_config(again)["disks"][0] == {"pdev_path": target, "vdev": "xvda", "backend": "qdisk",
+                                               "format": "raw", "removable": 1, "readwrite": 1}
+    with pytest.raises(ConfigError, match="not nbd:HOST:PORT"):
+        parse_xl(HVM + 'disk = [ "vdev=xvda,backendtype=qdisk,target=nbd:unix:/run/nbd.sock" ]\n')
+
+
+def test_disk_script_is_carried_in_domain_xml() -> None:
+    dom = parse_xl(HVM + 'disk = [ "vdev=xvda,script=block-drbd,target=r0" ]\n')
+    xml = format_domain_xml(with_defaults(dom))
+    assert "<script path='block-drbd'/>" in xml
+    assert build_config(parse_domain_xml(xml))["disks"][0]["script"] == "block-drbd"
+    assert "script=block-drbd" in settings(format_xl(parse_domain_xml(xml)))["disk"][0]
