@@ -173,6 +173,8 @@ def _create_info(dom: Domain, xsdata: dict[str, str] | None) -> JSON:
         c_info["hap"] = _defbool(dom.features.hap)
     c_info["name"] = dom.name
     _set(c_info, "uuid", dom.uuid)
+    if dom.seclabel is not None and dom.seclabel.type == "static":
+        c_info["ssid_label"] = dom.seclabel.label  # libxl turns it into the XSM ssidref
     passthrough = dom.features.xen_passthrough
     if passthrough == "on":
         c_info["passthrough"] = dom.features.xen_passthrough_mode or "enabled"

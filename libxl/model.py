@@ -382,6 +382,16 @@ class Devices:
 
 
 @dataclass
+class Seclabel:
+    """``<seclabel>``: a static label is xl's ``seclabel=`` (the XSM/FLASK context); ``none`` asks
+    for nothing."""
+    type: str = "static"  # static | none (dynamic labels need a security driver libxl lacks)
+    model: str | None = None  # xen
+    relabel: str | None = None  # yes | no
+    label: str | None = None
+
+
+@dataclass
 class Domain:
     name: str
     type: str = "xen"
@@ -406,6 +416,7 @@ class Domain:
     on_reboot: str | None = None
     on_crash: str | None = None
     devices: Devices = field(default_factory=Devices)
+    seclabel: Seclabel | None = None
     #: ``<xen:commandline><xen:arg value=.../>``: extra device-model arguments.
     commandline: list[str] = field(default_factory=list)
     #: Desired power state from the project's ``<metadata>`` (running | paused | stopped).
@@ -426,5 +437,5 @@ __all__ = [
     "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu", "VcpuPin",
     "Hyperv", "Features", "CpuFeature", "NumaCell", "CPU", "Timer", "Clock", "DiskHost", "Disk",
     "IPAddress", "Interface", "CharDev", "Input", "Listen", "Graphics", "Sound", "Video",
-    "PCIAddress", "Hostdev", "Controller", "USBDevice", "Devices", "Domain",
+    "PCIAddress", "Hostdev", "Controller", "USBDevice", "Devices", "Seclabel", "Domain",
 ]

@@ -167,3 +167,43 @@ def test_disk_script_is_carried_in_domain_xml() -> None:
     assert "<script path='block-drbd'/>" in xml
     assert build_config(parse_domain_xml(xml))["disks"][0]["script"] == "block-drbd"
     assert "script=block-drbd" in settings(format_xl(parse_domain_xml(xml)))["disk"][0]
+
+
+def test_seclabel_both_ways_and_to_libxl() -> None:
+    dom = parse_xl(HVM + 'seclabel = "system_u:system_r:domU_t"\n')
+    xml = format_domain_xml(with_defaults(dom))
+    assert ("<seclabel type='static' model='xen' relabel='no'>\n    <label>system_u:system_r:domU_t</label>"
+            in xml)
+    again = parse_domain_xml(xml)
+    assert build_config(again)["c_info"]["ssid_label"] == "system_u:system_r:domU_t"
+    assert settings(format_xl(again))["seclabel"] == "system_u:system_r:domU_t"
+    none = xml.replace(xml[xml.index("<seclabel"):xml.index("</seclabel>") + 11], "<seclabel type='none'/>")
+    assert "ssid_label" not in build_config(parse_domain_xml(none))["c_info"]
+    with pytest.raises(ConfigError, match="type must be one of static, none"):
+        parse_domain_xml(none.replace("type='none'", "type='dynamic'"))
+
+
+def test_device_model_version_qemu_xen_is_honoured_traditional_refused() -> None:
+    _, unused = read_xl(HVM + 'device_model_version = "qemu-xen"\n')
+    assert unused == []
+    with pytest.raises(ConfigError, match=r"^g\.cfg:6: device_model_version: 'qemu-xen-traditional' is not "
+                                          r"supported: Xen 4\.17 hosts run qemu-xen only"):
+        parse_xl(HVM + 'device_model_version = "qemu-xen-traditional"\n', "g.cfg")
+
+
+@pytest.mark.reallibxl
+def test_new_fields_survive_real_libxl() -> None:
+    """vcpu_hard_affinity, sched weight, soundhw, std vga, nbd/rbd targets, ssid_label and PCI
+    permissive as libxl's own JSON parser reads them back."""
+    import realxl
+
+    missing = realxl.libxl_missing()
+    if missing:
+        pytest.skip(missing)
+    cfg = HVM + ('cpus = [ "2", "3" ]\ncpu_weight = 512\nsoundhw = "hda,ac97"\nstdvga = 1\nvideoram = 32\n'
+                 'seclabel = "system_u:system_r:domU_t"\npci = [ "01:00.0,permissive=1" ]\n'
+                 'disk = [ "vdev=xvda,backendtype=qdisk,target=nbd:10.0.0.1:10809:exportname=vol", '
+                 r'"vdev=xvdb,backendtype=qdisk,target=rbd:p/i:auth_supported=none:mon_host=m1\:6789" ]' "\n")
+    built = build_config(parse_domain_xml(format_domain_xml(with_defaults(parse_xl(cfg)))))
+    [answer] = realxl.roundtrip([built])
+    assert answer.get("error") is None and realxl.lost_fields(built, answer["json"]) == []

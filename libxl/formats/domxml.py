@@ -53,6 +53,7 @@ from libxl.model import (
     Loader,
     NumaCell,
     PCIAddress,
+    Seclabel,
     Sound,
     Timer,
     USBDevice,
@@ -280,6 +281,12 @@ class _DomainParser(_Reader):
                 setattr(dom, event, self.text_enum(el, LIFECYCLE_ACTIONS))
         if (el := self.one(root, "devices")) is not None:
             dom.devices = self._devices(el)
+        if (sec := self.one(root, "seclabel")) is not None:
+            dom.seclabel = Seclabel(type=self.enum(sec, "type", ("static", "none")) or "static",
+                                    model=sec.get("model"), relabel=self.enum(sec, "relabel", ("yes", "no")),
+                                    label=self.child_text(sec, "label"))
+            if dom.seclabel.type == "static" and not dom.seclabel.label:
+                raise self.error(sec, "a static seclabel needs a <label>")
         dom.commandline = self._commandline(root)
         return dom
 

@@ -71,6 +71,10 @@ def format_domain_xml(dom: Domain) -> str:
     for event in ("on_poweroff", "on_reboot", "on_crash"):
         root.leaf(event, text=getattr(dom, event))
     _format_devices(root.add("devices"), dom.devices)
+    if dom.seclabel is not None:
+        sec = dom.seclabel
+        root.add("seclabel", [("type", sec.type), ("model", sec.model), ("relabel", sec.relabel)]) \
+            .leaf("label", text=sec.label)
     if dom.commandline:
         cmd = root.add("xen:commandline")
         for arg in dom.commandline:

@@ -26,6 +26,7 @@ from libxl.model import (
     Hostdev,
     Input,
     PCIAddress,
+    Seclabel,
     Sound,
     Timer,
     USBDevice,
@@ -161,6 +162,12 @@ def parse_common(cfg: Cfg, dialect: Dialect, os_type: str) -> Domain:
             if action not in LIFECYCLE_ACTIONS:
                 raise cfg.error(event, f"unknown action {action!r}")
             setattr(dom, event, action)
+    if (label := cfg.str("seclabel")) is not None:
+        dom.seclabel = Seclabel(type="static", model="xen", relabel="no", label=label)
+    version = cfg.str("device_model_version")
+    if version not in (None, "qemu-xen"):
+        raise cfg.error("device_model_version", f"{version!r} is not supported: Xen 4.17 hosts run "
+                                                "qemu-xen only (qemu-xen-traditional is gone)")
     dom.bootloader = cfg.str("bootloader")
     dom.bootloader_args = cfg.str("bootargs")
     dom.clock = _read_clock(cfg, dom.os.is_hvm)
@@ -464,6 +471,8 @@ def format_head(dom: Domain) -> list[tuple[str, Value]]:
         out.append(("cpus", dom.vcpu.cpuset))
     if dom.cputune_shares is not None:
         out.append(("cpu_weight", dom.cputune_shares))
+    if dom.seclabel is not None and dom.seclabel.type == "static" and dom.seclabel.label:
+        out.append(("seclabel", dom.seclabel.label))
     return out
 
 
