@@ -207,3 +207,10 @@ def test_new_fields_survive_real_libxl() -> None:
     built = build_config(parse_domain_xml(format_domain_xml(with_defaults(parse_xl(cfg)))))
     [answer] = realxl.roundtrip([built])
     assert answer.get("error") is None and realxl.lost_fields(built, answer["json"]) == []
+
+
+def test_hvm_vnc_keys_are_read_even_when_a_vfb_list_is_present() -> None:
+    dom, unused = read_xl(HVM + 'vncpasswd = "s3cret"\nkeymap = "de"\nvfb = [ "type=vnc" ]\n', "g")
+    [vnc] = dom.devices.graphics
+    assert (vnc.passwd, vnc.keymap) == ("s3cret", "de")
+    assert [u.key for u in unused] == ["vfb"]

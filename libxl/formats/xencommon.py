@@ -437,7 +437,10 @@ def _vnc(unused: bool, display: int | None, listen: str | None, passwd: str | No
 
 
 def _read_graphics(cfg: Cfg, dom: Domain) -> None:
-    vfbs = cfg.strlist("vfb")
+    """PV guests: the ``vfb`` list, else the vnc/sdl keys. HVM guests: the vnc/sdl keys, which
+    drive the emulated display, as libvirt reads them; a ``vfb`` list there stays unread and is
+    reported rather than letting it shadow ``vncpasswd``, ``keymap``... (issue 13)."""
+    vfbs = [] if dom.os.is_hvm else cfg.strlist("vfb")
     if vfbs:
         dom.devices.graphics = [item(cfg, "vfb", spec, parse_vfb) for spec in vfbs]
         return
