@@ -214,3 +214,17 @@ def test_hvm_vnc_keys_are_read_even_when_a_vfb_list_is_present() -> None:
     [vnc] = dom.devices.graphics
     assert (vnc.passwd, vnc.keymap) == ("s3cret", "de")
     assert [u.key for u in unused] == ["vfb"]
+
+
+def test_xend_dump_with_vnc_sdl_and_spice_keeps_every_display() -> None:
+    from libxl.formats.sxpr import parse_sxpr
+
+    dump = ("(domain (name 'h')(memory 420)(image (hvm (kernel '/usr/lib/xen/boot/hvmloader')"
+            "(vnc 1)(vncunused 1)(sdl 1)(display ':0')(spice 1)(spiceport 6000)(spicehost 0.0.0.0)"
+            "(spicedisable_ticketing 1)))(device (vfb (type spice)(spiceport 6000))))")
+    gfx = parse_sxpr(dump).devices.graphics
+    assert [g.type for g in gfx] == ["vnc", "sdl", "spice"]
+    assert (gfx[2].port, gfx[2].listen, gfx[2].passwd) == (6000, "0.0.0.0", None)
+    two = ("(domain (name 'p')(memory 420)(image (linux (kernel '/k')))"
+           "(device (vfb (type vnc)(vncunused 1)))(device (vfb (type sdl)(display ':0'))))")
+    assert [g.type for g in parse_sxpr(two).devices.graphics] == ["vnc", "sdl"]

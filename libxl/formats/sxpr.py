@@ -21,6 +21,7 @@ from libxl.model import (
     Graphics,
     Hostdev,
     Input,
+    Listen,
     Loader,
     PCIAddress,
     Sound,
@@ -173,16 +174,36 @@ def _image(root: Sexpr, dom: Domain, file: str | None) -> None:
             dom.devices.inputs.append(Input(usbdev if usbdev in ("mouse", "tablet") else "mouse", "usb"))
     else:
         dom.clock = Clock(offset="localtime" if localtime else "utc", adjustment="reset")
-    if _value(kind, "vnc") == "1" or _value(kind, "sdl") == "1":
-        try:
-            dom.devices.graphics.append(_legacy_graphics(kind))
-        except ValueError as err:
-            raise ConfigError(str(err), file=file, element="image") from None
+    try:
+        dom.devices.graphics += _legacy_graphics(kind)
+    except ValueError as err:
+        raise ConfigError(str(err), file=file, element="image") from None
 
 
-def _legacy_graphics(node: Sexpr) -> Graphics:
-    if _value(node, "vnc") != "1":
-        return Graphics(type="sdl", display=_value(node, "display"), xauth=_value(node, "xauthority"))
+def _legacy_graphics(node: Sexpr) -> list[Graphics]:
+    """Every display the image (or an old-style vfb) turns on: vnc, sdl and spice may all be."""
+    out = []
+    if _value(node, "vnc") == "1":
+        out.append(_vnc(node))
+    if _value(node, "sdl") == "1":
+        out.append(Graphics(type="sdl", display=_value(node, "display"), xauth=_value(node, "xauthority")))
+    if _value(node, "spice") == "1":
+        out.append(_spice(node))
+    return out
+
+
+def _spice(node: Sexpr) -> Graphics:
+    """xend's spice keys, named as xl's (spiceport, spicehost, spicepasswd...)."""
+    port, tls = _value(node, "spiceport"), _value(node, "spicetls_port")
+    host = _value(node, "spicehost")
+    ticketing = _value(node, "spicedisable_ticketing") != "1"
+    return Graphics(type="spice", port=int(port) if port else None, tls_port=int(tls) if tls else None,
+                    autoport=port is None and tls is None, listen=host,
+                    listens=[Listen(address=host)] if host else [],
+                    passwd=_value(node, "spicepasswd") if ticketing else None)
+
+
+def _vnc(node: Sexpr) -> Graphics:
     display = _value(node, "vncdisplay")
     unused = _value(node, "vncunused") != "0" or display is None
     return Graphics(type="vnc", autoport=unused, port=-1 if unused else VNC_BASE_PORT + int(display or 0),
@@ -228,19 +249,24 @@ def _devices(root: Sexpr, dom: Domain, file: str | None) -> None:
                 dom.devices.interfaces.append(nic)
                 nics += 1
             elif kind == "vfb":
-                dom.devices.graphics.append(_vfb(node))
+                # An HVM dump repeats its image's display as a vfb device: keep one per type.
+                shown = {g.type for g in dom.devices.graphics}
+                dom.devices.graphics += [g for g in _vfb(node) if g.type not in shown]
             elif kind == "pci":
                 dom.devices.hostdevs += [_pci(dev) for dev in _children(node, "dev")]
         except (ValueError, KeyError) as err:
             raise ConfigError(str(err), file=file, element=f"device {kind}") from None
 
 
-def _vfb(node: Sexpr) -> Graphics:
-    if _value(node, "type") is None and _value(node, "vnc") is not None or _value(node, "sdl") is not None:
+def _vfb(node: Sexpr) -> list[Graphics]:
+    kind = _value(node, "type")
+    if kind is None and any(_value(node, k) is not None for k in ("vnc", "sdl", "spice")):
         return _legacy_graphics(node)
+    if kind == "spice":
+        return [_spice(node)]
     opts = {k: v for k in ("type", "vncunused", "vncdisplay", "vnclisten", "vncpasswd", "keymap",
                            "display", "xauthority") if (v := _value(node, k)) is not None}
-    return parse_vfb(",".join(f"{k}={v}" for k, v in opts.items()))
+    return [parse_vfb(",".join(f"{k}={v}" for k, v in opts.items()))]
 
 
 def _pci(dev: Sexpr) -> Hostdev:
