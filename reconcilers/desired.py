@@ -32,7 +32,7 @@ from pathlib import Path
 from libxl.backend import LibxlConfig
 from libxl.config import build_config
 from libxl.errors import ConfigError
-from libxl.formats.load import is_desired_name, parse_domain_bytes
+from libxl.formats.load import is_desired_name, located, parse_domain_bytes
 from libxl.hostconf import HostSettings, apply_host_settings
 from libxl.model import Domain
 from reconcilers import security as sec
@@ -120,7 +120,7 @@ def parse_desired_file(path: Path, data: bytes, digest: str, policy: SecurityPol
         if host is not None:
             config = apply_host_settings(domain, config, host)
     except ConfigError as err:
-        return err.located(str(path))
+        return located(err, path, data)
     errors = sec.policy_errors(domain, config, policy, path, data) if policy is not None else []
     if errors:
         return sec.first_error(errors)

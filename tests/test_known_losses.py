@@ -228,3 +228,18 @@ def test_xend_dump_with_vnc_sdl_and_spice_keeps_every_display() -> None:
     two = ("(domain (name 'p')(memory 420)(image (linux (kernel '/k')))"
            "(device (vfb (type vnc)(vncunused 1)))(device (vfb (type sdl)(display ':0'))))")
     assert [g.type for g in parse_sxpr(two).devices.graphics] == ["vnc", "sdl"]
+
+
+def test_builder_refusals_are_located_at_their_element(tmp_path) -> None:
+    from pathlib import Path
+
+    from libxl.formats.load import located
+
+    xml = xml_of(HVM + 'disk = [ "/img,raw,hda,rw" ]\n').replace(
+        "<driver name='qemu' type='raw'/>", "<driver name='qemu' type='raw' cache='none'/>")
+    path = Path(tmp_path) / "g.xml"
+    with pytest.raises(ConfigError) as err:
+        build_config(parse_domain_xml(xml))
+    line = next(n for n, text in enumerate(xml.splitlines(), 1) if "<target dev='hda'" in text)
+    assert str(located(err.value, path, xml.encode())) == \
+        f"{path}:{line}: <disk><target dev='hda'>: disk cache mode 'none' is not supported by libxl"

@@ -18,7 +18,7 @@ from pathlib import Path
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
 from libxl.config import build_config
 from libxl.errors import ConfigError
-from libxl.formats.load import is_desired_name, load_domain_file
+from libxl.formats.load import is_desired_name, load_domain_file, located
 from libxl.model import Domain
 from reconcilers.security import SecurityPolicy, policy_errors
 
@@ -64,7 +64,7 @@ def _problems(path: Path, dom: Domain, security: SecurityPolicy | None) -> list[
     try:
         config = build_config(dom)
     except ConfigError as err:
-        return [str(err.located(str(path)))]
+        return [str(located(err, path, path.read_bytes()))]
     if security is None:
         return []
     return [str(err) for err in policy_errors(dom, config, security, path, path.read_bytes())]

@@ -16,6 +16,7 @@ Every rejection is a ``ConfigError`` naming file, line and element, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import NoReturn
@@ -24,7 +25,7 @@ from lxml import etree
 
 from libxl.errors import ConfigError
 from libxl.formats.domxml_format import format_domain_xml
-from libxl.formats.xmlshape import Lost, describe, lost
+from libxl.formats.xmlshape import Lost, describe, element_line, lost
 from libxl.model import (
     CPU,
     LIFECYCLE_ACTIONS,
@@ -209,6 +210,16 @@ class _Reader:
 def xml_tree(data: str | bytes, file: str | None = None) -> etree._Element:
     """The hardened parse of ``data`` alone (lines kept), for pointing at its elements."""
     return _harden(data, file)
+
+
+def locate_error(err: ConfigError, data: str | bytes, file: str) -> ConfigError:
+    """``err`` (from the libxl builder, which knows the model, not the document) with ``file`` and
+    the line of the element it names in ``data``, so every refusal is one located line."""
+    err.located(file)
+    if err.line is None and err.element:
+        with contextlib.suppress(ConfigError):  # unparsable data: its own error comes first
+            err.line = element_line(_harden(data, file), err.element)
+    return err
 
 
 #: Why an element or attribute the parser does not carry into the model is refused.
@@ -590,4 +601,5 @@ class _DomainParser(_Reader):
         return args
 
 
-__all__ = ["MAX_XML_BYTES", "NOT_SUPPORTED", "xml_tree", "describe", "parse_domain_xml", "format_domain_xml"]
+__all__ = ["MAX_XML_BYTES", "NOT_SUPPORTED", "xml_tree", "locate_error", "describe", "parse_domain_xml",
+           "format_domain_xml"]

@@ -14,6 +14,7 @@ conversions, where a value that comes back different was lost on the way.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -122,4 +123,27 @@ def locate(item: Lost, root: etree._Element) -> Lost:
     return Lost(best.sourceline, describe(best), item.detail, item.path, item.attribute)
 
 
-__all__ = ["Lost", "describe", "shape", "lost", "locate"]
+_STEP = re.compile(r"<([\w:.-]+)((?:\s+[\w:.-]+='[^']*')*)\s*>")
+_ATTR = re.compile(r"([\w:.-]+)='([^']*)'")
+
+
+def element_line(root: etree._Element, element: str) -> int | None:
+    """The line of the element an error names as ``<disk><target dev='hda'>`` (a path of tags,
+    the last one's attributes to match): how a builder refusal, which only knows the model, is
+    pointed at the document. None when nothing matches."""
+    steps = [(m[1].split(":")[-1], dict(_ATTR.findall(m[2]))) for m in _STEP.finditer(element)]
+    if not steps:
+        return None
+    tag, attrs = steps[-1]
+    for el in root.iter(tag=etree.Element):
+        if etree.QName(el).localname != tag:
+            continue
+        if any(k in el.attrib and el.get(k) != v for k, v in attrs.items()):
+            continue  # an attribute the document leaves out is a default the builder spelt out
+        ancestors = {etree.QName(a).localname for a in el.iterancestors()}
+        if all(t in ancestors for t, _ in steps[:-1]):
+            return el.sourceline
+    return None
+
+
+__all__ = ["Lost", "describe", "shape", "lost", "locate", "element_line"]
