@@ -134,3 +134,18 @@ def test_corpus_conversions_lose_nothing_but_what_libvirt_ignores(shared_corpus:
             reports += err.splitlines()
     assert len(reports) == 1 and reports[0].endswith(
         "test-fullvirt-direct-kernel-boot-bogus-extra.cfg:28: extra: no domain XML equivalent, dropped")
+
+
+def test_sxpr_reports_unread_fields_but_not_xends_runtime_state(tmp_path: Path, capsys) -> None:
+    from libxl.formats.sxpr import read_sxpr
+
+    dump = ("(domain (domid 6)(state -b----)(cpu_time 1.5)(name 'p')(memory 420)(cpu_cap 50)"
+            "(image (linux (kernel '/k')(frob 1)))(device (vbd (dev 'xvda')(uname 'file:/i')(mode 'w')"
+            "(bootable 1))))")
+    _, unread = read_sxpr(dump)
+    assert [u.key for u in unread] == ["cpu_cap", "image.linux.frob", "device.vbd.bootable"]
+    path = tmp_path / "p.sxpr"
+    path.write_text(dump)
+    code, out, err = run(["domxml-from-native", "--strict", "xen-sxpr", str(path)], capsys)
+    assert code == 1 and "<name>p</name>" in out
+    assert err.splitlines()[0] == f"{path}: cpu_cap: no domain XML equivalent, dropped"

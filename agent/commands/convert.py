@@ -39,8 +39,8 @@ def _xm_in(text: str, file: str) -> tuple[Domain, list[Unread]]:
 
 
 def _sxpr_in(text: str, file: str) -> tuple[Domain, list[Unread]]:
-    from libxl.formats.sxpr import parse_sxpr
-    return parse_sxpr(text, file), []  # xend's dumps are mostly runtime bookkeeping: not tracked
+    from libxl.formats.sxpr import read_sxpr
+    return read_sxpr(text, file)
 
 
 def _xl_out(dom: Domain) -> str:

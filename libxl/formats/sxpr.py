@@ -9,10 +9,12 @@ vif settings, character devices), and ignores xend's runtime bookkeeping (state,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 from libxl.errors import ConfigError
 from libxl.formats import diskspec, vifspec
-from libxl.formats.xencommon import VNC_BASE_PORT, parse_chardev, parse_vfb
+from libxl.formats.xencommon import VNC_BASE_PORT, Unread, parse_chardev, parse_vfb
 from libxl.model import (
     LIFECYCLE_ACTIONS,
     MAX_KIB,
@@ -74,9 +76,24 @@ def parse_sexpr(text: str, file: str | None = None) -> Sexpr:
     return stack[0]
 
 
+#: The (node, key) lookups of the parse under way, so ``read_sxpr`` can tell what it left unread.
+_LOOKUPS: ContextVar[set[tuple[int, str]] | None] = ContextVar("sxpr_lookups", default=None)
+#: xend's runtime bookkeeping in ``xm list -l`` dumps: the state of a running domain, not its
+#: configuration, so nothing a conversion could carry or lose.
+RUNTIME_KEYS = frozenset({
+    "domid", "state", "status", "cpu_time", "online_vcpus", "start_time", "store_mfn", "console_mfn",
+    "shadow_memory", "up_time", "vcpu_avail", "memory_dynamic_min", "memory_dynamic_max",
+    "memory_static_min", "memory_static_max", "notes", "features", "on_xend_start", "on_xend_stop",
+    "pool_name", "backend", "frontend", "uuid", "devid", "location", "tty", "protocol",
+    "shutdown_reason", "VDI",
+})
+
+
 def _children(node: Sexpr, key: str) -> list[list[Sexpr]]:
     if not isinstance(node, list):
         return []
+    if (seen := _LOOKUPS.get()) is not None:
+        seen.add((id(node), key))
     return [c for c in node[1:] if isinstance(c, list) and c and c[0] == key]
 
 
@@ -103,9 +120,42 @@ def _int(node: Sexpr, key: str, file: str | None) -> int | None:
         raise ConfigError(f"expected a whole number, got {value!r}", file=file, element=key) from None
 
 
+def read_sxpr(text: str, file: str | None = None) -> tuple[Domain, list[Unread]]:
+    """``parse_sxpr`` plus the fields it did not read (runtime bookkeeping aside): what a
+    conversion drops, named ``image.hvm.cpu_cap`` style since a dump has no useful lines."""
+    seen: set[tuple[int, str]] = set()
+    token = _LOOKUPS.set(seen)
+    try:
+        root = parse_sexpr(text, file)
+        dom = _domain(root, file)
+    finally:
+        _LOOKUPS.reset(token)
+    return dom, list(_unread(root, "", seen))
+
+
+def _unread(node: Sexpr, path: str, seen: set[tuple[int, str]]) -> Iterator[Unread]:
+    """Fields of ``node`` never looked up; the containers read (image, devices) are walked into."""
+    if not isinstance(node, list):
+        return
+    for child in node[1:]:
+        if not (isinstance(child, list) and child and isinstance(child[0], str)):
+            continue
+        key = child[0]
+        where = f"{path}.{key}" if path else key
+        if key in ("image", "device"):
+            for inner in child[1:]:
+                if isinstance(inner, list) and inner and isinstance(inner[0], str):
+                    yield from _unread(inner, f"{where}.{inner[0]}", seen)
+        elif (id(node), key) not in seen and key not in RUNTIME_KEYS:
+            yield Unread(where, None)
+
+
 def parse_sxpr(text: str, file: str | None = None) -> Domain:
     """Read an xend s-expression into the model; raises ConfigError naming file and field."""
-    root = parse_sexpr(text, file)
+    return _domain(parse_sexpr(text, file), file)
+
+
+def _domain(root: Sexpr, file: str | None) -> Domain:
     if not isinstance(root, list) or not root or root[0] != "domain":
         raise ConfigError("expected (domain ...)", file=file)
     name = _value(root, "name")
@@ -170,6 +220,8 @@ def _image(root: Sexpr, dom: Domain, file: str | None) -> None:
         if sound := _value(kind, "soundhw"):
             models = ["sb16", "es1370"] if sound == "all" else sound.split(",")
             dom.devices.sounds = [Sound(m) for m in models if m]
+        _value(kind, "usb")  # the USB bus flag: what usbdevice needs, nothing of its own
+        _value(kind, "vcpus")  # xend repeats the domain's vcpus in the HVM image
         if usbdev := _value(kind, "usbdevice"):
             dom.devices.inputs.append(Input(usbdev if usbdev in ("mouse", "tablet") else "mouse", "usb"))
     else:
@@ -274,4 +326,4 @@ def _pci(dev: Sexpr) -> Hostdev:
     return Hostdev(managed=False, address=PCIAddress(*fields))
 
 
-__all__ = ["parse_sexpr", "parse_sxpr"]
+__all__ = ["RUNTIME_KEYS", "parse_sexpr", "parse_sxpr", "read_sxpr"]
