@@ -695,6 +695,10 @@ def _channels(dom: Domain) -> list[JSON]:
 def _usb_devices(dom: Domain) -> tuple[list[JSON], list[JSON]]:
     ctrls = []
     for ctrl in dom.devices.controllers:
+        if ctrl.type == "usb" and ctrl.model not in (None, "none", *_USB_VERSIONS, *_QUSB_VERSIONS):
+            raise ConfigError(f"USB controller model {ctrl.model!r} is unknown to libxl (one of "
+                              f"{', '.join([*_USB_VERSIONS, *_QUSB_VERSIONS])})",
+                              element=f"<controller type='usb' model='{ctrl.model}'>")
         if ctrl.type == "usb" and ctrl.model in _QUSB_VERSIONS:
             ctrls.append({"type": "qusb", "version": _QUSB_VERSIONS[ctrl.model], "ports": ctrl.ports or 8})
     devs = [{"type.hostdev": {"hostbus": d.bus, "hostaddr": d.device}} for d in dom.devices.usb_hostdevs]

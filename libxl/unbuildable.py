@@ -43,6 +43,9 @@ def _problems(dom: Domain) -> Iterator[tuple[str, str]]:
         if inp.bus == "virtio":
             yield f"<input type='{inp.type}' bus='virtio'>", "virtio input devices are not supported by libxl"
     for gfx in devs.graphics:
+        if gfx.defaultMode not in (None, "any"):
+            yield f"<graphics type='{gfx.type}' defaultMode='{gfx.defaultMode}'>", \
+                "libxl's SPICE server has no per-channel security modes"
         if gfx.fullscreen:
             yield f"<graphics type='{gfx.type}' fullscreen='yes'>", "libxl's SDL display has no fullscreen"
     for video in devs.videos:

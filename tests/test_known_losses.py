@@ -243,3 +243,13 @@ def test_builder_refusals_are_located_at_their_element(tmp_path) -> None:
     line = next(n for n, text in enumerate(xml.splitlines(), 1) if "<target dev='hda'" in text)
     assert str(located(err.value, path, xml.encode())) == \
         f"{path}:{line}: <disk><target dev='hda'>: disk cache mode 'none' is not supported by libxl"
+
+
+def test_unknown_usb_controller_and_spice_modes_are_refused() -> None:
+    base = xml_of(HVM)
+    usb = base.replace("</devices>", "<controller type='usb' model='ich9-uhci1'/></devices>")
+    with pytest.raises(ConfigError, match="USB controller model 'ich9-uhci1' is unknown to libxl"):
+        build_config(parse_domain_xml(usb))
+    spice = base.replace("</devices>", "<graphics type='spice' defaultMode='secure'/></devices>")
+    with pytest.raises(ConfigError, match="no per-channel security modes"):
+        build_config(parse_domain_xml(spice))
