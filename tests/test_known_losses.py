@@ -253,3 +253,10 @@ def test_unknown_usb_controller_and_spice_modes_are_refused() -> None:
     spice = base.replace("</devices>", "<graphics type='spice' defaultMode='secure'/></devices>")
     with pytest.raises(ConfigError, match="no per-channel security modes"):
         build_config(parse_domain_xml(spice))
+
+
+def test_hvmloader_as_hvm_kernel_is_ignored_like_xl_and_reported() -> None:
+    dom, unused = read_xl(HVM + 'kernel = "/usr/lib/xen/boot/hvmloader"\n', "g.cfg")
+    assert dom.os.kernel is None
+    assert [(u.key, u.line, u.detail) for u in unused] == [
+        ("kernel", 6, "hvmloader is HVM firmware, which xl ignores here")]

@@ -58,6 +58,10 @@ def read_xl(text: str, file: str | None = None) -> tuple[Domain, list[Unread]]:
 def _domain(cfg: Cfg) -> Domain:
     dom = xencommon.parse_common(cfg, XL, _guest_type(cfg))
     xencommon.read_kernel(cfg, dom)
+    if dom.os.is_hvm and dom.os.kernel and dom.os.kernel.rsplit("/", 1)[-1] == "hvmloader":
+        # An xm habit: xl warns and ignores it (hvmloader is the firmware, not a kernel to boot).
+        dom.os.kernel = None
+        cfg.leave("kernel", "hvmloader is HVM firmware, which xl ignores here")
     if dom.os.is_hvm:
         bios = cfg.str("bios")
         if bios == "ovmf":
