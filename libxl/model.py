@@ -35,6 +35,8 @@ OS_TYPES = ("linux", "xen", "hvm", "xenpvh")
 LIFECYCLE_ACTIONS = ("destroy", "restart", "preserve", "rename-restart", "coredump-destroy",
                      "coredump-restart")
 POWER_STATES = ("running", "paused", "stopped")
+#: libvirt's cpuset syntax (``0-3,^2,8``), which xl's ``cpus`` items share.
+CPUSET = re.compile(r"\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*")
 #: libxl holds memory sizes as uint64 KiB; a larger value could not be passed on (or even printed:
 #: Python refuses to convert ints of over 4300 digits to text).
 MAX_KIB = 2**64 - 1
@@ -433,7 +435,7 @@ class Domain:
 
 
 __all__ = [
-    "XEN_NS", "XR_NS", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "MAX_KIB", "ConfigError",
+    "XEN_NS", "XR_NS", "CPUSET", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "MAX_KIB", "ConfigError",
     "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu", "VcpuPin",
     "Hyperv", "Features", "CpuFeature", "NumaCell", "CPU", "Timer", "Clock", "DiskHost", "Disk",
     "IPAddress", "Interface", "CharDev", "Input", "Listen", "Graphics", "Sound", "Video",

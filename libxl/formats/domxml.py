@@ -28,6 +28,7 @@ from libxl.formats.domxml_format import format_domain_xml
 from libxl.formats.xmlshape import Lost, describe, element_line, lost
 from libxl.model import (
     CPU,
+    CPUSET,
     LIFECYCLE_ACTIONS,
     OS,
     OS_TYPES,
@@ -87,7 +88,6 @@ TIMER_NAMES = ("platform", "pit", "rtc", "hpet", "tsc", "kvmclock", "hypervclock
 CPU_MODES = ("custom", "host-model", "host-passthrough", "maximum")
 CPU_FEATURE_POLICIES = ("force", "require", "optional", "disable", "forbid")
 ON_OFF = ("on", "off")
-_CPUSET = re.compile(r"\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*")
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ class _DomainParser(_Reader):
                 dom.cputune_shares = self.int_text(el, minimum=0)
             for pin in self.children(tune, "vcpupin"):
                 cpuset = self.req_attr(pin, "cpuset")
-                if not _CPUSET.fullmatch(cpuset):
+                if not CPUSET.fullmatch(cpuset):
                     raise self.error(pin, f"malformed cpuset {cpuset!r}")
                 dom.vcpupin.append(VcpuPin(vcpu=self.req_int(pin, "vcpu"), cpuset=cpuset))
         dom.bootloader = self.child_text(root, "bootloader")
@@ -329,7 +329,7 @@ class _DomainParser(_Reader):
                     placement=self.enum(el, "placement", ("static", "auto")), cpuset=el.get("cpuset"))
         if vcpu.current is not None and vcpu.current > vcpu.count:
             raise self.error(el, f"current {vcpu.current} exceeds the vcpu count {vcpu.count}")
-        if vcpu.cpuset is not None and not _CPUSET.fullmatch(vcpu.cpuset):
+        if vcpu.cpuset is not None and not CPUSET.fullmatch(vcpu.cpuset):
             raise self.error(el, f"malformed cpuset {vcpu.cpuset!r}")
         dom.vcpu = vcpu
 

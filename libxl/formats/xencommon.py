@@ -16,6 +16,7 @@ from libxl.errors import ConfigError
 from libxl.formats import vifspec
 from libxl.formats.xlcfg import Setting, Value
 from libxl.model import (
+    CPUSET,
     LIFECYCLE_ACTIONS,
     MAX_KIB,
     CharDev,
@@ -222,7 +223,7 @@ def _read_vcpus(cfg: Cfg, dom: Domain) -> None:
     if isinstance(cpus, list):
         # xl.cfg(5): a list pins vCPU i to its i-th item, and only the vCPUs listed.
         for index, spec in enumerate(cfg.strlist("cpus")):
-            if not re.fullmatch(r"\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*", spec):
+            if not CPUSET.fullmatch(spec):
                 raise cfg.error("cpus", f"item {index} {spec!r} is not a cpu list this agent reads "
                                         "(numbers and ranges; node: and socket: forms are not supported)")
             dom.vcpupin.append(VcpuPin(index, spec))
