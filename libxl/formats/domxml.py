@@ -24,8 +24,8 @@ from typing import NoReturn
 from lxml import etree
 
 from libxl.errors import ConfigError
-from libxl.formats.domxml_format import format_domain_xml
-from libxl.formats.xmlshape import Lost, describe, element_line, lost
+from libxl.formats.domxml_format import domain_node, format_domain_xml
+from libxl.formats.xmlshape import Lost, describe, element_line, lost, node_shape
 from libxl.model import (
     CPU,
     CPUSET,
@@ -236,8 +236,7 @@ def parse_domain_xml(data: str | bytes, file: str | None = None, *,
     """
     root = _harden(data, file)
     dom = _DomainParser(file).domain(root)
-    honoured = etree.fromstring(format_domain_xml(dom).encode("utf-8"))
-    problems = lost(root, honoured, values=False)
+    problems = lost(root, node_shape(domain_node(dom)), values=False)
     if unsupported is not None:
         unsupported.extend(problems)
     elif problems:

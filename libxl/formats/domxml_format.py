@@ -36,6 +36,11 @@ def _num(value: int | None) -> str | None:
 
 def format_domain_xml(dom: Domain) -> str:
     """libvirt-style XML: two-space indent, single quotes, libvirt's element and attribute order."""
+    return render(domain_node(dom))
+
+
+def domain_node(dom: Domain) -> Node:
+    """The element tree ``format_domain_xml`` renders."""
     root = Node("domain", [("type", dom.type), ("id", _num(dom.id))])
     if dom.commandline:
         root.attrs.append(("xmlns:xen", XEN_NS))
@@ -79,7 +84,7 @@ def format_domain_xml(dom: Domain) -> str:
         cmd = root.add("xen:commandline")
         for arg in dom.commandline:
             cmd.leaf("xen:arg", [("value", arg)])
-    return render(root)
+    return root
 
 
 def _format_os(root: Node, os: OS) -> None:
@@ -272,4 +277,4 @@ def _format_graphics(parent: Node, gfx: Graphics) -> None:
         node.leaf("clipboard", [("copypaste", _yes(gfx.clipboard_copypaste))])
 
 
-__all__ = ["format_domain_xml"]
+__all__ = ["format_domain_xml", "domain_node"]

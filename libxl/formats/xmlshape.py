@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from libxl.errors import ConfigError
+from libxl.formats.xmlwriter import Node
 
 #: Opaque application data: libvirt stores ``<metadata>`` children without reading them.
 _OPAQUE = ("domain/metadata",)
@@ -56,15 +57,20 @@ def describe(el: etree._Element) -> str:
     return f"<{name}{attrs}>"
 
 
+def _local(name: str) -> str:
+    """``{namespace}tag`` -> ``tag`` (cheaper than ``etree.QName`` on every node)."""
+    return name.rpartition("}")[2]
+
+
 def _walk(root: etree._Element) -> Iterator[tuple[str, etree._Element]]:
-    stack: list[tuple[str, etree._Element]] = [(etree.QName(root).localname, root)]
+    stack: list[tuple[str, etree._Element]] = [(_local(root.tag), root)]
     while stack:
         path, el = stack.pop()
         if path in _OPAQUE:
             continue
         yield path, el
         for child in reversed([c for c in el if isinstance(c.tag, str)]):
-            stack.append((f"{path}/{etree.QName(child).localname}", child))
+            stack.append((f"{path}/{_local(child.tag)}", child))
 
 
 def _keys(path: str, el: etree._Element, values: bool) -> Iterator[Key]:
@@ -72,7 +78,8 @@ def _keys(path: str, el: etree._Element, values: bool) -> Iterator[Key]:
         return
     yield path, "", None
     for name, value in el.attrib.items():
-        attr = _ALIASES.get((path, etree.QName(name).localname), etree.QName(name).localname)
+        local = _local(name)
+        attr = _ALIASES.get((path, local), local)
         yield path, attr, value if values else None
     text = (el.text or "").strip()
     if text and not any(isinstance(c.tag, str) for c in el):
@@ -83,11 +90,40 @@ def shape(root: etree._Element, values: bool) -> Counter[Key]:
     return Counter(key for path, el in _walk(root) for key in _keys(path, el, values))
 
 
-def lost(source: etree._Element, kept: etree._Element, *, values: bool) -> list[Lost]:
-    """Elements and attributes of ``source`` that ``kept`` lacks, located in ``source``.
+def node_shape(root: Node) -> Counter[Key]:
+    """``shape(values=False)`` of the formatter's own tree, before it is rendered: what the parser
+    honoured, without writing and re-reading the document (a cold start parses every file)."""
+    out: Counter[Key] = Counter()
+    stack: list[tuple[str, Node]] = [(_local_prefixed(root.tag), root)]
+    while stack:
+        path, node = stack.pop()
+        if path in _OPAQUE:
+            continue
+        attrs = [name for name, value in node.attrs if value is not None and not name.startswith("xmlns")]
+        if path in _CONTAINERS and not attrs and not node.children:
+            continue
+        out[(path, "", None)] += 1
+        for name in attrs:
+            out[(path, _local_prefixed(name), None)] += 1
+        if node.text and node.text.strip() and not node.children:
+            out[(path, "#text", None)] += 1
+        stack.extend((f"{path}/{_local_prefixed(child.tag)}", child) for child in node.children)
+    return out
 
-    A lost element is reported once, not once more for each of its attributes and children."""
-    missing = shape(source, values) - shape(kept, values)
+
+def _local_prefixed(name: str) -> str:
+    """``xen:arg`` -> ``arg``: the formatter spells namespaces with their prefix."""
+    return name.rpartition(":")[2]
+
+
+def lost(source: etree._Element, kept: etree._Element | Counter[Key], *, values: bool) -> list[Lost]:
+    """Elements and attributes of ``source`` that ``kept`` (a document, or its shape) lacks,
+    located in ``source``. A lost element is reported once, not once more for each of its
+    attributes and children."""
+    kept_shape = kept if isinstance(kept, Counter) else shape(kept, values)
+    missing = shape(source, values) - kept_shape
+    if not missing:
+        return []
     out: list[Lost] = []
     gone: set[str] = set()
     for path, el in _walk(source):
@@ -146,4 +182,4 @@ def element_line(root: etree._Element, element: str) -> int | None:
     return None
 
 
-__all__ = ["Lost", "describe", "shape", "lost", "locate", "element_line"]
+__all__ = ["Lost", "describe", "shape", "node_shape", "lost", "locate", "element_line"]
