@@ -19,8 +19,10 @@ from typing import Any
 from libxl.errors import ConfigError
 from libxl.formats.cpuid import CPUID_BITS, CpuidError, legacy_leaf
 from libxl.formats.cpuid import to_json as cpuid_json
+from libxl.formats.diskspec import network_target
 from libxl.formats.vifspec import DEFAULT_RATE_INTERVAL_USECS, parse_vif_rate
 from libxl.model import CPU, CharDev, Disk, Domain, Graphics, Interface, PCIAddress, Video
+from libxl.unbuildable import check_buildable
 
 JSON = dict[str, Any]
 
@@ -51,6 +53,8 @@ _TSC_MODES = {"auto": None, "native": "native", "emulate": "always_emulate", "pa
 #: ``<timer name='pit' tickpolicy>`` -> libxl_timer_mode (the xl.cfg(5) descriptions line up).
 _TIMER_MODES = {"delay": "delay_for_missed_ticks", "catchup": "no_delay_for_missed_ticks",
                 "merge": "no_missed_ticks_pending", "discard": "one_missed_tick_pending"}
+#: ``<sound model>`` -> the card name qemu-xen's soundhw takes in Xen 4.17.
+_SOUNDHW = {"sb16": "sb16", "es1370": "es1370", "ac97": "ac97", "pcspk": "pcspk", "ich6": "hda"}
 #: USB controller models -> the USB version qemu emulates for an HVM guest.
 _USB_VERSIONS = {"piix3-uhci": 1, "piix4-uhci": 1, "ehci": 2, "ich9-ehci1": 2, "nec-xhci": 3, "qemu-xhci": 3}
 #: Paravirtual USB controller models -> libxl usbctrl version.
@@ -62,6 +66,8 @@ _VIRIDIAN_BITS = {
     "apic_assist": 5, "crash_ctl": 6, "synic": 7, "stimer": 8, "hcall_ipi": 9,
     "ex_processor_masks": 10, "no_vp_limit": 11, "cpu_hotplug": 12,
 }
+#: Width of libxl's viridian_enable bitmap as libvirt allocates it (``<hyperv mode='passthrough'>``).
+_VIRIDIAN_MASK_BITS = 64
 #: Enabled whenever ``<hyperv>`` is: Xen's base set covers relaxed timing, vpindex and spinlocks,
 #: and the time sources and crash MSRs have no libvirt element of their own.
 _VIRIDIAN_ALWAYS = ("base", "time_ref_count", "reference_tsc", "crash_ctl")
@@ -128,6 +134,8 @@ def _create_info(dom: Domain, xsdata: dict[str, str] | None) -> JSON:
         c_info["hap"] = _defbool(dom.features.hap)
     c_info["name"] = dom.name
     _set(c_info, "uuid", dom.uuid)
+    if dom.seclabel is not None and dom.seclabel.type == "static":
+        c_info["ssid_label"] = dom.seclabel.label  # libxl turns it into the XSM ssidref
     passthrough = dom.features.xen_passthrough
     if passthrough == "on":
         c_info["passthrough"] = dom.features.xen_passthrough_mode or "enabled"
@@ -145,7 +153,9 @@ def _viridian(dom: Domain) -> list[int]:
     if hyperv is None:
         return []
     if hyperv.mode == "passthrough":
-        groups = set(_VIRIDIAN_BITS)
+        # libvirt sets every bit of libxl's 64-bit enlightenment mask, so groups a newer Xen
+        # defines are passed through too.
+        return list(range(_VIRIDIAN_MASK_BITS))
     else:
         groups = set(_VIRIDIAN_ALWAYS)
         for name, state in hyperv.features.items():
@@ -193,6 +203,22 @@ def _cpuid(cpu: CPU | None) -> list[JSON]:
         except CpuidError as err:
             raise ConfigError(str(err), element="cpuid") from None
     return cpuid_json(leaves)
+
+
+def _vcpu_affinity(dom: Domain) -> list[list[int]]:
+    """``<vcpupin>`` as libxl's per-vCPU hard affinity (xl's ``cpus = [ ... ]`` list): one bitmap
+    per vCPU from 0, so the pins must cover vCPUs 0..N without a gap (a gap has no libxl form
+    short of naming every host CPU)."""
+    pins = {pin.vcpu: pin.cpuset for pin in dom.vcpupin}
+    if len(pins) != len(dom.vcpupin):
+        raise ConfigError("a vCPU is pinned twice", element="<cputune><vcpupin>")
+    if pins and sorted(pins) != list(range(len(pins))):
+        raise ConfigError(f"vcpupin must pin vCPUs 0..N without gaps, not {sorted(pins)}",
+                          element="<cputune><vcpupin>")
+    if len(pins) > dom.vcpu.count:
+        raise ConfigError(f"vcpupin names vCPU {len(pins) - 1} of {dom.vcpu.count}",
+                          element="<cputune><vcpupin>")
+    return [parse_cpuset(pins[i], element=f"<vcpupin vcpu='{i}'>") for i in range(len(pins))]
 
 
 def _vnuma(dom: Domain) -> list[JSON]:
@@ -335,6 +361,17 @@ def _serials(dom: Domain, hvm: JSON) -> None:
         hvm["serial_list"] = specs
 
 
+def _soundhw(dom: Domain) -> str | None:
+    """``<sound>`` models as the soundhw list qemu-xen takes (libvirt's ich6 is its ``hda``)."""
+    cards = []
+    for sound in dom.devices.sounds:
+        if sound.model not in _SOUNDHW:
+            raise ConfigError(f"sound model {sound.model!r} is not supported by libxl "
+                              f"(one of {', '.join(_SOUNDHW)})", element=f"<sound model='{sound.model}'>")
+        cards.append(_SOUNDHW[sound.model])
+    return ",".join(cards) or None
+
+
 def _usb(dom: Domain, hvm: JSON) -> None:
     devices = []
     for inp in dom.devices.inputs:
@@ -379,8 +416,7 @@ def _hvm_info(dom: Domain, b_info: JSON) -> JSON:
     if "spice" in graphics:
         hvm["spice"] = _spice(graphics["spice"])
     _serials(dom, hvm)
-    if dom.devices.sounds:
-        hvm["soundhw"] = dom.devices.sounds[0].model
+    _set(hvm, "soundhw", _soundhw(dom))
     hvm["boot"] = "".join(_BOOT[b] for b in os.boot if b in _BOOT) or "c"
     _usb(dom, hvm)
     return hvm
@@ -417,6 +453,7 @@ def _build_info(dom: Domain) -> JSON:
     b_info: JSON = {"max_vcpus": dom.vcpu.count, "avail_vcpus": list(range(online))}
     if dom.vcpu.cpuset:
         b_info["cpumap"] = parse_cpuset(dom.vcpu.cpuset, element="<vcpu cpuset>")
+    _set(b_info, "vcpu_hard_affinity", _vcpu_affinity(dom))
     _set(b_info, "vnuma_nodes", _vnuma(dom))
     b_info["max_memkb"] = dom.memory_kib
     b_info["target_memkb"] = dom.target_memory_kib
@@ -464,10 +501,12 @@ def _disk_format(disk: Disk) -> str:
 def _disk_source(disk: Disk) -> str | None:
     if disk.type in ("file", "block"):
         return disk.source
-    if disk.type == "network" and disk.source_protocol == "rbd":
-        spec = f"rbd:{disk.source_name}"
-        hosts = [h.name + (f"\\:{h.port}" if h.port else "") for h in disk.source_hosts]
-        return spec + (":mon_host=" + "\\;".join(hosts) if hosts else "")
+    if disk.type == "network" and disk.source_protocol in ("rbd", "nbd"):
+        try:
+            return network_target(disk)
+        except ValueError as err:
+            where = f"<disk type='network'><target dev='{disk.target_dev}'>"
+            raise ConfigError(str(err), element=where) from None
     raise ConfigError(f"disk type {disk.type!r} ({disk.source_protocol or 'no protocol'}) is not supported",
                       element=f"<disk type='{disk.type}'>")
 
@@ -595,6 +634,10 @@ def _channels(dom: Domain) -> list[JSON]:
 def _usb_devices(dom: Domain) -> tuple[list[JSON], list[JSON]]:
     ctrls = []
     for ctrl in dom.devices.controllers:
+        if ctrl.type == "usb" and ctrl.model not in (None, "none", *_USB_VERSIONS, *_QUSB_VERSIONS):
+            raise ConfigError(f"USB controller model {ctrl.model!r} is unknown to libxl (one of "
+                              f"{', '.join([*_USB_VERSIONS, *_QUSB_VERSIONS])})",
+                              element=f"<controller type='usb' model='{ctrl.model}'>")
         if ctrl.type == "usb" and ctrl.model in _QUSB_VERSIONS:
             ctrls.append({"type": "qusb", "version": _QUSB_VERSIONS[ctrl.model], "ports": ctrl.ports or 8})
     devs = [{"type.hostdev": {"hostbus": d.bus, "hostaddr": d.device}} for d in dom.devices.usb_hostdevs]
@@ -603,6 +646,7 @@ def _usb_devices(dom: Domain) -> tuple[list[JSON], list[JSON]]:
 
 def build_config(dom: Domain, *, xsdata: dict[str, str] | None = None) -> JSON:
     """The whole ``libxl_domain_config`` for ``dom``; ``xsdata`` lands in ``c_info.xsdata``."""
+    check_buildable(dom)
     config: JSON = {"c_info": _create_info(dom, xsdata), "b_info": _build_info(dom)}
     _set(config, "disks", [build_disk(d, dom) for d in dom.devices.disks])
     vifs = [i for i in dom.devices.interfaces if i.type != "hostdev"]

@@ -37,7 +37,7 @@ from libxl.backend import LibxlConfig
 from libxl.config import build_config
 from libxl.errors import ConfigError
 from libxl.formats.domxml import MAX_XML_BYTES
-from libxl.formats.load import is_desired_name, parse_domain_bytes
+from libxl.formats.load import is_desired_name, located, parse_domain_bytes
 from libxl.formats.readfile import Directory, Missing, NotADirectory, Trust, open_directory, open_regular
 from libxl.formats.xlcfg import config_text
 from libxl.frontends.xl import read_xl_config
@@ -145,7 +145,7 @@ def parse_desired_file(path: Path, data: bytes, digest: str, policy: SecurityPol
         if host is not None:
             config = apply_host_settings(domain, config, host)
     except ConfigError as err:
-        return err.located(str(path))
+        return located(err, path, data)
     # The policy judges what the file asks for, not the host's own xl.conf defaults (a vif script
     # the operator chose there is not the file's to justify).
     errors = sec.policy_errors(own, policy, path, data) if policy is not None else []

@@ -24,6 +24,7 @@ class CpuidError(ValueError):
 _ECX1, _EDX1 = (1, None, "ecx"), (1, None, "edx")
 _EBX7, _ECX7, _EDX7 = (7, 0, "ebx"), (7, 0, "ecx"), (7, 0, "edx")
 _ECX81, _EDX81 = (0x80000001, None, "ecx"), (0x80000001, None, "edx")
+_EAX6, _EDX87, _EBX88 = (6, None, "eax"), (0x80000007, None, "edx"), (0x80000008, None, "ebx")
 #: CPU feature names (libvirt's, plus libxl's own spellings) -> (leaf, subleaf, register, bit).
 CPUID_BITS: dict[str, tuple[int, int | None, str, int]] = {
     **{name: (*_ECX1, bit) for bit, names in {
@@ -64,6 +65,12 @@ CPUID_BITS: dict[str, tuple[int, int | None, str, int]] = {
         11: ("syscall",), 20: ("nx",), 22: ("mmxext",), 25: ("fxsr_opt", "ffxsr"),
         26: ("pdpe1gb", "page1gb"), 27: ("rdtscp",), 29: ("lm",), 30: ("3dnowext",), 31: ("3dnow",)}.items()
        for name in names},
+    # Power management and AMD extended leaves (libxl_cpuid.c 4.17): invtsc is what Qubes sets
+    # on every HVM/PVH guest.
+    "arat": (*_EAX6, 2), "cmt": (*_EBX7, 12), "invtsc": (*_EDX87, 8),
+    **{name: (*_EBX88, bit) for bit, name in {
+        0: "clzero", 2: "rstr-fp-err-ptrs", 9: "wbnoinvd", 12: "ibpb", 23: "ppin", 24: "amd-ssbd",
+        25: "virt-ssbd", 26: "ssb-no"}.items()},
 }
 #: libxl names of fields wider than one bit (leaf 1 eax/ebx, leaf 0x80000008 ecx).
 MULTI_BIT = frozenset({"family", "model", "stepping", "brandid", "clflush", "procpkg", "apicid", "nc",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from libxl.model import Disk
+from libxl.model import Disk, DiskHost
 
 _POSITIONAL = ("target", "format", "vdev", "access")
 _KEYS = {"target", "format", "vdev", "access", "devtype", "backend", "backendtype", "script",
@@ -136,9 +136,80 @@ def parse_disk_spec(text: str) -> DiskSpec:
     return spec
 
 
+def network_target(disk: Disk) -> str:
+    """The qdisk target of a ``<disk type='network'>``: qemu's ``rbd:``/``nbd:`` strings, as xl
+    takes them in ``target=`` and libvirt's libxl driver writes them."""
+    if disk.source_protocol == "nbd":
+        if len(disk.source_hosts) != 1 or not disk.source_hosts[0].port:
+            raise ValueError("an nbd disk needs exactly one <host name=... port=...>")
+        host = disk.source_hosts[0]
+        export = f":exportname={disk.source_name}" if disk.source_name else ""
+        return f"nbd:{host.name}:{host.port}{export}"
+    return rbd_target(disk)
+
+
+def rbd_target(disk: Disk) -> str:
+    """The qdisk target of a ``<disk type='network'>`` rbd disk, as libvirt's libxl driver writes
+    it: ``rbd:POOL/IMAGE:auth_supported=none[:mon_host=HOST\\:PORT\\;...]`` (qemu's syntax,
+    ``:`` and ``;`` inside a value escaped with a backslash)."""
+    if disk.source_protocol != "rbd":
+        raise ValueError(f"network disk protocol {disk.source_protocol!r} has no xl form (rbd or nbd)")
+    hosts = [h.name + (f"\\:{h.port}" if h.port else "") for h in disk.source_hosts]
+    return f"rbd:{disk.source_name or ''}:auth_supported=none" + (
+        ":mon_host=" + "\\;".join(hosts) if hosts else "")
+
+
+def _split_escaped(text: str, sep: str) -> list[str]:
+    """``text`` split at each ``sep`` not escaped by a backslash (escapes kept)."""
+    parts, cur, chars = [], [], iter(text)
+    for ch in chars:
+        if ch == "\\":
+            cur.append(ch + next(chars, ""))
+        elif ch == sep:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    return parts + ["".join(cur)]
+
+
+def _rbd_disk(target: str, disk: Disk) -> Disk:
+    """An ``rbd:`` qdisk target as libvirt's network disk; options with no domain XML place
+    (``id``, ``key``, ``conf``, cephx auth) are refused rather than dropped."""
+    name, *opts = _split_escaped(target.removeprefix("rbd:"), ":")
+    disk.type, disk.source, disk.source_protocol = "network", None, "rbd"
+    disk.source_name = re.sub(r"\\(.)", r"\1", name)
+    for opt in opts:
+        key, _, value = opt.partition("=")
+        if key == "mon_host":
+            for host in value.split("\\;"):  # qemu's escaped separators: host\:port\;host
+                hname, _, port = host.partition("\\:")
+                disk.source_hosts.append(DiskHost(name=hname, port=port or None))
+        elif not (key == "auth_supported" and value == "none"):
+            raise ValueError(f"rbd option {opt!r} is not supported (only mon_host and auth_supported=none)")
+    return disk
+
+
+def _nbd_disk(target: str, disk: Disk) -> Disk:
+    """``nbd:HOST:PORT[:exportname=NAME]`` as libvirt's nbd network disk."""
+    match = re.fullmatch(r"nbd:([^:]+):(\d+)(?::exportname=(.+))?", target)
+    if not match or match[1] == "unix":
+        raise ValueError(f"nbd target {target!r} is not nbd:HOST:PORT[:exportname=NAME]")
+    disk.type, disk.source, disk.source_protocol, disk.source_name = "network", None, "nbd", match[3]
+    disk.source_hosts = [DiskHost(name=match[1], port=match[2])]
+    return disk
+
+
 def disk_from_spec(spec: DiskSpec) -> Disk:
     driver = _DRIVER_OF_BACKEND.get(spec.backendtype or spec.legacy_backend or "qdisk", "qemu")
     cdrom = spec.devtype == "cdrom"
+    network = {"rbd:": _rbd_disk, "nbd:": _nbd_disk}.get((spec.target or "")[:4])
+    if network is not None and driver == "qemu":
+        return network(spec.target or "", Disk(device="cdrom" if cdrom else "disk", driver_name=driver,
+                                           driver_type=spec.format or "raw", target_dev=spec.vdev or "",
+                                           readonly=cdrom or spec.access in ("r", "ro"),
+                                           shareable=spec.access == "!", script=spec.script,
+                                           discard=spec.discard, backend_domain=spec.backend))
     return Disk(
         type="block" if driver == "phy" else "file",
         device="cdrom" if cdrom else "disk",
@@ -155,6 +226,13 @@ def disk_from_spec(spec: DiskSpec) -> Disk:
 
 
 def spec_from_disk(disk: Disk) -> DiskSpec:
+    if disk.type == "network":
+        spec = spec_from_disk(Disk(type="file", device=disk.device, driver_name="qemu",
+                                   driver_type=disk.driver_type, source=network_target(disk),
+                                   target_dev=disk.target_dev, readonly=disk.readonly,
+                                   shareable=disk.shareable, script=disk.script, discard=disk.discard,
+                                   backend_domain=disk.backend_domain))
+        return spec
     if disk.type not in ("file", "block"):
         raise ValueError(f"disk type {disk.type!r} has no xl form")
     backend = _BACKEND_OF_DRIVER.get(disk.driver_name or "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from libxl.errors import ConfigError
-from libxl.formats.domxml import MAX_XML_BYTES, parse_domain_xml
+from libxl.formats.domxml import MAX_XML_BYTES, locate_error, parse_domain_xml
 from libxl.formats.readfile import Trust, read_regular
 from libxl.formats.xl import parse_xl
 from libxl.formats.xlcfg import config_text
@@ -61,5 +61,13 @@ def parse_domain_bytes(path: Path, data: bytes) -> Domain:
     return parse_xl(config_text(data, str(path), MAX_XML_BYTES), file=str(path))
 
 
-__all__ = ["DESIRED_SUFFIXES", "is_desired_name", "load_domain_file", "parse_domain_bytes",
+def located(err: ConfigError, path: Path, data: bytes) -> ConfigError:
+    """``err`` pointed at ``path`` and, for domain XML, at the line of the element it names (the
+    libxl builder's refusals know the model, not the document)."""
+    if path.suffix.lower() == ".xml":
+        return locate_error(err, data, str(path))
+    return err.located(str(path))
+
+
+__all__ = ["DESIRED_SUFFIXES", "is_desired_name", "load_domain_file", "located", "parse_domain_bytes",
            "read_desired_bytes"]
