@@ -52,7 +52,7 @@ LIBXL_FIRMWARE_DIR = "/usr/lib/xen/boot"
 DEFAULT_FIRMWARE_DIRS = (LIBXL_FIRMWARE_DIR, "/usr/lib/xen-4.17/boot", "/usr/lib64/xen/boot",
                          "/usr/share/ovmf", "/usr/share/OVMF", "/usr/share/seabios", "/usr/share/qemu")
 #: librbd options that name no dom0 file: the cephx user and the monitors (a ``<host>`` element).
-DEFAULT_RBD_OPTIONS = ("id", "mon_host")
+DEFAULT_RBD_OPTIONS = ("id", "mon_host", "auth_supported")
 #: libxl's private bin directory, where it runs a bootloader given without a path.
 _LIBXL_BINDIR = re.compile(r"/usr/lib(?:64)?/xen(?:-[0-9.]+)?/bin")
 #: pygrub options that choose where it writes the kernel it extracts from the guest's disk, in dom0.

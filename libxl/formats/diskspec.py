@@ -190,22 +190,13 @@ def _rbd_disk(target: str, disk: Disk) -> Disk:
     return disk
 
 
-def _nbd_disk(target: str, disk: Disk) -> Disk:
-    """``nbd:HOST:PORT[:exportname=NAME]`` as libvirt's nbd network disk."""
-    match = re.fullmatch(r"nbd:([^:]+):(\d+)(?::exportname=(.+))?", target)
-    if not match or match[1] == "unix":
-        raise ValueError(f"nbd target {target!r} is not nbd:HOST:PORT[:exportname=NAME]")
-    disk.type, disk.source, disk.source_protocol, disk.source_name = "network", None, "nbd", match[3]
-    disk.source_hosts = [DiskHost(name=match[1], port=match[2])]
-    return disk
-
-
 def disk_from_spec(spec: DiskSpec) -> Disk:
     driver = _DRIVER_OF_BACKEND.get(spec.backendtype or spec.legacy_backend or "qdisk", "qemu")
     cdrom = spec.devtype == "cdrom"
-    network = {"rbd:": _rbd_disk, "nbd:": _nbd_disk}.get((spec.target or "")[:4])
-    if network is not None and driver == "qemu":
-        return network(spec.target or "", Disk(device="cdrom" if cdrom else "disk", driver_name=driver,
+    # xl reads a ``nbd:`` prefix as the block-nbd hotplug script (``_PREFIXES``): only rbd targets
+    # reach here as qemu strings.
+    if (spec.target or "").startswith("rbd:") and driver == "qemu":
+        return _rbd_disk(spec.target or "", Disk(device="cdrom" if cdrom else "disk", driver_name=driver,
                                            driver_type=spec.format or "raw", target_dev=spec.vdev or "",
                                            readonly=cdrom or spec.access in ("r", "ro"),
                                            shareable=spec.access == "!", script=spec.script,
@@ -226,6 +217,9 @@ def disk_from_spec(spec: DiskSpec) -> Disk:
 
 
 def spec_from_disk(disk: Disk) -> DiskSpec:
+    if disk.type == "network" and disk.source_protocol == "nbd":
+        raise ValueError("an nbd network disk has no xl form: xl reads target=nbd:... as the block-nbd "
+                         "hotplug script's argument, not as qemu's nbd: string")
     if disk.type == "network":
         spec = spec_from_disk(Disk(type="file", device=disk.device, driver_name="qemu",
                                    driver_type=disk.driver_type, source=network_target(disk),
