@@ -15,6 +15,12 @@ daemon. Events are kept in a bounded log inside the state; ``watch_events`` repl
 
 Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``, ``create_cut_short``; fault
 injection through ``fail_rate``, ``latency`` and ``seed`` (constructor arguments or attributes).
+Time is injectable: ``clock`` (what time it is on the host, default ``time.time``) and ``sleep`` (how
+the host waits: injected latency, ``shutdown``'s wait; default ``time.sleep``) are read everywhere the
+host's behaviour depends on time (shutdown delays, cpu time, ``op_log`` stamps), so a test steps a
+fake clock instead of polling. The default clock is the wall clock, not a monotonic one, because due
+times live in the state, which a file store shares between processes and keeps across reboots. Only
+the event thread's polling runs on real time: it is delivery, not simulated behaviour.
 ``op_log`` (a file path) appends one JSON line per committed change (``{"t": unix time, "op",
 "domid", "name"}``), so a test or benchmark can read afterwards *when* the host changed, without polling it.
 
@@ -391,7 +397,8 @@ class SimHost:
                  total_memory_kib: int = 16 * GIB_KIB, dom0_memory_kib: int = GIB_KIB, nr_cpus: int = 8,
                  fail_rate: float = 0.0, latency: float | tuple[float, float] = 0.0,
                  seed: int | None = None, shutdown_delay: float = 0.01, xen_cmdline: str = "",
-                 op_log: str | os.PathLike[str] | None = None) -> None:
+                 op_log: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if dom0_memory_kib > total_memory_kib:
             raise ValueError("dom0 memory exceeds the host's total memory")
         self.uri = uri
@@ -402,6 +409,8 @@ class SimHost:
         #: What ``host_info().extra["xen_commandline"]`` reports (Xen's boot command line).
         self.xen_cmdline = xen_cmdline
         self.op_log = op_log
+        self._clock = clock
+        self._sleep = sleep
         self._rng = random.Random(seed)
         initial = new_state(total_memory_kib, dom0_memory_kib, nr_cpus)
         self._store: _MemoryStore | _FileStore = (
@@ -416,7 +425,7 @@ class SimHost:
         """Latency and random failures, before the operation touches the host (like a lost RPC)."""
         low, high = self.latency if isinstance(self.latency, tuple) else (self.latency, self.latency)
         if high > 0:
-            time.sleep(self._rng.uniform(low, high))
+            self._sleep(self._rng.uniform(low, high))
         if self.fail_rate > 0 and self._rng.random() < self.fail_rate:
             raise _fail(op, "injected fault: xenstore transaction failed (ERROR_FAIL)", transient=True)
 
@@ -449,7 +458,7 @@ class SimHost:
         """One ``op_log`` line for a change that is committed (visible to every reader) now."""
         if self.op_log is None:
             return
-        line = json.dumps({"t": time.time(), "op": op, "domid": domid, "name": name}) + "\n"
+        line = json.dumps({"t": self._clock(), "op": op, "domid": domid, "name": name}) + "\n"
         with open(self.op_log, "a") as out:  # one short append: whole lines even across processes
             out.write(line)
 
@@ -493,7 +502,7 @@ class SimHost:
         pending = pending_shutdowns(state)
         if not pending:
             return
-        now = time.time()
+        now = self._clock()
         for key in sorted(pending, key=int):  # domid order, the order the records are kept in
             dom = state["domains"].get(key)
             if dom is None or dom.get("shutdown_due") is None:
@@ -508,7 +517,7 @@ class SimHost:
         state["domains"][str(domid)] = {
             "domid": domid, "config": config, "state": "paused" if paused else "running",
             "shutdown_reason": None, "memory_kib": b_info.get("target_memkb", b_info["max_memkb"]),
-            "started": time.time(), "shutdown_due": None, "unresponsive": False,
+            "started": self._clock(), "shutdown_due": None, "unresponsive": False,
         }
         return domid
 
@@ -538,7 +547,7 @@ class SimHost:
 
     def list_domains(self) -> list[DomainInfo]:
         state = self._read("list_domains")
-        now = time.time()
+        now = self._clock()
         rows = [DomainInfo(name="Domain-0", domid=0, uuid=DOM0_UUID, state="running",
                            memory_kib=state["dom0_memory_kib"], max_memory_kib=self._dom0_max_kib(state),
                            vcpus_online=state["nr_cpus"], vcpus_max=state["nr_cpus"])]
@@ -612,16 +621,16 @@ class SimHost:
             if dom["state"] not in ("running", "paused"):
                 raise _fail(op, f"domain {domid} is already {dom['state']}", dom["config"]["c_info"]["name"])
             if not dom["unresponsive"] and dom["shutdown_due"] is None:
-                dom["shutdown_due"] = time.time() + self.shutdown_delay
+                dom["shutdown_due"] = self._clock() + self.shutdown_delay
                 pending_shutdowns(state)[str(domid)] = dom["shutdown_due"]
         self._trace(op, domid, dom["config"]["c_info"]["name"])
-        deadline = time.monotonic() + timeout
+        deadline = self._clock() + timeout
         while True:
             state = self._read()
             gone = str(domid) not in state["domains"]
-            if gone or time.monotonic() >= deadline:
+            if gone or self._clock() >= deadline:
                 return gone
-            time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+            self._sleep(min(POLL_INTERVAL, max(0.0, deadline - self._clock())))
 
     def destroy(self, domid: int) -> None:
         op = "domain_destroy"

@@ -10,6 +10,7 @@
  * x86_64 host (16 cpus, 8 NUMA nodes, 16 GiB: enough for the corpus vNUMA guests); they are what
  * `xl -N create` asks before it prints the config.
  */
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -122,4 +123,50 @@ long xc_sharing_used_frames(xc_interface *xch)
 {
     (void)xch;
     return 0;
+}
+
+/*
+ * The hypercall that makes a domain. Every check libxl_domain_create_new makes on a config
+ * (libxl__domain_config_setdefault and what precedes the hypercall) runs before it, so a create
+ * that gets here has been accepted by libxl as far as libxl can judge without Xen. It fails
+ * (ENOSYS: there is no hypervisor) and counts the call, so the tests can tell "refused by libxl"
+ * from "accepted, then stopped at the hypervisor" without parsing log text.
+ */
+static int domain_create_calls;
+
+int xc_domain_create(xc_interface *xch, uint32_t *pdomid, struct xen_domctl_createdomain *config)
+{
+    (void)xch; (void)pdomid; (void)config;
+    domain_create_calls++;
+    errno = ENOSYS;
+    return -1;
+}
+
+int xenshim_domain_create_calls(void)
+{
+    return domain_create_calls;
+}
+
+/*
+ * A read-only xenstore holding what every Xen host has from boot: cpupool 0 and domain 0's name
+ * (libxl checks the pool a config names, and looks domain 0 up by name, before any hypercall).
+ * Any other path does not exist.
+ */
+void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, unsigned int *len)
+{
+    static const char *const keys[][2] = {
+        {"/local/pool/0/name", "Pool-0"},
+        {"/local/domain/0/name", "Domain-0"},
+    };
+    (void)h; (void)t;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (strcmp(path, keys[i][0]) == 0) {
+            char *value = strdup(keys[i][1]);
+            if (value && len)
+                *len = (unsigned int)strlen(value);
+            return value;
+        }
+    }
+    errno = ENOENT;
+    return NULL;
 }
