@@ -293,7 +293,8 @@ class RealHost:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
-        name = config.get("c_info", {}).get("name")
+        c_info = config.get("c_info") if isinstance(config, dict) else None
+        name = c_info.get("name") if isinstance(c_info, dict) else None  # libxl's parser judges the rest
         domid = self._ffi.new("uint32_t *")
         with self._struct("domain_config", "create", config) as cfg:
             self._call("create", self._lib.libxl_domain_create_new, cfg, domid, self._ffi.NULL,

@@ -7,8 +7,11 @@
  * The fake xc/xs handles are PROT_NONE guard pages: any libxc/xenstore call that really needs Xen
  * and is not faked here dereferences them and crashes at once, instead of returning made-up data.
  * The few calls that are faked (version, cpu count, physinfo, sharing counters) describe a fixed
- * x86_64 host (16 cpus, 8 NUMA nodes, 16 GiB: enough for the corpus vNUMA guests); they are what
- * `xl -N create` asks before it prints the config.
+ * x86_64 host (16 cpus, 8 NUMA nodes, 16 GiB: enough for the corpus vNUMA guests; an IOMMU that
+ * shares the HAP tables, so PCI passthrough is possible); they are what `xl -N create` asks before
+ * it prints the config. `xc_domain_create` and a two-key read-only xenstore (below) let
+ * `libxl_domain_create_new` run every check it makes on a config, up to the hypercall that would
+ * make the domain (tests/test_backend_contract.py).
  */
 #include <errno.h>
 #include <string.h>
@@ -107,7 +110,8 @@ int xc_physinfo(xc_interface *xch, xc_physinfo_t *info)
     info->max_node_id = 7;
     info->cpu_khz = 2000000;
     info->capabilities = XEN_SYSCTL_PHYSCAP_hvm | XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_hap
-                         | XEN_SYSCTL_PHYSCAP_shadow;
+                         | XEN_SYSCTL_PHYSCAP_shadow | XEN_SYSCTL_PHYSCAP_directio
+                         | XEN_SYSCTL_PHYSCAP_iommu_hap_pt_share;
     info->total_pages = 1u << 22; /* 16 GiB */
     info->free_pages = 1u << 21;
     return 0;
