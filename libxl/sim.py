@@ -80,9 +80,19 @@ _ENUMS = {
     "action": ("destroy", "restart", "restart_rename", "preserve", "coredump_destroy",
                "coredump_restart", "soft_reset"),
     "tsc_mode": ("default", "always_emulate", "native", "native_paravirt"),
-    "vga": ("none", "std", "cirrus", "qxl"),
+    "vga": ("unknown", "none", "std", "cirrus", "qxl"),
     "bios": ("unknown", "rombios", "seabios", "ovmf"),
 }
+#: Where the enum-valued fields the sim checks sit (libxl's parser lowers their case).
+_ENUM_KEYS = frozenset({"backend", "format", "nictype", "tsc_mode", "bios", "kind", "on_poweroff",
+                        "on_reboot", "on_crash", "on_watchdog", "on_soft_reset"})
+#: The integer fields of b_info the sim reads. libxl's JSON parser ignores a value of another JSON
+#: type (``"max_vcpus": "2"``) as if the key were absent; a negative one it refuses.
+_SIZE_KEYS = ("max_memkb", "target_memkb", "video_memkb", "shadow_memkb", "max_vcpus", "event_channels",
+              "max_grant_frames")
+_NIC_SIZE_KEYS = ("rate_bytes_per_interval", "rate_interval_usecs")
+#: libxl's b_info.max_memkb when a config has none (libxl__domain_build_info_setdefault).
+DEFAULT_MAX_MEMKB = 32 * 1024
 #: libxl's vcpu limits per guest type (HVM_MAX_VCPUS for hvm/pvh).
 _MAX_VCPUS = {"pv": 512, "pvh": 128, "hvm": 128}
 #: How far a create got before its caller died (``create_cut_short``).
@@ -128,8 +138,28 @@ def validate_nic(op: str, nic: Any) -> None:
     if mac is not None and (not isinstance(mac, str) or not _MAC_RE.fullmatch(mac)):
         raise _fail(op, f"nic: invalid mac address {mac!r}")
     _check_enum(op, "nic nictype", nic.get("nictype"), "nictype")
-    _check_size(op, "nic rate_bytes_per_interval", nic.get("rate_bytes_per_interval"))
-    _check_size(op, "nic rate_interval_usecs", nic.get("rate_interval_usecs"))
+    for key in _NIC_SIZE_KEYS:
+        _check_size(op, f"nic {key}", nic.get(key))
+
+
+def _drop_mistyped(obj: Any, keys: tuple[str, ...]) -> None:
+    if isinstance(obj, dict):
+        for key in keys:
+            if key in obj and (not isinstance(obj[key], int) or isinstance(obj[key], bool)):
+                del obj[key]
+
+
+def as_parsed(config: Any) -> Any:
+    """A copy of ``config`` as ``libxl_domain_config_from_json`` reads the integer fields the sim
+    uses: one of another JSON type is gone, as libxl's parser skips it (checked against the real
+    libxl in tests/test_backend_contract.py)."""
+    if not isinstance(config, dict):
+        return config
+    config = clone(config)
+    _drop_mistyped(config.get("b_info"), _SIZE_KEYS)
+    for nic in config.get("nics") or []:
+        _drop_mistyped(nic, _NIC_SIZE_KEYS)
+    return config
 
 
 def validate_config(op: str, config: Any) -> None:
@@ -154,18 +184,20 @@ def validate_config(op: str, config: Any) -> None:
         raise _fail(op, f"b_info has several type variants {variants}", name)
     if variants and variants[0] != f"type.{kind}":
         raise _fail(op, f"b_info.{variants[0]} does not match c_info.type {kind!r}", name)
-    for key in ("max_memkb", "target_memkb", "video_memkb", "shadow_memkb", "max_vcpus",
-                "event_channels", "max_grant_frames"):
+    poolid = c_info.get("poolid", 0)
+    if poolid != 0:  # the simulated host has Pool-0 only
+        raise _fail(op, f"Illegal pool specified: cpupool {poolid!r} does not exist (ERROR_INVAL)", name)
+    for key in _SIZE_KEYS:
         _check_size(op, f"b_info.{key}", b_info.get(key))
-    max_vcpus = b_info.get("max_vcpus", 1)
+    max_vcpus = b_info.get("max_vcpus") or 1  # 0 is libxl's "default": one
     if not 1 <= max_vcpus <= _MAX_VCPUS[kind]:
         raise _fail(op, f"b_info.max_vcpus {max_vcpus} not within 1..{_MAX_VCPUS[kind]} for {kind}", name)
     avail = b_info.get("avail_vcpus", list(range(max_vcpus)))
     if not isinstance(avail, list) or any(not isinstance(c, int) or not 0 <= c < max_vcpus for c in avail):
         raise _fail(op, f"b_info.avail_vcpus {avail!r} beyond max_vcpus {max_vcpus}", name)
-    max_memkb = b_info.get("max_memkb")
+    max_memkb = b_info.get("max_memkb", DEFAULT_MAX_MEMKB)
     if not max_memkb:
-        raise _fail(op, "b_info.max_memkb is required", name)
+        raise _fail(op, "b_info.max_memkb must not be 0", name)
     if b_info.get("target_memkb", max_memkb) > max_memkb:
         raise _fail(op, "b_info.target_memkb exceeds max_memkb", name)
     _check_enum(op, "b_info.tsc_mode", b_info.get("tsc_mode"), "tsc_mode")
@@ -177,8 +209,19 @@ def validate_config(op: str, config: Any) -> None:
     if kind == "pvh" and not b_info.get("kernel"):
         raise _fail(op, "PVH guest needs a kernel", name)
     if kind == "hvm":
+        if not b_info.get("kernel") and (b_info.get("cmdline") or b_info.get("ramdisk")):
+            raise _fail(op, "direct boot parameters specified but kernel missing (ERROR_INVAL)", name)
         _check_enum(op, "b_info.type.hvm.vga.kind", variant.get("vga", {}).get("kind"), "vga")
         _check_enum(op, "b_info.type.hvm.bios", variant.get("bios"), "bios")
+        model = str(b_info.get("device_model_version", "qemu_xen")).lower()
+        if str(variant.get("bios", "")).lower() == "rombios" and model == "qemu_xen":
+            raise _fail(op, "qemu-xen does not support bios=rombios. (ERROR_INVAL)", name)
+    # Populate-on-demand (a non-PV guest booted below its maximum) and an IOMMU exclude each other.
+    passthrough = str(c_info.get("passthrough", "unknown")).lower()
+    iommu = passthrough not in ("unknown", "disabled") or config.get("pcidevs") or config.get("dtdevs")
+    if kind != "pv" and b_info.get("target_memkb", max_memkb) < max_memkb and iommu:
+        raise _fail(op, "IOMMU required for device passthrough but not supported together with PoD "
+                        "(ERROR_INVAL)", name)
     for event in ("on_poweroff", "on_reboot", "on_crash", "on_watchdog", "on_soft_reset"):
         _check_enum(op, event, config.get(event), "action")
     disks, nics = config.get("disks", []), config.get("nics", [])
@@ -196,16 +239,33 @@ def validate_config(op: str, config: Any) -> None:
 
 # ---- state stores -------------------------------------------------------------------------------
 
+def _lower_enums(obj: Any) -> None:
+    """Enum values and macs in lower case, wherever they sit, as libxl's parser keeps them."""
+    if isinstance(obj, list):
+        for item in obj:
+            _lower_enums(item)
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            if isinstance(value, str) and (key in _ENUM_KEYS or key == "mac"):
+                obj[key] = value.lower()
+            else:
+                _lower_enums(value)
+
+
 def _as_made(config: LibxlConfig) -> LibxlConfig:
-    """A copy of ``config`` as libxl holds it once it made the domain: type in lower case, uuid
-    canonical, and libxl's vcpu and memory defaults filled in."""
+    """A copy of ``config`` as libxl holds it once it made the domain: type, enums and macs in lower
+    case, uuid canonical, and libxl's vcpu and memory defaults filled in."""
     config = copy.deepcopy(config)
     c_info, b_info = config["c_info"], config["b_info"]
     c_info["type"] = c_info["type"].lower()
+    _lower_enums({k: v for k, v in config.items() if k != "c_info"})  # c_info.xsdata is free text
+    for key in _ENUM_KEYS & config.keys():
+        config[key] = str(config[key]).lower()
     # Like libxl, which leaves a missing uuid nil (xl makes one up in its parser, not libxl).
     c_info["uuid"] = str(_uuid.UUID(c_info["uuid"])) if c_info.get("uuid") else NIL_UUID
-    b_info.setdefault("max_vcpus", 1)
+    b_info["max_vcpus"] = b_info.get("max_vcpus") or 1
     b_info.setdefault("avail_vcpus", list(range(b_info["max_vcpus"])))
+    b_info.setdefault("max_memkb", DEFAULT_MAX_MEMKB)
     b_info.setdefault("target_memkb", b_info["max_memkb"])
     return config
 
@@ -580,6 +640,7 @@ class SimHost:
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
         op = "domain_create"
         with self._op(op) as state:
+            config = as_parsed(config)
             validate_config(op, config)
             config = _as_made(config)
             c_info, b_info = config["c_info"], config["b_info"]
