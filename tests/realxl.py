@@ -137,27 +137,51 @@ def create_outcomes(configs: list[Any]) -> list[dict[str, Any]]:
     return run_under_shim({"op": "create", "configs": configs})
 
 
-def _create_in_child(host: Any, config: Any) -> dict[str, Any]:
-    """One create in a forked child, so that an assert in libxl ends the child, not the batch."""
+def call_outcomes(calls: list[list[Any]]) -> list[dict[str, Any]]:
+    """Each ``[method, *args]`` called on a ``RealHost`` under the shim (a host with domain 0 only):
+    ``{"outcome": "returned", "value"}`` (dataclasses as dicts), ``{"outcome": "refused", "error",
+    "transient"}`` or ``{"outcome": "aborted", "signal"}`` (a call the shim does not model)."""
+    return run_under_shim({"op": "call", "calls": calls})
+
+
+def _create(host: Any, config: Any) -> dict[str, Any]:
     import ctypes
-    import signal
+
+    shim = ctypes.CDLL(None)  # the preloaded shim's symbols
+    before = shim.xenshim_domain_create_calls()
+    outcome = _call(host, ["create", config])
+    if outcome["outcome"] == "refused" and shim.xenshim_domain_create_calls() > before:
+        return {"outcome": "hypervisor"}
+    return outcome  # "returned" (a domid) cannot happen without Xen: the test says so
+
+
+def _call(host: Any, call: list[Any]) -> dict[str, Any]:
+    import dataclasses
 
     from libxl.errors import BackendError
 
-    shim = ctypes.CDLL(None)  # the preloaded shim's symbols
+    method, *args = call
+    try:
+        value = getattr(host, method)(*args)
+    except BackendError as err:
+        return {"outcome": "refused", "error": str(err), "transient": err.transient}
+    if isinstance(value, list):
+        value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+    elif dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    return {"outcome": "returned", "value": value}
+
+
+def _in_child(step: Any, *args: Any) -> dict[str, Any]:
+    """``step(*args)`` in a forked child, so that an assert in libxl (or a call the shim does not
+    model, which hits a guard page) ends the child, not the batch."""
+    import signal
+
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
-        before = shim.xenshim_domain_create_calls()
-        try:
-            host.create(config, paused=True)
-            answer: dict[str, Any] = {"outcome": "created"}  # impossible without Xen: the test says so
-        except BackendError as err:
-            reached = shim.xenshim_domain_create_calls() > before
-            answer = ({"outcome": "hypervisor"} if reached else
-                      {"outcome": "refused", "error": str(err), "transient": err.transient})
-        os.write(write_end, json.dumps(answer).encode())
+        os.write(write_end, json.dumps(step(*args)).encode())
         os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
@@ -195,7 +219,9 @@ def _serve(request: dict[str, Any]) -> Any:
             woken = host._lib.xr_wait_event(host._ctx, wake_r, 600_000, out)
             return {"timed_out": timed_out, "woken": woken}
         if request["op"] == "create":
-            return [_create_in_child(host, config) for config in request["configs"]]
+            return [_in_child(_create, host, config) for config in request["configs"]]
+        if request["op"] == "call":
+            return [_in_child(_call, host, call) for call in request["calls"]]
         answers = []
         for config in request["configs"]:
             try:

@@ -11,9 +11,13 @@
  * shares the HAP tables, so PCI passthrough is possible); they are what `xl -N create` asks before
  * it prints the config. `xc_domain_create` and a two-key read-only xenstore (below) let
  * `libxl_domain_create_new` run every check it makes on a config, up to the hypercall that would
- * make the domain (tests/test_backend_contract.py).
+ * make the domain; a domain list holding domain 0 alone lets libxl list the host and find that
+ * any other domid does not exist (tests/test_backend_contract.py). No fake ever makes a domain.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -173,4 +177,66 @@ void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, unsigne
     }
     errno = ENOENT;
     return NULL;
+}
+
+/*
+ * The hypervisor's domain list: domain 0 alone (1 GiB, running), so libxl can list the host and
+ * find that any other domid does not exist. Nothing here can create another domain.
+ */
+#define DOM0_PAGES (1u << 18) /* 1 GiB */
+
+int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int max_domains,
+                          xc_domaininfo_t *info)
+{
+    (void)xch;
+    if (first_domain != 0 || max_domains == 0)
+        return 0;
+    memset(info, 0, sizeof(*info));
+    info->domain = 0;
+    info->flags = XEN_DOMINF_running;
+    info->tot_pages = info->max_pages = DOM0_PAGES;
+    info->nr_online_vcpus = 16;
+    info->max_vcpu_id = 15;
+    return 1;
+}
+
+int xc_domain_getinfo(xc_interface *xch, uint32_t first_domid, unsigned int max_doms, xc_dominfo_t *info)
+{
+    (void)xch;
+    if (first_domid != 0 || max_doms == 0)
+        return 0;
+    memset(info, 0, sizeof(*info));
+    info->running = 1;
+    info->nr_pages = DOM0_PAGES;
+    info->max_memkb = DOM0_PAGES * 4ul;
+    info->nr_online_vcpus = 16;
+    info->max_vcpu_id = 15;
+    return 1;
+}
+
+/* No XSM/FLASK policy: libxl asks for every domain's security label and copes with ENOSYS. */
+int xc_flask_sid_to_context(xc_interface *xch, int sid, char *buf, uint32_t size)
+{
+    (void)xch; (void)sid; (void)buf; (void)size;
+    errno = ENOSYS;
+    return -1;
+}
+
+/* Pausing a domain: only domain 0 exists, so any other domid is ESRCH, as Xen says; domain 0 is
+ * not modelled (abort rather than make an answer up). */
+int xc_domain_pause(xc_interface *xch, uint32_t domid)
+{
+    (void)xch;
+    if (domid == 0)
+        abort();
+    errno = ESRCH;
+    return -1;
+}
+
+/* xenstored computes a domain's path from its id alone, existing or not. */
+char *xs_get_domain_path(struct xs_handle *h, unsigned int domid)
+{
+    char *path = NULL;
+    (void)h;
+    return asprintf(&path, "/local/domain/%u", domid) < 0 ? NULL : path;
 }
