@@ -237,6 +237,19 @@ def validate_config(op: str, config: Any) -> None:
             raise _fail(op, f"duplicate {label} {', '.join(dups)}", name)
 
 
+def _check_cpumap(op: str, b_info: dict[str, Any], nr_cpus: int, name: str) -> None:
+    """libxl 4.17 copies ``b_info.cpumap`` into a bitmap of the host's cpu count and asserts both
+    have the same size in bytes; a bitmap read from JSON is only as long as its highest bit. So a
+    cpumap whose highest cpu falls in another byte than the host's last cpu aborts libxl (seen with
+    the real libxl: tests/test_backend_contract.py); the sim refuses it instead of dying."""
+    cpumap = b_info.get("cpumap")
+    if not isinstance(cpumap, list) or not cpumap or not all(isinstance(c, int) for c in cpumap):
+        return
+    if (max(cpumap) + 8) // 8 != (nr_cpus + 7) // 8:
+        raise _fail(op, f"b_info.cpumap {cpumap} is not sized like the host's {nr_cpus} cpus: libxl 4.17 "
+                        "aborts on it (libxl_bitmap_copy assertion); vcpu_hard_affinity does not", name)
+
+
 # ---- state stores -------------------------------------------------------------------------------
 
 def _lower_enums(obj: Any) -> None:
@@ -650,6 +663,7 @@ class SimHost:
                     raise _fail(op, f"domain with name {name!r} already exists", name)
                 if other["config"]["c_info"]["uuid"] == c_info["uuid"] != NIL_UUID:
                     raise _fail(op, f"domain with uuid {c_info['uuid']} already exists", name)
+            _check_cpumap(op, b_info, state["nr_cpus"], name)
             free = self._free_kib(state)
             if b_info["target_memkb"] > free:
                 raise _fail(op, f"not enough free memory: need {b_info['target_memkb']} KiB, "
