@@ -200,20 +200,6 @@ int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int
     return 1;
 }
 
-int xc_domain_getinfo(xc_interface *xch, uint32_t first_domid, unsigned int max_doms, xc_dominfo_t *info)
-{
-    (void)xch;
-    if (first_domid != 0 || max_doms == 0)
-        return 0;
-    memset(info, 0, sizeof(*info));
-    info->running = 1;
-    info->nr_pages = DOM0_PAGES;
-    info->max_memkb = DOM0_PAGES * 4ul;
-    info->nr_online_vcpus = 16;
-    info->max_vcpu_id = 15;
-    return 1;
-}
-
 /* No XSM/FLASK policy: libxl asks for every domain's security label and copes with ENOSYS. */
 int xc_flask_sid_to_context(xc_interface *xch, int sid, char *buf, uint32_t size)
 {
