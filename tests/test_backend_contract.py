@@ -11,8 +11,15 @@ what libxl accepts, or accepts what libxl refuses, fails on the ``sim`` side.
 What the shim cannot reach (anything after Xen made the domain: the domain builder, device setup,
 name uniqueness in xenstore) is sim-only: such a case says ``later=`` why the sim refuses a config
 that libxl hands to Xen, and the libxl side still proves that libxl itself lets it through (so the
-sim never claims a libxl check that does not exist). Tests named ``test_sim_only_*`` cover what the
-real binding cannot do here at all (operations on existing domains).
+sim never claims a libxl check that does not exist). Two reasons in ``later=`` start with
+UNVERIFIED: libxl lets those configs through and nothing here shows what refuses them after.
+
+Besides single configs: every guest the project builds from its examples and corpora gets libxl's
+answer on both backends, every enum value in libxl's headers is accepted by both, the sim reads a
+config back as libxl's parser keeps it, a fresh host lists Domain-0 alone, and an operation on an
+unknown domid is a permanent ERROR_DOMAIN_NOTFOUND on both. Tests named ``test_sim_only_*`` cover
+what the real binding cannot do without Xen (a domain made and then named again; domain 0 as a
+target, whose pause the shim does not model).
 """
 
 from __future__ import annotations
