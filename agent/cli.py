@@ -18,6 +18,7 @@ COMMANDS = [
     "convert",
     "reconcile",
     "run",
+    "lifecycle",
     "remote",
 ]
 

@@ -35,6 +35,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/xenreconcile/xenreconcile.toml")
 #: The fixed metrics port, chosen to sit away from the node exporter family (9100..9199).
 DEFAULT_METRICS_PORT = 9977
 
+#: ``on_host_shutdown``: libvirt-guests' ON_SHUTDOWN (shutdown | suspend) plus ``leave``.
+HOST_SHUTDOWN_ACTIONS = ("shutdown", "save", "leave")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -71,6 +73,15 @@ class AgentConfig:
     adopt: bool = DEFAULT_POLICY.adopt
     shutdown_timeout: float = DEFAULT_POLICY.shutdown_timeout
     owner: str = DEFAULT_POLICY.owner
+    dump_dir: str = DEFAULT_POLICY.dump_dir
+    # Host lifecycle (agent.lifecycle; README "Host lifecycle"): what `host-shutdown` does to the
+    # owned guests when the host goes down, and where saved images live.
+    on_host_shutdown: str = "shutdown"
+    host_shutdown_parallel: int = 4
+    host_shutdown_timeout: float = 300.0
+    save_dir: str = "/var/lib/xen/save"
+    display_port_min: int = DEFAULT_POLICY.display_port_min
+    display_port_max: int = DEFAULT_POLICY.display_port_max
     polling: bool = False
     poll_interval: float = 2.0
     log_format: str = "auto"
@@ -194,11 +205,24 @@ def _names(value: Any) -> str | None:
     return None
 
 
+def _absolute_path(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.startswith("/"):
+        return "must be an absolute path"
+    return None
+
+
 def _optional_path(value: Any) -> str | None:
     """An absolute path, or "" for "none"."""
     if not isinstance(value, str) or (value and not value.startswith("/")):
         return 'must be an absolute path, or "" for none'
     return None
+
+
+def _port(value: Any) -> str | None:
+    problem = _integer(1)(value)
+    if problem is None and value > 65535:
+        return "must be <= 65535"
+    return problem
 
 
 def _fraction(value: Any) -> str | None:
@@ -228,6 +252,13 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "adopt": _boolean,
     "shutdown_timeout": _number(0.0),
     "owner": _nonempty_str,
+    "dump_dir": _absolute_path,
+    "on_host_shutdown": _choice(HOST_SHUTDOWN_ACTIONS),
+    "host_shutdown_parallel": _integer(1),
+    "host_shutdown_timeout": _number(0.0),
+    "save_dir": _absolute_path,
+    "display_port_min": _port,
+    "display_port_max": _port,
     "polling": _boolean,
     "poll_interval": _number(0.0, above=True),
     "log_format": _choice(LOG_FORMATS),
@@ -278,6 +309,8 @@ def apply_settings(base: AgentConfig, settings: dict[str, Any], *, source: str |
     merged = replace(base, **{k: _coerce(k, v) for k, v in settings.items()})
     if merged.backoff_cap < merged.backoff_base:
         raise AgentConfigError("backoff_cap", "must be >= backoff_base", source=source)
+    if merged.display_port_max < merged.display_port_min:
+        raise AgentConfigError("display_port_max", "must be >= display_port_min", source=source)
     return merged
 
 

@@ -33,7 +33,7 @@ from agent.metrics import AgentMetrics, DomainView, TimedBackend
 from agent.queue import Outcome, QueueSettings, WorkerPool, WorkQueue
 from agent.systemd import Notifier
 from agent.watch import Change, DesiredWatcher
-from libxl.backend import Backend, DomainEvent
+from libxl.backend import Backend, DomainEvent, DomainInfo, IoStats
 from libxl.errors import ConfigError, XenReconcileError
 from reconcilers import status as st
 from reconcilers.apply import Reconciler, Result
@@ -147,6 +147,8 @@ class Controller:
         self.log = agentlog.get_logger(component="loop")
         self.metrics.bind_queue(self.queue.unfinished_work)
         self.metrics.bind_domains(self._domain_view)
+        self.metrics.bind_runtime(self._runtime_sample)
+        self.metrics.bind_ready(lambda: self.ready()[0])
 
     def _new_watcher(self, settings: AgentConfig) -> DesiredWatcher:
         return DesiredWatcher(Path(settings.desired_dir), self._on_change, debounce=settings.debounce,
@@ -216,8 +218,18 @@ class Controller:
             self.queue.add(name)
 
     def _on_backend_event(self, event: DomainEvent) -> None:
-        """A guest died, shut down or crashed: its name is a key like any other."""
+        """A guest died, shut down or crashed: its name is a key like any other. How it left (a
+        suspend: ``xl save``/``xl migrate``) is recorded first, because the guest's death follows at
+        once and its reconcile must not re-create it."""
         if event.name:
+            try:
+                departure = self.reconciler.note_event(event, self.desired())
+            except XenReconcileError as err:
+                self.log.error("cannot record how the guest left", domain=event.name, error=str(err))
+            else:
+                if departure is not None:
+                    self.log.info("guest left the host", domain=event.name, reason=departure.reason,
+                                  action="host-event")
             self.queue.add(event.name)
             desired = self.desired()
             want = desired.domains.get(event.name) if desired else None
@@ -232,6 +244,7 @@ class Controller:
         desired = self.desired()
         if desired is None:
             return Outcome.RETRY
+        before = self.status.get(name)
         with self._gate.shared():
             desired = self.desired() or desired
             start = time.perf_counter()
@@ -243,6 +256,9 @@ class Controller:
                 self.status.record(name, st.ERROR, error=str(err))
             seconds = time.perf_counter() - start
         self._report(result, desired, rid, seconds)
+        after = self.status.get(name)
+        if self.state.ready and (before and before.state) != (after and after.state):
+            self.notifier.status(self.status_line())  # STATUS= follows every guest that changes state
         if result.error is not None:
             return Outcome.RETRY
         if result.status in _TERMINAL:
@@ -289,7 +305,10 @@ class Controller:
     # -- full resync (loop thread) -------------------------------------------------------------
 
     def full_resync(self) -> bool:
-        """Re-read everything and reconcile every domain; True when no domain failed."""
+        """Re-read everything and reconcile every domain; True when the resync *ran* (per-domain
+        failures included: they are reported in STATUS=, /status and the metrics and retried per
+        key, and never hold readiness); False when it could not run at all (no desired set, host
+        unreachable)."""
         self.refresh_desired()
         desired = self.desired()
         if desired is None:
@@ -311,7 +330,7 @@ class Controller:
                 self.queue.add_rate_limited(result.name)
         if failed:
             self._full_sync_failed(f"{len(failed)} domain(s) failed: {', '.join(r.name for r in failed)}")
-            return False
+            return True
         if self.state.last_full_sync is None and self._freeze_heap:
             # The start-up heap (modules, parsed desired set, caches) lives as long as the agent:
             # moved out of the collector's sight, a full collection no longer re-walks it (with
@@ -445,9 +464,37 @@ class Controller:
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
+        """Ready once the first full reconcile has run, whatever became of each guest."""
         if self.state.ready:
             return True, "ready"
         return False, f"first full reconcile not done: {self.state.last_full_sync_error or 'in progress'}"
+
+    # -- the operator's hand-over verbs (over the agent socket) ----------------------------------
+
+    def adopt(self, *names: str) -> dict[str, Any]:
+        """``xenreconcile adopt NAME...`` while the agent runs: take the named running guests over
+        and reconcile them at once (drift is then reported as for any guest)."""
+        desired = self.desired()
+        if desired is None:
+            raise XenReconcileError("desired set not loaded yet")
+        with self._gate.exclusive():
+            done = self.reconciler.adopt(list(names), desired)
+        for item in done:
+            if item.adopted:
+                self.queue.add(item.name)
+        return {"adopt": {a.name: {"adopted": a.adopted, "detail": a.detail} for a in done}}
+
+    def clear(self, *names: str) -> dict[str, Any]:
+        """``xenreconcile clear NAME...``: forget how the guests left; the next reconcile (queued
+        now) starts them as their files say."""
+        cleared = self.reconciler.clear(list(names))
+        for name in cleared:
+            self.queue.add(name)
+        return {"cleared": cleared, "unknown": [n for n in names if n not in cleared]}
+    def _runtime_sample(self) -> list[tuple[DomainInfo, IoStats | None]]:
+        """Every domain's ``xl list`` row and I/O counters, for the runtime metrics."""
+        io = self.backend.io_stats()
+        return [(info, io.get(info.domid)) for info in self.backend.list_domains()]
 
     def _domain_view(self) -> DomainView:
         desired = self.desired()

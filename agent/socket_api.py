@@ -1,8 +1,9 @@
 """The agent's unix socket (``xen+unix:///system``): status and list as JSON, for root only.
 
 The HTTP endpoint serves Prometheus and may listen beyond loopback; the socket is the local,
-permission-checked way to ask the agent itself. The protocol is one request line (``status`` or
-``list``) answered by one JSON document, then the connection closes. The socket is created with
+permission-checked way to ask the agent itself. The protocol is one request line (``status``,
+``list``, or ``adopt``/``clear`` followed by guest names) answered by one JSON document, then the
+connection closes. The socket is created with
 mode 0600 (bound under a 0177 umask, so it is never reachable by others, not even for an instant):
 connecting needs write permission, so only root (the agent's user) can ask.
 
@@ -24,7 +25,8 @@ from typing import Any
 
 from libxl.errors import BackendUnavailable, XenReconcileError
 
-_MAX_REQUEST = 64
+#: One request line: a verb and, for ``adopt``/``clear``, guest names.
+_MAX_REQUEST = 4096
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -32,10 +34,13 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         line = self.rfile.readline(_MAX_REQUEST).decode(errors="replace").strip()
-        answer = self.server.answers.get(line)
+        verb, *args = line.split() or [""]  # "adopt web db": a verb and its names
+        answer = self.server.answers.get(verb)
         known = ", ".join(self.server.answers)
         try:
-            doc = answer() if answer else {"error": f"unknown request {line!r} (known: {known})"}
+            doc = answer(*args) if answer else {"error": f"unknown request {line!r} (known: {known})"}
+        except TypeError:
+            doc = {"error": f"request {verb!r} takes other arguments than {args!r}"}
         except XenReconcileError as err:
             doc = {"error": str(err)}
         with contextlib.suppress(OSError):  # the client went away: nothing to tell it
@@ -45,7 +50,7 @@ class _Handler(socketserver.StreamRequestHandler):
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: str, answers: dict[str, Callable[[], Any]]) -> None:
+    def __init__(self, path: str, answers: dict[str, Callable[..., Any]]) -> None:
         self.answers = answers
         old = os.umask(0o177)
         try:
@@ -76,7 +81,7 @@ def _clear_stale(path: Path) -> None:
 class AgentSocket:
     """Serves ``answers`` (request -> JSON-able document) on ``path`` from a background thread."""
 
-    def __init__(self, path: str, answers: dict[str, Callable[[], Any]]) -> None:
+    def __init__(self, path: str, answers: dict[str, Callable[..., Any]]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         _clear_stale(self.path)

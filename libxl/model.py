@@ -35,6 +35,10 @@ OS_TYPES = ("linux", "xen", "hvm", "xenpvh")
 LIFECYCLE_ACTIONS = ("destroy", "restart", "preserve", "rename-restart", "coredump-destroy",
                      "coredump-restart")
 POWER_STATES = ("running", "paused", "stopped")
+#: KubeVirt's run strategies: when the agent (re)starts a guest that is not running (README
+#: "Run strategy"). ``Always`` is the default: the desired file says the guest runs.
+RUN_STRATEGIES = ("Always", "RerunOnFailure", "Manual", "Halted")
+DEFAULT_RUN_STRATEGY = "Always"
 #: libxl holds memory sizes as uint64 KiB; a larger value could not be passed on (or even printed:
 #: Python refuses to convert ints of over 4300 digits to text).
 MAX_KIB = 2**64 - 1
@@ -401,6 +405,8 @@ class Domain:
     commandline: list[str] = field(default_factory=list)
     #: Desired power state from the project's ``<metadata>`` (running | paused | stopped).
     power_state: str | None = None
+    #: ``<xr:runStrategy>`` / ``xenreconcile_run_strategy``: one of RUN_STRATEGIES, None for the default.
+    run_strategy: str | None = None
 
     @property
     def target_memory_kib(self) -> int:
@@ -413,7 +419,8 @@ class Domain:
 
 
 __all__ = [
-    "XEN_NS", "XR_NS", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "MAX_KIB", "ConfigError",
+    "XEN_NS", "XR_NS", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "RUN_STRATEGIES",
+    "DEFAULT_RUN_STRATEGY", "MAX_KIB", "ConfigError",
     "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu",
     "Hyperv", "Features", "CpuFeature", "NumaCell", "CPU", "Timer", "Clock", "DiskHost", "Disk",
     "IPAddress", "Interface", "CharDev", "Input", "Listen", "Graphics", "Sound", "Video",

@@ -13,7 +13,8 @@ Time-dependent behaviour (a guest obeying a shutdown request after a delay) is s
 and applied by whichever caller touches the state next, which works across processes without a
 daemon. Events are kept in a bounded log inside the state; ``watch_events`` replays new entries.
 
-Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``, ``create_cut_short``; fault
+Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``, ``create_cut_short``,
+``suspend_for_migration`` and ``rename`` (the two ends of ``xl migrate``); ``save`` is ``xl save``. Fault
 injection through ``fail_rate``, ``latency`` and ``seed`` (constructor arguments or attributes).
 Time is injectable: ``clock`` (what time it is on the host, default ``time.time``) and ``sleep`` (how
 the host waits: injected latency, ``shutdown``'s wait; default ``time.sleep``) are read everywhere the
@@ -48,8 +49,18 @@ from typing import Any
 
 import structlog
 
-from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
+from libxl import saveimage
+from libxl.backend import (
+    MIGRATED_AWAY_SUFFIX,
+    OWNER_KEY,
+    DomainEvent,
+    DomainInfo,
+    HostInfo,
+    IoStats,
+    LibxlConfig,
+)
 from libxl.balloon import MIN_DOM0_KIB
+from libxl.display import VNC_BASE, ports_in, vnc_hunts
 from libxl.errors import BackendError
 
 State = dict[str, Any]
@@ -95,8 +106,18 @@ _NIC_SIZE_KEYS = ("rate_bytes_per_interval", "rate_interval_usecs")
 DEFAULT_MAX_MEMKB = 32 * 1024
 #: libxl's vcpu limits per guest type (HVM_MAX_VCPUS for hvm/pvh).
 _MAX_VCPUS = {"pv": 512, "pvh": 128, "hvm": 128}
+#: The I/O each simulated disk and nic does per second of its guest's uptime (``io_stats``).
+SIM_DISK_IO = {"block_read_requests": 20, "block_write_requests": 10, "block_read_bytes": 20 * 4096,
+               "block_write_bytes": 10 * 4096}
+SIM_NIC_IO = {"net_receive_packets": 30, "net_transmit_packets": 20, "net_receive_bytes": 30 * 1000,
+              "net_transmit_bytes": 20 * 800}
 #: How far a create got before its caller died (``create_cut_short``).
 _CUT_STAGES = ("domain", "xenstore")
+#: What follows the header in a save image of this host (``save``/``restore``).
+_SIM_STREAM = b"simulated libxl stream\n"
+#: on_crash actions that only a toolstack carries out (xl's per-domain daemon, or the agent): libxl
+#: itself leaves the domain crashed, which is what ``crash`` models for them.
+_TOOLSTACK_ACTIONS = ("preserve", "coredump_destroy", "coredump_restart")
 #: What each kind of shutdown consults (libxl_domain_config's on_* fields).
 _REASON_ACTION = {"poweroff": "on_poweroff", "reboot": "on_reboot", "crash": "on_crash",
                   "watchdog": "on_watchdog", "soft_reset": "on_soft_reset"}
@@ -201,6 +222,8 @@ def validate_config(op: str, config: Any) -> None:
     if b_info.get("target_memkb", max_memkb) > max_memkb:
         raise _fail(op, "b_info.target_memkb exceeds max_memkb", name)
     _check_enum(op, "b_info.tsc_mode", b_info.get("tsc_mode"), "tsc_mode")
+    if isinstance(b_info.get("sched_params"), dict):
+        check_sched(op, b_info["sched_params"], max_vcpus, name)
     variant = b_info.get(f"type.{kind}", {})
     if not isinstance(variant, dict):
         raise _fail(op, f"b_info.type.{kind} is not an object", name)
@@ -211,6 +234,10 @@ def validate_config(op: str, config: Any) -> None:
     if kind == "hvm":
         if not b_info.get("kernel") and (b_info.get("cmdline") or b_info.get("ramdisk")):
             raise _fail(op, "direct boot parameters specified but kernel missing (ERROR_INVAL)", name)
+        spice = variant.get("spice") or {}
+        enabled = str(spice.get("enable", "")).lower() == "true"
+        if enabled and not spice.get("port") and not spice.get("tls_port"):
+            raise _fail(op, "at least one of the spiceport or tls_port must be provided", name)
         _check_enum(op, "b_info.type.hvm.vga.kind", variant.get("vga", {}).get("kind"), "vga")
         _check_enum(op, "b_info.type.hvm.bios", variant.get("bios"), "bios")
         model = str(b_info.get("device_model_version", "qemu_xen")).lower()
@@ -248,6 +275,16 @@ def _check_cpumap(op: str, b_info: dict[str, Any], nr_cpus: int, name: str) -> N
     if (max(cpumap) + 8) // 8 != (nr_cpus + 7) // 8:
         raise _fail(op, f"b_info.cpumap {cpumap} is not sized like the host's {nr_cpus} cpus: libxl 4.17 "
                         "aborts on it (libxl_bitmap_copy assertion); vcpu_hard_affinity does not", name)
+
+
+def check_sched(op: str, params: dict[str, Any], max_vcpus: int, name: str | None) -> None:
+    """credit2's limits as libxl checks them (-1, libxl's "default", leaves a value alone)."""
+    weight, cap = params.get("weight", -1), params.get("cap", -1)
+    if weight != -1 and not 1 <= weight <= 65535:
+        raise _fail(op, "Cpu weight out of range, valid range is from 1 to 65535 (ERROR_INVAL)", name)
+    if cap != -1 and not 0 <= cap <= 100 * max_vcpus:
+        raise _fail(op, f"Cpu cap out of range, valid range is from 0 to {100 * max_vcpus} for specified "
+                        "number of vcpus (ERROR_INVAL)", name)
 
 
 # ---- state stores -------------------------------------------------------------------------------
@@ -584,15 +621,38 @@ class SimHost:
                 self._guest_shutdown(state, self._own(state, key), "poweroff")
 
     def _start(self, state: State, config: LibxlConfig, paused: bool) -> int:
+        ports = self._listen(state, config)
         domid = state["next_domid"]
         state["next_domid"] += 1
         b_info = config["b_info"]
         state["domains"][str(domid)] = {
             "domid": domid, "config": config, "state": "paused" if paused else "running",
             "shutdown_reason": None, "memory_kib": b_info.get("target_memkb", b_info["max_memkb"]),
-            "started": self._clock(), "shutdown_due": None, "unresponsive": False,
+            "started": self._clock(), "shutdown_due": None, "unresponsive": False, "ports": ports,
         }
         return domid
+
+    @staticmethod
+    def _listen(state: State, config: LibxlConfig) -> dict[str, int]:
+        """The ports the guest's qemu listens on, as qemu binds them: a fixed one another guest
+        holds fails the create ("Address already in use"); a VNC display with ``findunused``
+        takes the first free one from its display up, as qemu's ``to=`` does."""
+        fixed, start = ports_in(config), vnc_hunts(config)
+        out: dict[str, int] = {}
+        if fixed.vnc is None and fixed.spice is None and start is None:
+            return out  # no display: the common case costs no scan of the host
+        held = {p for d in state["domains"].values() for p in (d.get("ports") or {}).values()}
+        for kind, port in (("vnc", fixed.vnc), ("spice", fixed.spice)):
+            if port is None:
+                continue
+            if port in held:
+                raise _fail("domain_create", f"device model: {kind} port {port}: Address already in use "
+                            "(qemu exited)", str(config["c_info"]["name"]))
+            out[kind] = port
+            held.add(port)
+        if start is not None:
+            out["vnc"] = next(p for p in range(VNC_BASE + start, 65536) if p not in held)
+        return out
 
     def _guest_shutdown(self, state: State, dom: dict[str, Any], reason: str) -> None:
         """The guest stopped (``reason``): libxl's toolstack side applies the configured action."""
@@ -602,12 +662,12 @@ class SimHost:
         dom["shutdown_due"] = None
         pending_shutdowns(state).pop(str(domid), None)
         self._record(state, "crash" if reason == "crash" else "shutdown", domid, name, reason)
-        if action == "preserve":
+        if action in _TOOLSTACK_ACTIONS:
             dom["state"], dom["shutdown_reason"] = ("crashed" if reason == "crash" else "shutdown"), reason
             return
         del state["domains"][str(domid)]
         self._record(state, "death", domid, name, reason)
-        if action in ("restart", "restart_rename", "coredump_restart", "soft_reset"):
+        if action in ("restart", "restart_rename", "soft_reset"):
             self._start(state, config, paused=False)
 
     # -- Backend interface ---------------------------------------------------------------
@@ -627,6 +687,7 @@ class SimHost:
         for dom in sorted(state["domains"].values(), key=lambda d: d["domid"]):
             c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
             running = dom["state"] in ("running", "paused")
+            ports = dom.get("ports") or {}
             name = _listed_name(dom)  # "" until xenstore has the domain, and with it our marker
             rows.append(DomainInfo(
                 name=name, domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
@@ -634,8 +695,26 @@ class SimHost:
                 vcpus_online=len(b_info.get("avail_vcpus", [])), vcpus_max=b_info.get("max_vcpus", 1),
                 shutdown_reason=dom["shutdown_reason"],
                 owner=(c_info.get("xsdata") or {}).get(OWNER_KEY) if name else None,
-                cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0))
+                cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0,
+                vnc_port=ports.get("vnc"), spice_port=ports.get("spice")))
         return rows
+
+    def io_stats(self) -> dict[int, IoStats]:
+        """Counters that grow with each live guest's uptime: per disk ``SIM_DISK_IO`` and per nic
+        ``SIM_NIC_IO`` (per second), so a rate over them is steady and a re-created guest starts
+        from zero, as blkback's and netback's counters do."""
+        state = self._read("io_stats")
+        now = self._clock()
+        out = {}
+        for dom in state["domains"].values():
+            if dom["state"] not in ("running", "paused") or dom.get("cut_short"):
+                continue
+            seconds = now - dom["started"]
+            disks, nics = len(dom["config"].get("disks", [])), len(dom["config"].get("nics", []))
+            counts = {k: int(seconds * rate) * disks for k, rate in SIM_DISK_IO.items()}
+            counts.update({k: int(seconds * rate) * nics for k, rate in SIM_NIC_IO.items()})
+            out[dom["domid"]] = IoStats(**counts)
+        return out
 
     def domain_config(self, domid: int) -> LibxlConfig:
         state = self._read("domain_config")
@@ -651,7 +730,10 @@ class SimHost:
         return clone(config)
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
-        op = "domain_create"
+        return self._make("domain_create", config, paused)
+
+    def _make(self, op: str, config: LibxlConfig, paused: bool) -> int:
+        """A new domain from ``config`` (create, or restore once the image was read)."""
         with self._op(op) as state:
             config = as_parsed(config)
             validate_config(op, config)
@@ -714,6 +796,56 @@ class SimHost:
             del state["domains"][str(domid)]
             name = _listed_name(dom)
             self._record(state, "death", domid, name, "destroy")
+        self._trace(op, domid, name)
+
+    # -- host lifecycle: save images, restore, core dumps -------------------------------------
+
+    def save(self, domid: int, path: str) -> None:
+        """``xl save``: the guest suspends (a shutdown with reason ``suspend``), its image is
+        written (the agent's header, then this host's stream), and the domain is destroyed."""
+        op = "domain_suspend"
+        with self._op(op) as state:
+            dom = self._get(state, op, domid)
+            name = dom["config"]["c_info"]["name"]
+            if dom["state"] not in ("running", "paused"):
+                raise _fail(op, f"domain {domid} is {dom['state']}: cannot suspend it", name)
+            stream = {"memory_kib": dom["memory_kib"], "paused": dom["state"] == "paused"}
+            try:
+                with open(path, "xb") as out:
+                    saveimage.write_header(out, dom["config"])
+                    out.write(_SIM_STREAM + json.dumps(stream).encode())
+            except OSError as err:
+                raise _fail(op, f"{path}: {err.strerror}", name) from err
+            self._record(state, "shutdown", domid, name, "suspend")
+            del state["domains"][str(domid)]
+            self._record(state, "death", domid, name, "destroy")
+        self._trace(op, domid, name)
+
+    def restore(self, path: str, config: LibxlConfig, *, paused: bool = False) -> int:
+        """``libxl_domain_create_restore``: refuses a file that holds no stream of this host."""
+        try:
+            with open(path, "rb") as source:
+                saveimage.read_header(source, path)
+                stream = source.read()
+        except OSError as err:
+            raise _fail("domain_restore", f"{path}: {err.strerror}", config.get("c_info", {}).get("name")) \
+                from err
+        if not stream.startswith(_SIM_STREAM):
+            raise _fail("domain_restore", f"{path}: no domain stream after the header (ERROR_INVAL)",
+                        config.get("c_info", {}).get("name"))
+        return self._make("domain_restore", config, paused)
+
+    def core_dump(self, domid: int, path: str) -> None:
+        op = "domain_core_dump"
+        with self._op(op) as state:
+            dom = self._find(state, op, domid)
+            name = _listed_name(dom)
+            try:
+                with open(path, "wb") as out:
+                    out.write(f"simulated core of {name} (domid {domid}, {dom['memory_kib']} KiB, "
+                              f"{dom['state']})\n".encode())
+            except OSError as err:
+                raise _fail(op, f"cannot write core dump {path}: {err.strerror}", name) from err
         self._trace(op, domid, name)
 
     @contextlib.contextmanager
@@ -835,6 +967,56 @@ class SimHost:
                 raise _fail(op, f"{count} vcpus requested, maximum is {max_vcpus} (ERROR_INVAL)", name)
             config["b_info"]["avail_vcpus"] = list(range(count))
 
+    # -- live tuning: what libxl_set_vcpuaffinity, libxl_domain_sched_params_set and
+    # -- libxl_domain_setmaxmem accept and refuse (credit2, Xen 4.17's default scheduler)
+
+    def set_vcpu_affinity(self, domid: int, vcpu: int, hard: list[int] | None,
+                          soft: list[int] | None) -> None:
+        op = "set_vcpuaffinity"
+        with self._device_op(op, domid) as (state, _dom, config, name):
+            b_info = config["b_info"]
+            max_vcpus = b_info.get("max_vcpus", 1)
+            if not 0 <= vcpu < max_vcpus:
+                raise _fail(op, f"vcpu {vcpu} out of range: the domain has {max_vcpus} (ERROR_INVAL)", name)
+            if hard is None and soft is None:
+                raise _fail(op, "no affinity given (ERROR_INVAL)", name)
+            for kind, cpus in (("hard", hard), ("soft", soft)):
+                if cpus is None:
+                    continue
+                if not cpus:
+                    raise _fail(op, f"vcpu {vcpu}: empty {kind} affinity (ERROR_INVAL)", name)
+                missing = sorted(c for c in cpus if not 0 <= c < state["nr_cpus"])
+                if missing:
+                    raise _fail(op, f"vcpu {vcpu}: {kind} affinity names cpu {missing[0]}, the host has "
+                                    f"0..{state['nr_cpus'] - 1} (ERROR_INVAL)", name)
+                # libxl keeps one map per vcpu once it set the domain up (a legacy cpumap included).
+                key = f"vcpu_{kind}_affinity"
+                every = b_info.pop("cpumap" if kind == "hard" else "cpumap_soft", None)
+                maps = b_info.get(key) or [list(every) if every else [] for _ in range(max_vcpus)]
+                maps += [[] for _ in range(max_vcpus - len(maps))]
+                maps[vcpu] = sorted(set(cpus))
+                b_info[key] = maps
+
+    def set_sched_params(self, domid: int, params: dict[str, int]) -> None:
+        op = "domain_sched_params_set"
+        with self._device_op(op, domid) as (_state, _dom, config, name):
+            unknown = sorted(set(params) - {"weight", "cap"})
+            if unknown:
+                raise _fail(op, f"scheduler parameter {unknown[0]!r} is not credit2's (ERROR_INVAL)", name)
+            check_sched(op, params, config["b_info"].get("max_vcpus", 1), name)
+            sched = config["b_info"].setdefault("sched_params", {})
+            sched.setdefault("sched", "credit2")
+            sched.update({k: v for k, v in params.items() if v is not None})
+
+    def set_max_memory(self, domid: int, max_kib: int) -> None:
+        op = "domain_setmaxmem"
+        with self._device_op(op, domid) as (_state, dom, config, name):
+            target = config["b_info"].get("target_memkb", dom["memory_kib"])
+            if max_kib < target:
+                raise _fail(op, f"memory_static_max must be greater than or equal to memory_dynamic_max "
+                                f"({max_kib} < {target} KiB) (ERROR_INVAL)", name)
+            config["b_info"]["max_memkb"] = max_kib
+
     def watch_events(self, callback: Callable[[DomainEvent], None]) -> None:
         self._callbacks.append(callback)
         if self._watch_thread is None:
@@ -901,6 +1083,21 @@ class SimHost:
             domid = self._start(state, _as_made(config), paused=True)
             state["domains"][str(domid)]["cut_short"] = stage
         return domid
+
+    def suspend_for_migration(self, domid: int) -> None:
+        """The source side of ``xl migrate`` once the memory is sent: the guest suspended (shutdown
+        reason ``suspend``) and renamed ``NAME--migratedaway``; ``destroy`` is the last step."""
+        with self._locked() as state:
+            dom = self._get(state, "migrate", domid)
+            name = dom["config"]["c_info"]["name"]
+            dom["state"], dom["shutdown_reason"] = "shutdown", "suspend"
+            dom["config"]["c_info"]["name"] = f"{name}{MIGRATED_AWAY_SUFFIX}"
+            self._record(state, "shutdown", domid, name, "suspend")
+
+    def rename(self, domid: int, name: str) -> None:
+        """``libxl_domain_rename`` (what ``xl migrate`` does to ``NAME--incoming`` at the end)."""
+        with self._locked() as state:
+            self._get(state, "rename", domid)["config"]["c_info"]["name"] = name
 
     def set_unresponsive(self, domid: int, unresponsive: bool = True) -> None:
         """Make the guest ignore (or obey again) shutdown requests."""

@@ -5,6 +5,9 @@ through the ``Backend`` interface, recording ownership in the state directory an
 ``StatusBook``. It is idempotent: a second run over an unchanged host and desired set plans nothing.
 A failing action stops the remaining actions of that domain only, and the domain's status says why.
 
+Display ports come from ``reconcilers.ports``: planning sees each autoport guest's recorded port
+written into its desired config, and a create gets its ports assigned just before libxl is asked.
+
 Ownership is checked twice: the plan only proposes actions on owned domains, and before any call
 that touches an existing domain the executor checks the domid against the snapshot's owned set
 (plus domains adopted in this run), so a planning bug cannot reach a guest that is not ours.
@@ -14,18 +17,22 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 import uuid as uuid_mod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from libxl.backend import OWNER_KEY, Backend, LibxlConfig
+from libxl.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
+from libxl.display import DisplayPorts
 from libxl.errors import XenReconcileError
 from reconcilers import plan as pl
 from reconcilers import status as st
 from reconcilers.desired import DesiredSet
 from reconcilers.diff import DiffMemo
+from reconcilers.handover import Adoption, adoption
 from reconcilers.policy import Policy
-from reconcilers.state import Inventory, OwnedDomain, StateDir
+from reconcilers.ports import PortAllocator
+from reconcilers.state import Departure, Inventory, OwnedDomain, StateDir
 
 #: States in which a domain's config is worth retrieving (dead and dying ones are only destroyed).
 _LIVE = ("running", "blocked", "paused")
@@ -59,6 +66,19 @@ def for_create(config: LibxlConfig, owner: str) -> LibxlConfig:
     return out
 
 
+def set_aside(image: Path) -> Path:
+    """Rename a save image that will not be restored (``NAME.xr-save.set-aside-TIME``): kept for the
+    operator, never read again by the agent."""
+    target = image.with_name(f"{image.name}.set-aside-{time.strftime('%Y%m%dT%H%M%S')}")
+    try:
+        image.rename(target)
+    except FileNotFoundError:
+        return target  # nothing left to keep
+    except OSError as err:
+        raise XenReconcileError(f"{image}: cannot set the save image aside: {err.strerror}") from err
+    return target
+
+
 class Reconciler:
     """Makes one host match desired sets, one name or all of them at a time.
 
@@ -76,6 +96,7 @@ class Reconciler:
         self._lock = threading.Lock()
         self._diffs = DiffMemo()  # a no-op resync mostly re-diffs unchanged pairs of configs
         self.inventory: Inventory = self.state.load()
+        self.ports = PortAllocator(self.state, (policy.display_port_min, policy.display_port_max))
 
     # -- observing -------------------------------------------------------------------------------
 
@@ -87,7 +108,7 @@ class Reconciler:
         """
         out = []
         with self._lock:
-            inventory = Inventory(dict(self.inventory.domains))
+            inventory = self.inventory.copy()
         for info in self.backend.list_domains():
             config = None
             relevant = info.name in desired.domains and only in (None, info.name) and (
@@ -102,20 +123,40 @@ class Reconciler:
 
     def plan(self, desired: DesiredSet) -> pl.Plan:
         """What ``reconcile_all`` would do now (the dry run behind ``xenreconcile plan``)."""
-        return pl.plan(desired, self.snapshot(desired), self.policy, self._inventory_copy(), self._diffs)
+        actual = self.snapshot(desired)
+        return pl.plan(self._with_ports(desired, actual, record=False), actual, self.policy,
+                       self._inventory_copy(), self._diffs)
+
+    def _with_ports(self, desired: DesiredSet, actual: list[pl.ActualDomain], *,
+                    record: bool = True) -> DesiredSet:
+        """``desired`` with each autoport guest's display ports written in (``reconcilers.ports``),
+        so the plan compares what the guest was created with (``record``: see ``resolve``)."""
+        configs = None
+        domains = dict(desired.domains)
+        for name, want in desired.domains.items():
+            if not want.domain.devices.graphics:
+                continue
+            if configs is None:
+                configs = {a.info.name: a.config for a in actual if a.config is not None}
+            domains[name] = self.ports.resolve(want, configs.get(name), record=record)
+        return desired if configs is None else replace(desired, domains=domains)
 
     def _inventory_copy(self) -> Inventory:
         with self._lock:
-            return Inventory(dict(self.inventory.domains))
+            return self.inventory.copy()
 
     # -- reconciling -----------------------------------------------------------------------------
 
     def reconcile_all(self, desired: DesiredSet) -> list[Result]:
         """Plan and apply every name; statuses of names that left the plan are forgotten."""
         actual = self.snapshot(desired)
-        self._forget_absent({a.info.uuid.lower() for a in actual})
+        # Planned with the entries of guests that vanished (a run strategy asks how they left),
+        # which are dropped before anything is executed (a create may reuse a vanished uuid).
+        desired = self._with_ports(desired, actual)
         whole = pl.plan(desired, actual, self.policy, self._inventory_copy(), self._diffs)
+        self._forget_absent({a.info.uuid.lower() for a in actual})
         results = self._execute(whole, actual, desired)
+        self.ports.keep(desired.domains.keys() | desired.invalid_names() | {a.info.name for a in actual})
         planned = {d.name for d in whole.domains}
         for name in self.status.snapshot():
             if name not in planned:
@@ -125,6 +166,7 @@ class Reconciler:
     def reconcile(self, name: str, desired: DesiredSet) -> Result:
         """Plan and apply one name (one work-queue key)."""
         actual = self.snapshot(desired, only=name)
+        desired = self._with_ports(desired, actual)
         inventory = self._inventory_copy()
         one = pl.plan_domain(name, desired, pl.index_actual(actual), self.policy, inventory, self._diffs,
                              pl.remains_by_name(actual, inventory).get(name))
@@ -142,10 +184,14 @@ class Reconciler:
             try:
                 self._run(action, owned, desired)
             except XenReconcileError as exc:
+                if action.kind == pl.CORE_DUMP:  # like xl: no dump is no reason to keep the wreck
+                    result.notes.append(pl.Note(action.domain, pl.CORE_DUMP_FAILED, str(exc)))
+                    continue
                 result.error = f"{action.kind}: {exc}"
                 result.status = st.ERROR
             else:
                 result.applied.append(action)
+        self._keep_departures([d for d in plan.domains if results[d.name].ok])
         known = desired.domains.keys() | {a.info.name for a in actual}  # once: not a set per domain
         for dom in plan.domains:
             result = results[dom.name]
@@ -156,8 +202,59 @@ class Reconciler:
                 self._refresh_origin(dom.name, desired, owned_uuids.get(dom.name))
             self.status.record(dom.name, result.status, file=str(dom.file) if dom.file else None,
                                error=result.error,
-                               action=result.applied[-1].kind if result.applied else None)
+                               action=result.applied[-1].kind if result.applied else None,
+                               ports=self.ports.get(dom.name) or DisplayPorts())
         return [results[d.name] for d in plan.domains]
+
+    def _keep_departures(self, planned: list[pl.DomainPlan]) -> None:
+        """Record or drop the departures the plan decided on (saved once for all of them)."""
+        changes = [d for d in planned if d.record is not None or d.clear_departure]
+        if not changes:
+            return
+        with self._lock:
+            for dom in changes:
+                if dom.record is not None:
+                    self.inventory.departed[dom.name] = replace(dom.record, time=time.time())
+                else:
+                    self.inventory.departed.pop(dom.name, None)
+            self.state.save(self.inventory)
+
+    def note_event(self, event: DomainEvent, desired: DesiredSet | None) -> Departure | None:
+        """Record how an owned guest left, from the host's shutdown event (``plan.departure_for_event``);
+        the agent calls this on its event thread, before the guest's death is reconciled."""
+        want = desired.domains.get(event.name) if desired is not None and event.name else None
+        with self._lock:
+            departure = pl.departure_for_event(event, want, self.inventory)
+            if departure is None:
+                return None
+            departure = replace(departure, time=time.time())
+            self.inventory.departed[departure.name] = departure
+            self.state.save(self.inventory)
+        return departure
+
+    def adopt(self, names: list[str], desired: DesiredSet) -> list[Adoption]:
+        """The operator's ``xenreconcile adopt``: record the named running guests as owned
+        (``agent.lifecycle.adoption`` decides which may be)."""
+        domains = self.backend.list_domains()
+        out = []
+        with self._lock:
+            for name in names:
+                verdict, entry = adoption(name, desired, domains, self.inventory, self.policy)
+                out.append(verdict)
+                if entry is not None:
+                    self.inventory.add(entry)
+            if any(a.adopted for a in out):
+                self.state.save(self.inventory)
+        return out
+
+    def clear(self, names: list[str]) -> list[str]:
+        """The operator's ``xenreconcile clear``: forget the departures of ``names``; returns those
+        that had one (the next reconcile starts them as their files say)."""
+        with self._lock:
+            cleared = self.inventory.clear_departures(names)
+            if cleared:
+                self.state.save(self.inventory)
+        return cleared
 
     def _refresh_origin(self, name: str, desired: DesiredSet, uuid: str | None) -> None:
         """Keep the inventory's file and applied revision current (a renamed or edited file), so a
@@ -181,6 +278,12 @@ class Reconciler:
         if action.kind == pl.CREATE:
             self._create(action.domain, d["config"], d["paused"], desired)
             return
+        if action.kind == pl.RESTORE:
+            self._create(action.domain, d["config"], d["paused"], desired, image=d["path"])
+            return
+        if action.kind == pl.SET_ASIDE:
+            set_aside(Path(d["path"]))
+            return
         domid = d["domid"]
         if action.kind == pl.ADOPT:
             self._remember(OwnedDomain(action.domain, d["uuid"], *self._origin(action.domain, desired),
@@ -191,7 +294,13 @@ class Reconciler:
             raise XenReconcileError(
                 f"refusing to {action.kind} domid {domid}: not owned by {self.policy.owner}")
         b = self.backend
-        if action.kind == pl.RECREATE:
+        if action.kind == pl.CORE_DUMP:
+            try:
+                Path(d["path"]).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise XenReconcileError(f"{Path(d['path']).parent}: cannot create: {err.strerror}") from err
+            b.core_dump(domid, d["path"])
+        elif action.kind == pl.RECREATE:
             self._stop(domid)
             self._create(action.domain, d["config"], d["paused"], desired)
         elif action.kind in (pl.SHUTDOWN, pl.DESTROY):
@@ -200,6 +309,8 @@ class Reconciler:
             else:
                 b.destroy(domid)
             self._forget(d["uuid"])  # a create later in this plan records the new guest
+            if d.get("prune"):
+                self.ports.release(action.domain)
         elif action.kind == pl.PAUSE:
             b.pause(domid)
         elif action.kind == pl.UNPAUSE:
@@ -208,6 +319,13 @@ class Reconciler:
             b.set_memory_target(domid, d["target_kib"])
         elif action.kind == "set-vcpus":
             b.set_vcpus_online(domid, d["count"])
+        elif action.kind == "set-max-memory":
+            b.set_max_memory(domid, d["max_kib"])
+        elif action.kind == "set-sched-params":
+            b.set_sched_params(domid, d["params"])
+        elif action.kind == "set-vcpu-affinity":
+            for vcpu, (hard, soft) in sorted(d["affinity"].items()):
+                b.set_vcpu_affinity(domid, vcpu, hard, soft)
         else:
             call = {"hotplug-disk-add": b.disk_add, "hotplug-disk-remove": b.disk_remove,
                     "hotplug-nic-add": b.nic_add, "hotplug-nic-remove": b.nic_remove,
@@ -220,19 +338,28 @@ class Reconciler:
         if not gone or any(i.domid == domid for i in self.backend.list_domains()):
             self.backend.destroy(domid)
 
-    def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet) -> None:
+    def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet,
+                image: str | None = None) -> None:
         """Record the new guest's uuid *before* asking libxl for it: killed mid-create, the agent
         may leave a paused domain that xenstore has no name for yet, and only this record lets the
         next run know that domain is its own remains (``plan.remains_by_name``). libxl makes the
         domain with ``c_info.uuid`` as its handle, so the uuid chosen here is the one listed."""
         ready = for_create(config, self.policy.owner)
+        want = desired.domains.get(name)
+        if want is not None:
+            ready = self.ports.assign(name, ready, want.domain, desired.domains.values())
         uuid = str(ready["c_info"]["uuid"])
         self._remember(OwnedDomain(name, uuid, *self._origin(name, desired)))
         try:
-            self.backend.create(ready, paused=paused)
+            if image is None:
+                self.backend.create(ready, paused=paused)
+            else:
+                self.backend.restore(image, ready, paused=paused)
         except XenReconcileError:
             self._forget(uuid)  # libxl destroys what a failed create made
             raise
+        if image is not None:  # restored: the image is spent (xendomains and libvirt-guests alike)
+            Path(image).unlink(missing_ok=True)
 
     @staticmethod
     def _origin(name: str, desired: DesiredSet) -> tuple[str | None, str | None]:

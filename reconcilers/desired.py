@@ -34,7 +34,7 @@ from libxl.config import build_config
 from libxl.errors import ConfigError
 from libxl.formats.load import is_desired_name, parse_domain_bytes
 from libxl.hostconf import HostSettings, apply_host_settings
-from libxl.model import Domain
+from libxl.model import DEFAULT_RUN_STRATEGY, Domain
 from reconcilers import security as sec
 from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
 
@@ -58,8 +58,16 @@ class DesiredDomain:
 
     @property
     def power_state(self) -> str:
-        """running (the default), paused or stopped, from the project's ``<metadata>``."""
+        """running (the default), paused or stopped, from the project's ``<metadata>``; a guest
+        whose run strategy is ``Halted`` is stopped."""
+        if self.run_strategy == "Halted":
+            return "stopped"
         return self.domain.power_state or "running"
+
+    @property
+    def run_strategy(self) -> str:
+        """When a guest that is not running is (re)started: ``libxl.model.RUN_STRATEGIES``."""
+        return self.domain.run_strategy or DEFAULT_RUN_STRATEGY
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ whatever event led here, and a plan computed right after a successful apply is e
 Ownership gates every destructive or hotplug action: a domain is ours when its xsdata marker is
 our owner id or the inventory lists its uuid; Domain-0 never is. Anything else with a desired name
 is reported (``Unowned``) and left alone, unless ``Policy.adopt``.
+
+Host lifecycle: a guest that left by suspend (``xl save``, ``xl migrate``) is never re-created from
+its unchanged file; the two ends of a migration (``NAME--incoming``, ``NAME--migratedaway``) are
+never touched; whether a guest that stopped comes back is its run strategy's call (``held_by``);
+``on_crash`` ``preserve`` keeps a crashed guest and ``coredump-*`` dumps its core before it goes.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from libxl.backend import DomainInfo, LibxlConfig
+from libxl.backend import INCOMING_SUFFIX, MIGRATED_AWAY_SUFFIX, DomainEvent, DomainInfo, LibxlConfig
+from reconcilers import state as sd
 from reconcilers import status as st
 from reconcilers.desired import DesiredDomain, DesiredSet
 from reconcilers.diff import DiffMemo, diff_domain
 from reconcilers.policy import Policy
-from reconcilers.state import Inventory, OwnedDomain
+from reconcilers.state import Departure, Inventory, OwnedDomain
 
 # Action kinds.
 CREATE = "create"
@@ -31,17 +37,22 @@ SHUTDOWN = "shutdown"
 DESTROY = "destroy"
 RECREATE = "recreate"
 ADOPT = "adopt"
+CORE_DUMP = "core-dump"
+RESTORE = "restore"
+SET_ASIDE = "set-aside-image"
 #: diff change kind -> action kind
 HOT_ACTIONS = {
     "disk-add": "hotplug-disk-add", "disk-remove": "hotplug-disk-remove",
     "nic-add": "hotplug-nic-add", "nic-remove": "hotplug-nic-remove",
     "cdrom-change": "cdrom-change", "set-memory": "set-memory", "set-vcpus": "set-vcpus",
+    "set-affinity": "set-vcpu-affinity", "set-sched": "set-sched-params", "set-maxmem": "set-max-memory",
 }
 #: Execution phases: free resources first (prune, dead remains), then start, then adjust.
-_PHASE = {ADOPT: 0, SHUTDOWN: 0, DESTROY: 0, RECREATE: 1, CREATE: 2, PAUSE: 5, UNPAUSE: 5}
+_PHASE = {ADOPT: 0, CORE_DUMP: 0, SHUTDOWN: 0, DESTROY: 0, SET_ASIDE: 0, RECREATE: 1, CREATE: 2,
+          RESTORE: 2, PAUSE: 5, UNPAUSE: 5}
 _HOT_PHASE = 4
 #: terraform-style symbols for the printed plan.
-SYMBOLS = {CREATE: "+", RECREATE: "-/+", SHUTDOWN: "-", DESTROY: "-"}
+SYMBOLS = {CREATE: "+", RESTORE: "+", RECREATE: "-/+", SHUTDOWN: "-", DESTROY: "-"}
 
 # Note kinds.
 RESTART_REQUIRED = "RestartRequired"
@@ -51,6 +62,20 @@ INVALID = "Invalid"
 ORPHAN = "Orphan"
 EMPTY_DESIRED = "EmptyDesired"
 PENDING = "Pending"
+#: The guest stays away on purpose (saved, migrated away, stopped under its run strategy).
+HELD = "Held"
+#: A migration into or out of this host is under way.
+MIGRATING = "Migrating"
+#: A crashed guest kept for inspection (on_crash preserve).
+CRASHED = "Crashed"
+#: The core dump before a coredump-* action failed; the action went ahead (as xl does).
+CORE_DUMP_FAILED = "CoreDumpFailed"
+
+#: ``on_crash`` values that dump the core first (libxl JSON spelling).
+COREDUMP_ACTIONS = ("coredump_destroy", "coredump_restart")
+#: What each shutdown reason means for a run strategy (``DomainInfo.shutdown_reason``).
+_DEPARTURE_OF_REASON = {"suspend": sd.SAVED, "poweroff": sd.POWEROFF, "crash": sd.CRASH,
+                        "watchdog": sd.CRASH}
 
 _DEAD_STATES = ("shutdown", "crashed")
 
@@ -105,6 +130,10 @@ class DomainPlan:
     notes: list[Note] = field(default_factory=list)
     #: The status once the actions succeed (``in-sync``, ``restart-required``, ``invalid``...).
     outcome: str = st.IN_SYNC
+    #: Bookkeeping once the actions succeed (no host change, so not an action): a departure to
+    #: record in the inventory, or True to drop the one recorded for this name.
+    record: Departure | None = None
+    clear_departure: bool = False
 
     def act(self, kind: str, reason: str, **details: Any) -> None:
         self.actions.append(Action(self.name, kind, reason, details))
@@ -144,6 +173,51 @@ def is_owned(info: DomainInfo, inventory: Inventory, policy: Policy) -> bool:
     if info.domid == 0:
         return False
     return info.owner == policy.owner or inventory.owns(info.uuid)
+
+
+def in_migration(name: str) -> bool:
+    """One end of an ``xl migrate`` in progress: never touched, never planned on its own."""
+    return name.endswith((INCOMING_SUFFIX, MIGRATED_AWAY_SUFFIX))
+
+
+def held_by(want: DesiredDomain, departure: Departure | None) -> tuple[str, str] | None:
+    """(status, why) when the guest that left stays away; None when the agent starts it.
+
+    A departure recorded under another revision of the file does not count: editing the file is
+    how an operator says "start it as it is now". Saved and migrated guests stay away whatever the
+    strategy (starting a second copy on the same disks is the one thing never to do)."""
+    if departure is None or departure.content_hash != want.content_hash:
+        return None
+    if departure.reason == sd.SAVED:
+        return st.SAVED, ("left by suspend (xl save, or saved at host shutdown): not re-created; "
+                          "change its file or run `xenreconcile clear` to start it afresh")
+    if departure.reason == sd.MIGRATED_AWAY:
+        return st.MIGRATED_AWAY, ("migrated to another host (xl migrate): not re-created here; change "
+                                  "its file or run `xenreconcile clear` to start it here")
+    strategy = want.run_strategy
+    if strategy == "Manual" or (strategy == "RerunOnFailure" and departure.reason == sd.POWEROFF):
+        return st.STOPPED, (f"run strategy {strategy}: not restarted after it left ({departure.reason}); "
+                            "change its file or run `xenreconcile clear` to start it")
+    return None
+
+
+def _departure(reason: str, name: str, uuid: str | None, want: DesiredDomain | None) -> Departure | None:
+    """The departure worth recording: saved and migrated always, the rest only where the run
+    strategy looks at it (an ``Always`` guest comes back whatever happened)."""
+    if reason not in (sd.SAVED, sd.MIGRATED_AWAY) and (want is None or want.run_strategy == "Always"):
+        return None
+    return Departure(name, reason, uuid, want.content_hash if want else None)
+
+
+def departure_for_event(event: DomainEvent, want: DesiredDomain | None,
+                        inventory: Inventory) -> Departure | None:
+    """What a host event says about how an owned guest left (the agent's event thread records it
+    before the death that follows is reconciled: ``xl save`` destroys the guest right after)."""
+    reason = _DEPARTURE_OF_REASON.get(event.reason or "")
+    entry = inventory.by_name(event.name) if event.name else None
+    if reason is None or entry is None:
+        return None
+    return _departure(reason, entry.name, entry.uuid, want)
 
 
 def index_actual(actual: list[ActualDomain]) -> dict[str, ActualDomain]:
@@ -251,6 +325,15 @@ def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, polic
         elif kind == "set-vcpus":
             out.act(kind, f"online vcpus {change.actual} -> {change.desired}", domid=info.domid,
                     count=change.desired)
+        elif kind == "set-max-memory":
+            out.act(kind, f"maximum memory {change.actual} -> {change.desired} KiB", domid=info.domid,
+                    max_kib=change.desired)
+        elif kind == "set-sched-params":
+            pairs = ", ".join(f"{k} {'default' if change.actual[k] is None else change.actual[k]} -> {v}"
+                              for k, v in sorted(change.desired.items()))
+            out.act(kind, f"scheduler {pairs}", domid=info.domid, params=change.desired)
+        elif kind == "set-vcpu-affinity":
+            out.act(kind, _affinity_reason(change.desired), domid=info.domid, affinity=change.desired)
         else:
             device = change.desired if change.desired is not None else change.actual
             out.act(kind, f"{change.path}", domid=info.domid, device=device)
@@ -258,6 +341,100 @@ def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, polic
         out.act(PAUSE, "desired power state paused", domid=info.domid)
     elif not paused and info.state == "paused":
         out.act(UNPAUSE, "desired power state running", domid=info.domid)
+
+
+def _plan_migration(out: DomainPlan, want: DesiredDomain | None, actual: dict[str, ActualDomain],
+                    policy: Policy, inventory: Inventory) -> bool:
+    """A name absent from the host while ``xl migrate`` moves its guest out or in: True when that
+    decides the plan (a guest of ours leaving is recorded as migrated away)."""
+    away = actual.get(out.name + MIGRATED_AWAY_SUFFIX)
+    if away is not None and is_owned(away.info, inventory, policy):
+        out.record = _departure(sd.MIGRATED_AWAY, out.name, away.info.uuid, want)
+        out.note(MIGRATING, f"being migrated to another host (domid {away.info.domid} is "
+                 f"{away.info.name}): left alone, not re-created here", st.MIGRATED_AWAY)
+        return True
+    incoming = actual.get(out.name + INCOMING_SUFFIX)
+    if incoming is not None:
+        out.note(MIGRATING, f"being migrated to this host (domid {incoming.info.domid} is "
+                 f"{incoming.info.name}): left alone until xl migrate finishes", st.PENDING)
+        return True
+    return False
+
+
+def _plan_image(out: DomainPlan, want: DesiredDomain, departure: Departure) -> bool:
+    """A guest saved at host shutdown: restored from its image when the desired file still
+    describes it (nothing that needs a restart differs; live changes follow once it runs), else the
+    image is set aside and the guest starts afresh. True when the guest is restored."""
+    assert departure.image is not None
+    out.clear_departure = True
+    changes = diff_domain(want.config, departure.config or {}).restart
+    if not changes and want.power_state != "stopped":
+        out.act(RESTORE, f"saved at host shutdown into {departure.image}", path=departure.image,
+                config=departure.config, paused=want.power_state == "paused")
+        return True
+    why = ("desired power state stopped" if not changes else
+           f"its file no longer describes the saved guest: {', '.join(c.path for c in changes)}")
+    out.act(SET_ASIDE, f"{departure.image}: {why}", path=departure.image)
+    return False
+
+
+def _held(out: DomainPlan, want: DesiredDomain, departure: Departure | None) -> bool:
+    """Note why the guest stays away and return True, or drop a departure that no longer holds it
+    (the agent is about to start the guest) and return False."""
+    held = held_by(want, departure)
+    if held is not None:
+        out.note(HELD, held[1], held[0])
+        return True
+    if departure is not None and out.record is None:
+        out.clear_departure = True
+    out.record = None
+    return False
+
+
+def _plan_departed_without_file(out: DomainPlan, departure: Departure) -> None:
+    """A guest that left while no file declares it: saved and migrated guests stay on record (a
+    desired directory that comes back must not start a second copy); other departures are done."""
+    if departure.reason == sd.SAVED:
+        out.note(HELD, "left by suspend and no desired file declares it", st.SAVED)
+    elif departure.reason == sd.MIGRATED_AWAY:
+        out.note(HELD, "migrated to another host and no desired file declares it", st.MIGRATED_AWAY)
+    else:
+        out.clear_departure = True
+
+
+def _plan_dead(out: DomainPlan, want: DesiredDomain, act: ActualDomain, policy: Policy) -> None:
+    """An owned, desired guest that is shut down or crashed but still listed (libxl leaves it so;
+    the toolstack decides what follows)."""
+    info = act.info
+    why = info.shutdown_reason or info.state
+    reason = _DEPARTURE_OF_REASON.get(info.shutdown_reason or "")
+    if reason == sd.SAVED:
+        out.record = _departure(sd.SAVED, out.name, info.uuid, want)
+        out.note(HELD, f"suspended (domid {info.domid}: xl save or migrate under way, or left suspended); "
+                 "left alone", st.SAVED)
+        return
+    on_crash = str(want.config.get("on_crash") or "destroy").lower()
+    if info.shutdown_reason == "crash" and on_crash == "preserve":
+        out.note(CRASHED, f"crashed (domid {info.domid}); kept for inspection (on_crash preserve): "
+                 "destroy it (xl destroy) to let the agent go on", st.CRASHED)
+        return
+    if info.shutdown_reason == "crash" and on_crash in COREDUMP_ACTIONS:
+        out.act(CORE_DUMP, f"on_crash {on_crash.replace('_', '-')}", domid=info.domid,
+                path=str(Path(policy.dump_dir) / out.name))
+    out.act(DESTROY, f"remains of a guest that is {info.state} ({why})", domid=info.domid, uuid=info.uuid)
+    departure = _departure(reason, out.name, info.uuid, want) if reason else None
+    out.record = departure
+    if want.power_state != "stopped" and not _held(out, want, departure):
+        out.act(CREATE, f"desired running, was {info.state} ({why})", config=want.config,
+                paused=want.power_state == "paused")
+def _cpus(cpus: list[int] | None) -> str:
+    return ",".join(map(str, cpus)) if cpus is not None else "unchanged"
+
+
+def _affinity_reason(affinity: dict[int, tuple[list[int] | None, list[int] | None]]) -> str:
+    """``vcpu 0 hard 0,1 soft unchanged; vcpu 1 ...``: what ``xl vcpu-pin`` would be asked."""
+    return "; ".join(f"vcpu {vcpu} hard {_cpus(hard)} soft {_cpus(soft)}"
+                     for vcpu, (hard, soft) in sorted(affinity.items()))
 
 
 def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain], policy: Policy,
@@ -279,10 +456,16 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
         out.note(CONFLICT, f"declared by more than one file (name or uuid): {files}; none applied",
                  st.CONFLICT)
         return out
+    if in_migration(name):
+        out.note(MIGRATING, "a name xl migrate gives a guest while it moves: never touched", st.PENDING)
+        return out
+    if act is None and _plan_migration(out, want, actual, policy, inventory):
+        return out
     error = _invalid_error(name, desired, inventory.domains.get(act.info.uuid.lower()) if act else None)
     if act is not None and act.info.state == "dying":
         out.note(PENDING, "domain is being destroyed", st.PENDING)
         return out
+    departure = inventory.departed.get(name)
     owned = act is not None and is_owned(act.info, inventory, policy)
     if act is not None and not owned and want is not None:
         if not policy.adopt or act.info.domid == 0:
@@ -292,9 +475,13 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
         out.act(ADOPT, "unowned domain with a desired name (adopt enabled)", domid=act.info.domid,
                 uuid=act.info.uuid)
         owned = True
+    if act is not None and owned and departure is not None and act.info.state not in _DEAD_STATES:
+        out.clear_departure = True  # it runs again
     if want is None:
         if error is None and act is not None and owned:
             error = _unknown_declaration(desired, inventory.domains.get(act.info.uuid.lower()))
+        if act is None and departure is not None:
+            _plan_departed_without_file(out, departure)
         if error is not None:
             out.note(INVALID, f"desired file is invalid; guest left as is: {error}", st.INVALID)
         elif act is not None and owned:
@@ -305,16 +492,21 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
     if error is not None:
         out.note(INVALID, f"desired file is invalid; last good version stays in force: {error}", st.INVALID)
     if act is None:
-        if want.power_state != "stopped":
+        if want.power_state == "stopped" and not (departure and departure.image):
+            return out
+        entry = inventory.by_name(name)
+        if departure is None and entry is not None and want.run_strategy != "Always":
+            # Ours, created from this name, and gone without a shutdown the agent saw.
+            departure = out.record = Departure(name, sd.DESTROYED, entry.uuid, entry.content_hash)
+        if departure is not None and departure.image is not None:
+            if _plan_image(out, want, departure):
+                return out
+            departure = None
+        if not _held(out, want, departure):
             out.act(CREATE, "not on the host", config=want.config, paused=want.power_state == "paused")
         return out
     if act.info.state in _DEAD_STATES:
-        why = act.info.shutdown_reason or act.info.state
-        out.act(DESTROY, f"remains of a guest that is {act.info.state} ({why})", domid=act.info.domid,
-                uuid=act.info.uuid)
-        if want.power_state != "stopped":
-            out.act(CREATE, f"desired running, was {act.info.state} ({why})", config=want.config,
-                    paused=want.power_state == "paused")
+        _plan_dead(out, want, act, policy)
         return out
     if want.power_state == "stopped":
         out.act(SHUTDOWN, "desired power state stopped", domid=act.info.domid, uuid=act.info.uuid)
@@ -329,7 +521,9 @@ def plan(desired: DesiredSet, actual: list[ActualDomain], policy: Policy, invent
     by_name = index_actual(actual)
     remains = remains_by_name(actual, inventory)
     names = set(desired.domains) | set(desired.conflicts) | desired.invalid_names() | set(remains)
-    names |= {n for n, a in by_name.items() if n and is_owned(a.info, inventory, policy)}
+    names |= {n for n, a in by_name.items()
+              if n and not in_migration(n) and is_owned(a.info, inventory, policy)}
+    names |= set(inventory.departed)
     domains = [plan_domain(n, desired, by_name, policy, inventory, memo, remains.get(n))
                for n in sorted(names)]
     if memo is not None:

@@ -39,7 +39,8 @@ def settings(tmp_path: Path, **overrides: Any) -> AgentConfig:
     desired.mkdir(exist_ok=True)
     base = AgentConfig(uri="test:///default?memory_mib=1048576&cpus=64", desired_dir=str(desired),
                        state_dir=str(tmp_path / "state"), resync_interval=3600.0, debounce=0.05,
-                       backoff_base=0.005, backoff_cap=0.2, log_format="json", owner="test-agent")
+                       backoff_base=0.005, backoff_cap=0.2, log_format="json", owner="test-agent",
+                       dump_dir=str(tmp_path / "dump"), save_dir=str(tmp_path / "save"))
     return replace(base, **overrides)
 
 

@@ -132,7 +132,8 @@ def flatten(obj: Any, path: str = "") -> dict[str, Any]:
 def create_outcomes(configs: list[Any]) -> list[dict[str, Any]]:
     """Each config through real ``libxl_domain_create_new`` as far as it gets without Xen, in order:
     ``{"outcome": "hypervisor"}`` when libxl accepted it and asked Xen to make the domain (the shim's
-    ``xc_domain_create`` was reached), ``{"outcome": "refused", "error", "transient"}`` when libxl
+    ``xc_domain_create`` was reached; ``then_crashed`` names the signal if libxl died on its failure
+    path afterwards), ``{"outcome": "refused", "error", "transient"}`` when libxl
     refused it first, ``{"outcome": "aborted", "signal"}`` when libxl killed the process (an assert)."""
     return run_under_shim({"op": "create", "configs": configs})
 
@@ -145,13 +146,18 @@ def call_outcomes(calls: list[list[Any]]) -> list[dict[str, Any]]:
 
 
 def _create(host: Any, config: Any) -> dict[str, Any]:
-    import ctypes
-
-    shim = ctypes.CDLL(None)  # the preloaded shim's symbols
-    before = shim.xenshim_domain_create_calls()
-    outcome = _call(host, ["create", config])
-    if outcome["outcome"] == "refused" and shim.xenshim_domain_create_calls() > before:
-        return {"outcome": "hypervisor"}
+    """One create; its answer, or ``hypervisor`` when the shim's ``xc_domain_create`` was reached
+    (told through a pipe, which survives libxl crashing on its failure path afterwards)."""
+    read_end, write_end = os.pipe()
+    os.environ["XENSHIM_CREATE_FD"] = str(write_end)
+    outcome = _in_child(_call, host, ["create", config])
+    del os.environ["XENSHIM_CREATE_FD"]
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        reached = pipe.read() != b""
+    if reached:
+        crashed = outcome.get("signal")
+        return {"outcome": "hypervisor", **({"then_crashed": crashed} if crashed else {})}
     return outcome  # "returned" (a domid) cannot happen without Xen: the test says so
 
 
@@ -192,6 +198,29 @@ def _in_child(step: Any, *args: Any) -> dict[str, Any]:
     return json.loads(data)
 
 
+def _live_tuning(host: Any) -> dict[str, Any]:
+    """The binding's live-tuning plumbing that runs without a hypervisor: the cpu bitmaps handed
+    to libxl_set_vcpuaffinity (bytes as libxl lays them out, NULL for "leave as it is") and the
+    refusals made before libxl is called."""
+    from libxl.errors import BackendError
+
+    with host._bitmap("test", [0, 3, 9]) as bitmap:
+        laid_out = {"size": bitmap.size, "map": [bitmap.map[i] for i in range(bitmap.size)]}
+    with host._bitmap("test", None) as nothing:
+        null = nothing == host._ffi.NULL
+    refusals = []
+    for call in (lambda: host.set_vcpu_affinity(7, 0, [], None),
+                 lambda: host.set_vcpu_affinity(7, 0, [-1], None),
+                 lambda: host.set_vcpu_affinity(7, 1, [0], [3, 16]),
+                 lambda: host.set_sched_params(7, {"period": 10})):
+        try:
+            call()
+            refusals.append(None)
+        except BackendError as err:
+            refusals.append({"error": str(err), "transient": err.transient})
+    return {"bitmap": laid_out, "null": null, "refusals": refusals}
+
+
 def _serve(request: dict[str, Any]) -> Any:
     import structlog
 
@@ -219,9 +248,21 @@ def _serve(request: dict[str, Any]) -> Any:
             woken = host._lib.xr_wait_event(host._ctx, wake_r, 600_000, out)
             return {"timed_out": timed_out, "woken": woken}
         if request["op"] == "create":
-            return [_in_child(_create, host, config) for config in request["configs"]]
+            return [_create(host, config) for config in request["configs"]]
         if request["op"] == "call":
             return [_in_child(_call, host, call) for call in request["calls"]]
+        if request["op"] == "restore_refusals":
+            # RealHost.restore on images it must refuse before libxl makes anything.
+            refused = []
+            for path, config in request["cases"]:
+                try:
+                    host.restore(path, config)
+                    refused.append({"restored": True})
+                except BackendError as err:
+                    refused.append({"error": str(err), "transient": err.transient})
+            return refused
+        if request["op"] == "live_tuning":
+            return _live_tuning(host)
         answers = []
         for config in request["configs"]:
             try:

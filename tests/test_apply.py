@@ -225,7 +225,11 @@ def test_crashed_desired_domain_is_created_again(env: Env) -> None:
     assert env.dom("db").state == "crashed"
     results = env.sync()
     assert actions(results["web"]) == ["create"]
-    assert actions(results["db"]) == ["destroy", "create"]
+    # Issue 15: preserve keeps the crashed guest for inspection (it was destroyed and re-created).
+    assert actions(results["db"]) == [] and results["db"].status == "crashed"
+    assert env.dom("db").state == "crashed"
+    env.host.destroy(env.dom("db").domid)  # the operator is done with it
+    assert actions(env.sync()["db"]) == ["create"]
     assert env.dom("web").state == env.dom("db").state == "running"
     assert env.plan_is_empty()
 

@@ -200,3 +200,18 @@ def test_builder_matches_xl_dry_run_field_by_field() -> None:
     # xl itself refuses one corpus file: its vnuma sizes do not add up to maxmem.
     assert list(refused_by_xl) == ["test-fullvirt-vnuma-autocomplete.cfg"], refused_by_xl
     assert len(reference) >= 34
+
+
+def test_live_tuning_bitmaps_and_refusals_under_real_libxl() -> None:
+    """cpu lists become libxl bitmaps bit for bit (cpu N is bit N%8 of byte N//8), None is NULL
+    (libxl_set_vcpuaffinity then leaves that affinity alone), and inputs libxl cannot take are
+    refused before any hypercall, permanently."""
+    answer = realxl.run_under_shim({"op": "live_tuning"})
+    assert answer["bitmap"] == {"size": 2, "map": [0b00001001, 0b00000010]}
+    assert answer["null"] is True
+    empty, negative, beyond, period = answer["refusals"]
+    assert "vcpu 0: an affinity needs at least one cpu" in empty["error"] and not empty["transient"]
+    assert "none negative" in negative["error"]
+    # The shim's host has cpus 0..15 (physinfo max_cpu_id), read through real libxl.
+    assert "vcpu 1: affinity names cpu 16, the host has 0..15" in beyond["error"] and not beyond["transient"]
+    assert "scheduler parameter 'period' is not set live" in period["error"] and not period["transient"]

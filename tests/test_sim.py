@@ -264,7 +264,7 @@ def test_paused_guest_obeys_only_once_unpaused(host):
         ("poweroff", {}, None),
         ("poweroff", {"on_poweroff": "preserve"}, ("shutdown", "poweroff")),
         ("crash", {"on_crash": "preserve"}, ("crashed", "crash")),
-        ("crash", {"on_crash": "coredump-destroy"}, None),
+        ("crash", {"on_crash": "coredump-destroy"}, ("crashed", "crash")),  # the dump is the toolstack's
     ],
 )
 def test_shutdown_from_inside_honours_actions(host, reason, actions, expect_state):
@@ -474,10 +474,12 @@ def test_every_corpus_config_is_accepted(shared_corpus):
     """What the builder produces for libvirt's cases (all accepted by real libxl) the sim accepts too."""
     from libxl.formats.domxml import parse_domain_xml
 
-    sim = SimHost(total_memory_kib=64 * GIB_KIB)
     folder = shared_corpus / "libxlxml2domconfigdata"
     for i, xml in enumerate(sorted(folder.glob("*.xml"))):
         dom = parse_domain_xml(xml.read_text(), file=str(xml))
         dom.name, dom.uuid = f"case-{i}", None
-        sim.create(build_config(dom))
-    assert len(sim.list_domains()) == 1 + len(list(folder.glob("*.xml")))
+        # One host per case: libvirt's cases all put their autoport displays on port 5900, which
+        # two qemus cannot share (the agent's port allocator gives each its own; issue 15).
+        sim = SimHost(total_memory_kib=64 * GIB_KIB)
+        domid = sim.create(build_config(dom))
+        assert [d.name for d in sim.list_domains() if d.domid == domid] == [f"case-{i}"]

@@ -2,9 +2,12 @@
 
 ``plan`` is the dry run, printed like ``terraform plan`` (``+`` create, ``~`` update in place,
 ``-/+`` replace, ``-`` destroy, ``!`` notes), with terraform's ``-detailed-exitcode`` convention:
-0 nothing to do, 2 changes pending, 1 error (an invalid or conflicting desired file, an unowned
-guest in the way, or a host that cannot be reached). ``apply`` runs the same reconcile the agent
-runs, once, and exits 0 when the host has converged (a fresh plan is empty and nothing failed).
+0 nothing to do, 2 changes pending (a ``RestartRequired`` change the restart policy will not apply
+included: a CI gate must not read success for a change that will not happen), 1 error (an invalid or
+conflicting desired file, an unowned guest in the way, or a host that cannot be reached). ``apply``
+runs the same reconcile the agent runs, once, and exits 0 when the host has converged (a fresh plan
+is empty and nothing failed), 3 when all that is left is ``RestartRequired`` changes it was not
+allowed to apply, 1 otherwise.
 Both share the agent's state directory, so the CLI and the agent agree on what they own; ``apply``
 takes the directory's lock, so it refuses to run while the agent (or another apply) holds it.
 """
@@ -26,7 +29,7 @@ from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.policy import DEFAULT_OWNER, PRUNE_POLICIES, RESTART_POLICIES, Policy
 from reconcilers.state import DEFAULT_STATE_DIR, StateDir
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_RESTART_REQUIRED = 0, 1, 2, 3
 #: Notes that mean the desired state cannot be reached as written.
 BLOCKING_NOTES = (pl.CONFLICT, pl.UNOWNED, pl.INVALID, pl.PENDING)
 
@@ -53,10 +56,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    plan = sub.add_parser("plan", help="show what apply would change (exit 0 none, 2 changes, 1 error)")
+    plan = sub.add_parser("plan", help="show what apply would change (exit 0 none, 2 changes, 1 error)",
+                          description="Exit status: 0 nothing to do, 2 changes pending (RestartRequired "
+                                      "included), 1 error.")
     _common(plan)
     plan.set_defaults(func=run_plan)
-    apply = sub.add_parser("apply", help="make the host match the desired directory once")
+    apply = sub.add_parser("apply", help="make the host match the desired directory once",
+                           description="Exit status: 0 converged, 3 only RestartRequired changes left "
+                                       "(restart policy never), 1 anything else left or failed.")
     _common(apply)
     apply.set_defaults(func=run_apply)
 
@@ -107,6 +114,10 @@ def _blocked(notes: list[pl.Note]) -> bool:
     return any(n.kind in BLOCKING_NOTES for n in notes)
 
 
+def _restart_required(notes: list[pl.Note]) -> bool:
+    return any(n.kind == pl.RESTART_REQUIRED for n in notes)
+
+
 def _fail(verb: str, err: Exception) -> int:
     print(f"xenreconcile {verb}: {err}", file=sys.stderr)
     return EXIT_ERROR
@@ -124,7 +135,7 @@ def run_plan(args: argparse.Namespace) -> int:
     sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n" if args.json else format_plan(result))
     if _blocked(result.notes):
         return EXIT_ERROR
-    return EXIT_CHANGES if result.has_changes else EXIT_OK
+    return EXIT_CHANGES if result.has_changes or _restart_required(result.notes) else EXIT_OK
 
 
 def _result_json(result: Result) -> dict[str, Any]:
@@ -158,7 +169,9 @@ def run_apply(args: argparse.Namespace) -> int:
                 print(f"    ! {note.domain}  {note.kind}: {note.message}")
         applied = sum(len(r.applied) for r in results)
         print(f"\nApply complete: {applied} action{'s' if applied != 1 else ''}, {len(failed)} failed."
-              + (" Changes remain: run plan." if after.has_changes else ""))
+              + (" Changes remain: run plan." if after.has_changes else "")
+              + (" Restart required (not applied under --restart never)." if _restart_required(after.notes)
+                 else ""))
     if failed or after.has_changes or _blocked(after.notes):
         return EXIT_ERROR
-    return EXIT_OK
+    return EXIT_RESTART_REQUIRED if _restart_required(after.notes) else EXIT_OK

@@ -84,6 +84,19 @@ int libxl_domain_pause(libxl_ctx *ctx, uint32_t domid, const void *ao_how);
 int libxl_domain_shutdown(libxl_ctx *ctx, uint32_t domid, const void *ao_how);
 int libxl_domain_destroy(libxl_ctx *ctx, uint32_t domid, const void *ao_how);
 
+/* host lifecycle: save images, restore, core dumps (what xl save / restore / dump-core call) */
+typedef struct { int checkpointed_stream; uint32_t stream_version; ...; } libxl_domain_restore_params;
+#define LIBXL_SUSPEND_LIVE ...
+void libxl_domain_restore_params_init(libxl_domain_restore_params *p);
+void libxl_domain_restore_params_dispose(libxl_domain_restore_params *p);
+int libxl_domain_suspend(libxl_ctx *ctx, uint32_t domid, int fd, int flags, const void *ao_how);
+int libxl_domain_resume(libxl_ctx *ctx, uint32_t domid, int suspend_cancel, const void *ao_how);
+int libxl_domain_create_restore(libxl_ctx *ctx, libxl_domain_config *d_config, uint32_t *domid,
+                                int restore_fd, int send_back_fd,
+                                const libxl_domain_restore_params *params, const void *ao_how,
+                                const void *aop_console_how);
+int libxl_domain_core_dump(libxl_ctx *ctx, uint32_t domid, const char *filename, const void *ao_how);
+
 void libxl_device_disk_init(libxl_device_disk *p);
 void libxl_device_disk_dispose(libxl_device_disk *p);
 int libxl_device_disk_from_json(libxl_ctx *ctx, libxl_device_disk *p, const char *s);
@@ -103,6 +116,21 @@ int libxl_bitmap_alloc(libxl_ctx *ctx, libxl_bitmap *bitmap, int n_bits);
 void libxl_bitmap_set(libxl_bitmap *bitmap, int bit);
 void libxl_bitmap_dispose(libxl_bitmap *map);
 int libxl_set_vcpuonline(libxl_ctx *ctx, uint32_t domid, libxl_bitmap *cpumap, const void *ao_how);
+
+/* live tuning: xl vcpu-pin, xl sched-credit2, xl mem-max; and the live values they change */
+typedef struct { ...; } libxl_vcpuinfo;
+typedef struct { int weight; int cap; ...; } libxl_domain_sched_params;
+int libxl_set_vcpuaffinity(libxl_ctx *ctx, uint32_t domid, uint32_t vcpuid,
+                           const libxl_bitmap *cpumap_hard, const libxl_bitmap *cpumap_soft);
+void libxl_domain_sched_params_init(libxl_domain_sched_params *p);
+void libxl_domain_sched_params_dispose(libxl_domain_sched_params *p);
+int libxl_domain_sched_params_get(libxl_ctx *ctx, uint32_t domid, libxl_domain_sched_params *params);
+int libxl_domain_sched_params_set(libxl_ctx *ctx, uint32_t domid, const libxl_domain_sched_params *params);
+char *libxl_domain_sched_params_to_json(libxl_ctx *ctx, libxl_domain_sched_params *p);
+int libxl_domain_setmaxmem(libxl_ctx *ctx, uint32_t domid, uint64_t target_memkb);
+libxl_vcpuinfo *libxl_list_vcpu(libxl_ctx *ctx, uint32_t domid, int *nb_vcpu, int *nr_cpus_out);
+void libxl_vcpuinfo_list_free(libxl_vcpuinfo *list, int nr);
+char *libxl_vcpuinfo_to_json(libxl_ctx *ctx, libxl_vcpuinfo *p);
 
 int libxl_evenable_domain_death(libxl_ctx *ctx, uint32_t domid, libxl_ev_user user,
                                 libxl_evgen_domain_death **evgen_out);

@@ -17,13 +17,15 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import structlog
 
-from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
+from libxl import saveimage
+from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, IoStats, LibxlConfig
 from libxl.errors import BackendError, BackendUnavailable
+from libxl.iostats import read_io
 
 _log = structlog.get_logger("xenreconcile").bind(component="libxl")
 
@@ -278,6 +280,10 @@ class RealHost:
             result.append(dominfo_from_json(info, name, self._owner(domid)))
         return result
 
+    def io_stats(self) -> dict[int, IoStats]:
+        """Block and network counters from dom0's sysfs, where xentop reads them."""
+        return read_io()
+
     def _dominfo(self, domid: int) -> dict[str, Any] | None:
         """libxl's dominfo JSON for one domain, or None when it no longer exists."""
         info = self._ffi.new("libxl_dominfo *")
@@ -297,7 +303,9 @@ class RealHost:
         with self._struct("domain_config", "domain_config") as cfg:
             self._on_domain("domain_config", self._lib.libxl_retrieve_domain_configuration, domid, cfg,
                             self._ffi.NULL)
-            return self._take_json("domain_config", self._lib.libxl_domain_config_to_json(self._ctx, cfg))
+            config = self._take_json("domain_config", self._lib.libxl_domain_config_to_json(self._ctx, cfg))
+        self._live_tuning(domid, config.setdefault("b_info", {}))
+        return config
 
     def json_roundtrip(self, config: LibxlConfig) -> LibxlConfig:
         """``libxl_domain_config_from_json`` then ``_to_json``: what libxl keeps of ``config``."""
@@ -313,7 +321,11 @@ class RealHost:
         with self._struct("domain_config", "create", config) as cfg:
             self._call("create", self._lib.libxl_domain_create_new, cfg, domid, self._ffi.NULL,
                        self._ffi.NULL, domain=name)
-        new = int(domid[0])
+        return self._started(int(domid[0]), name, paused)
+
+    def _started(self, new: int, name: str | None, paused: bool) -> int:
+        """After libxl made ``new`` (create or restore): unpause it unless ``paused`` (a domain
+        that will not run is destroyed again) and watch its death."""
         if name:
             self._names[new] = name
         if not paused:
@@ -350,6 +362,58 @@ class RealHost:
     def destroy(self, domid: int) -> None:
         self._on_domain("destroy", self._lib.libxl_domain_destroy, domid, self._ffi.NULL)
 
+    # -- host lifecycle: save images, restore, core dumps ---------------------------------------
+
+    def save(self, domid: int, path: str) -> None:
+        """Like ``xl save``: header with the config, libxl's stream, then destroy; a failed suspend
+        resumes the guest (``libxl_domain_resume`` with suspend_cancel, as xl does)."""
+        config = self.domain_config(domid)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "wb", buffering=0, closefd=False) as out:
+                saveimage.write_header(out, config)
+            try:
+                self._call("save", self._lib.libxl_domain_suspend, domid, fd, 0, self._ffi.NULL,
+                           domain=str(domid))
+            except BackendError:
+                with contextlib.suppress(BackendError):
+                    self._call("save", self._lib.libxl_domain_resume, domid, 1, self._ffi.NULL,
+                               domain=str(domid))
+                raise
+            os.fsync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        finally:
+            os.close(fd)
+        self.destroy(domid)
+
+    def restore(self, path: str, config: LibxlConfig, *, paused: bool = False) -> int:
+        name = config.get("c_info", {}).get("name")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as err:
+            raise BackendError("restore", f"{path}: {err.strerror}", domain=name, transient=False) from err
+        domid = self._ffi.new("uint32_t *")
+        params = self._ffi.new("libxl_domain_restore_params *")
+        self._lib.libxl_domain_restore_params_init(params)
+        params.stream_version = 2  # libxl_domain_suspend writes a v2 stream (LIBXL_HAVE_STREAM_V2)
+        try:
+            with os.fdopen(fd, "rb", buffering=0, closefd=False) as source:
+                saveimage.read_header(source, path)  # leaves fd at the start of libxl's stream
+            with self._struct("domain_config", "restore", config) as cfg:
+                self._call("restore", self._lib.libxl_domain_create_restore, cfg, domid, fd, -1, params,
+                           self._ffi.NULL, self._ffi.NULL, domain=name)
+        finally:
+            self._lib.libxl_domain_restore_params_dispose(params)
+            os.close(fd)
+        return self._started(int(domid[0]), name, paused)
+
+    def core_dump(self, domid: int, path: str) -> None:
+        self._call("core_dump", self._lib.libxl_domain_core_dump, domid, path.encode(), self._ffi.NULL,
+                   domain=str(domid))
+
     # -- devices and resources -----------------------------------------------------------------
 
     def _device_op(self, operation: str, kind: str, func: Any, domid: int, data: LibxlConfig) -> None:
@@ -382,15 +446,90 @@ class RealHost:
         if not 1 <= count <= maximum:
             raise BackendError("set_vcpus_online", f"{count} vcpus requested, the domain has at most "
                                f"{maximum}", domain=str(domid), transient=False)
+        with self._bitmap("set_vcpus_online", range(count), maximum) as bitmap:
+            self._on_domain("set_vcpus_online", self._lib.libxl_set_vcpuonline, domid, bitmap, self._ffi.NULL)
+
+    @contextlib.contextmanager
+    def _bitmap(self, operation: str, bits: Iterable[int] | None, size: int = 0) -> Iterator[Any]:
+        """A ``libxl_bitmap`` with ``bits`` set (NULL for None: "leave as it is"), disposed on exit."""
+        if bits is None:
+            yield self._ffi.NULL
+            return
+        bits = list(bits)
         bitmap = self._ffi.new("libxl_bitmap *")
         self._lib.libxl_bitmap_init(bitmap)
         try:
-            self._call("set_vcpus_online", self._lib.libxl_bitmap_alloc, bitmap, maximum)
-            for cpu in range(count):
-                self._lib.libxl_bitmap_set(bitmap, cpu)
-            self._on_domain("set_vcpus_online", self._lib.libxl_set_vcpuonline, domid, bitmap, self._ffi.NULL)
+            self._call(operation, self._lib.libxl_bitmap_alloc, bitmap, max([size, *(b + 1 for b in bits)]))
+            for bit in bits:
+                self._lib.libxl_bitmap_set(bitmap, bit)
+            yield bitmap
         finally:
             self._lib.libxl_bitmap_dispose(bitmap)
+
+    # -- live tuning: xl vcpu-pin, xl sched-credit2, xl mem-max ---------------------------------
+
+    def set_vcpu_affinity(self, domid: int, vcpu: int, hard: list[int] | None,
+                          soft: list[int] | None) -> None:
+        op = "set_vcpu_affinity"
+        if any(cpus is not None and (not cpus or min(cpus) < 0) for cpus in (hard, soft)):
+            raise BackendError(op, f"vcpu {vcpu}: an affinity needs at least one cpu, none negative",
+                               domain=str(domid), transient=False)
+        # libxl would cut a map at the host's last cpu and report the shorter one back: the same
+        # pinning would be asked for on every resync. Refused instead, as the simulated host does.
+        last = int(self.host_info().extra.get("max_cpu_id", 0))
+        beyond = sorted(c for cpus in (hard or [], soft or []) for c in cpus if c > last)
+        if beyond:
+            raise BackendError(op, f"vcpu {vcpu}: affinity names cpu {beyond[0]}, the host has 0..{last}",
+                               domain=str(domid), transient=False)
+        with self._bitmap(op, hard) as hard_map, self._bitmap(op, soft) as soft_map:
+            self._call(op, self._lib.libxl_set_vcpuaffinity, domid, vcpu, hard_map, soft_map,
+                       domain=str(domid))
+
+    def set_sched_params(self, domid: int, params: dict[str, int]) -> None:
+        op = "set_sched_params"
+        unknown = sorted(set(params) - {"weight", "cap"})
+        if unknown:
+            raise BackendError(op, f"scheduler parameter {unknown[0]!r} is not set live",
+                               domain=str(domid), transient=False)
+        sched = self._ffi.new("libxl_domain_sched_params *")
+        self._lib.libxl_domain_sched_params_init(sched)  # every field "default": left unchanged
+        try:
+            if "weight" in params:
+                sched.weight = params["weight"]
+            if "cap" in params:
+                sched.cap = params["cap"]
+            self._call(op, self._lib.libxl_domain_sched_params_set, domid, sched, domain=str(domid))
+        finally:
+            self._lib.libxl_domain_sched_params_dispose(sched)
+
+    def set_max_memory(self, domid: int, max_kib: int) -> None:
+        self._call("set_max_memory", self._lib.libxl_domain_setmaxmem, domid, max_kib, domain=str(domid))
+
+    def _live_tuning(self, domid: int, b_info: dict[str, Any]) -> None:
+        """Lay the live affinity and scheduler weight/cap over a retrieved config: libxl's stored
+        config keeps what the domain was created with, and ``xl vcpu-pin``/``xl sched-credit2``
+        (or this agent) change only the hypervisor's copy."""
+        count, nr_cpus = self._ffi.new("int *"), self._ffi.new("int *")
+        infos = self._lib.libxl_list_vcpu(self._ctx, domid, count, nr_cpus)
+        if infos != self._ffi.NULL:
+            try:
+                to_json = self._lib.libxl_vcpuinfo_to_json
+                vcpus = [self._take_json("domain_config", to_json(self._ctx, infos + i))
+                         for i in range(count[0])]
+            finally:
+                self._lib.libxl_vcpuinfo_list_free(infos, count[0])
+            b_info.pop("cpumap", None)
+            b_info["vcpu_hard_affinity"] = [v.get("cpumap") or [] for v in vcpus]
+            b_info["vcpu_soft_affinity"] = [v.get("cpumap_soft") or [] for v in vcpus]
+        sched = self._ffi.new("libxl_domain_sched_params *")
+        self._lib.libxl_domain_sched_params_init(sched)
+        try:
+            if self._lib.libxl_domain_sched_params_get(self._ctx, domid, sched) == 0:
+                live = self._take_json("domain_config",
+                                       self._lib.libxl_domain_sched_params_to_json(self._ctx, sched))
+                b_info["sched_params"] = {**(b_info.get("sched_params") or {}), **live}
+        finally:
+            self._lib.libxl_domain_sched_params_dispose(sched)
 
     # -- events --------------------------------------------------------------------------------
 

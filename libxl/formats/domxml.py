@@ -30,6 +30,7 @@ from libxl.model import (
     OS,
     OS_TYPES,
     POWER_STATES,
+    RUN_STRATEGIES,
     XEN_NS,
     XR_NS,
     AcpiTable,
@@ -240,7 +241,7 @@ class _DomainParser(_Reader):
                 raise self.error(uuid_el, str(err)) from None
         dom.title = self.child_text(root, "title", strip=False)
         dom.description = self.child_text(root, "description", strip=False)
-        dom.power_state = self._power_state(root)
+        dom.power_state, dom.run_strategy = self._lifecycle(root)
         self._memory(root, dom)
         self._vcpu(root, dom)
         shares = self.one(root, "cputune")
@@ -263,12 +264,20 @@ class _DomainParser(_Reader):
         dom.commandline = self._commandline(root)
         return dom
 
-    def _power_state(self, root: etree._Element) -> str | None:
+    def _lifecycle(self, root: etree._Element) -> tuple[str | None, str | None]:
+        """The project's ``<metadata>``: ``xr:state`` (desired power state) and ``xr:runStrategy``."""
         meta = self.one(root, "metadata")
         if meta is None:
-            return None
-        state = self.one(meta, f"{{{XR_NS}}}state")
-        return None if state is None else self.text_enum(state, POWER_STATES)
+            return None, None
+        state_el = self.one(meta, f"{{{XR_NS}}}state")
+        strategy_el = self.one(meta, f"{{{XR_NS}}}runStrategy")
+        state = None if state_el is None else self.text_enum(state_el, POWER_STATES)
+        strategy = None if strategy_el is None else self.text_enum(strategy_el, RUN_STRATEGIES)
+        if strategy == "Halted" and state not in (None, "stopped"):
+            assert strategy_el is not None
+            raise self.error(strategy_el, "runStrategy Halted keeps the guest stopped; "
+                                          f"xr:state says {state!r}")
+        return state, strategy
 
     def _memory(self, root: etree._Element, dom: Domain) -> None:
         mem = self.one(root, "memory")

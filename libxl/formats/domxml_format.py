@@ -43,9 +43,10 @@ def format_domain_xml(dom: Domain) -> str:
     root.leaf("uuid", text=dom.uuid)
     root.leaf("title", text=dom.title)
     root.leaf("description", text=dom.description)
-    if dom.power_state:
+    if dom.power_state or dom.run_strategy:
         meta = root.add("metadata")
         meta.leaf("xr:state", [("xmlns:xr", XR_NS)], text=dom.power_state)
+        meta.leaf("xr:runStrategy", [("xmlns:xr", XR_NS)], text=dom.run_strategy)
     if dom.max_memory_kib is not None:
         root.leaf("maxMemory", [("slots", _num(dom.max_memory_slots)), ("unit", "KiB")],
                   text=str(dom.max_memory_kib))

@@ -16,6 +16,7 @@ from libxl.formats.xlcfg import Value, format_cfg, parse_cfg
 from libxl.model import (
     CPU,
     MAX_KIB,
+    RUN_STRATEGIES,
     AcpiTable,
     CharDev,
     Controller,
@@ -70,7 +71,27 @@ def parse_xl(text: str, file: str | None = None) -> Domain:
     if events is not None or frames is not None:
         devs.controllers.insert(0, Controller("xenbus", max_event_channels=events, max_grant_frames=frames))
     dom.commandline = cfg.strlist("device_model_args")
+    read_agent_keys(cfg, dom)
     return dom
+
+
+#: The agent's own xl.cfg key. xl reads only the keys it knows and ignores the rest without a word
+#: (xl_parse.c looks keys up by name), so the same file still works with ``xl create``.
+RUN_STRATEGY_KEY = "xenreconcile_run_strategy"
+
+
+def read_run_strategy(cfg: Cfg) -> str | None:
+    """``xenreconcile_run_strategy``, checked (ConfigError naming file and line), or None when the
+    file does not set it. The one place an xl.cfg front end reads the agent's own keys from."""
+    strategy = cfg.str(RUN_STRATEGY_KEY)
+    if strategy is not None and strategy not in RUN_STRATEGIES:
+        raise cfg.error(RUN_STRATEGY_KEY, f"must be one of {', '.join(RUN_STRATEGIES)}, not {strategy!r}")
+    return strategy
+
+
+def read_agent_keys(cfg: Cfg, dom: Domain) -> None:
+    """The settings only the agent reads from an xl.cfg, onto the domain model."""
+    dom.run_strategy = read_run_strategy(cfg)
 
 
 def _guest_type(cfg: Cfg) -> str:
@@ -270,6 +291,8 @@ def format_xl(dom: Domain) -> str:
                                     ("max_grant_frames", xenbus.max_grant_frames)) if v is not None]
     if dom.commandline:
         out.append(("device_model_args", list(dom.commandline)))
+    if dom.run_strategy:
+        out.append((RUN_STRATEGY_KEY, dom.run_strategy))
     return format_cfg(out)
 
 

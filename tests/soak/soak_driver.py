@@ -385,8 +385,11 @@ class World:
         kept = {n.domain for n in plan.notes if n.kind == INVALID}
         checks = {
             "no owned guest without a desired file": set(owned) <= declared | kept,
+            # on_crash preserve keeps a crashed guest for inspection (issue 15; it used to be recreated).
             "every good desired file's guest is running": all(
-                n in owned and owned[n].state == "running" for n in good),
+                n in owned and (owned[n].state == "running" or
+                                (owned[n].state == "crashed" and self.specs[n].on_crash == "preserve"))
+                for n in good),
             "a fresh plan is empty": not plan.has_changes,
         }
         for what, ok in checks.items():
