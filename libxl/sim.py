@@ -507,8 +507,8 @@ class SimHost:
                  total_memory_kib: int = 16 * GIB_KIB, dom0_memory_kib: int = GIB_KIB, nr_cpus: int = 8,
                  fail_rate: float = 0.0, latency: float | tuple[float, float] = 0.0,
                  seed: int | None = None, shutdown_delay: float = 0.01, xen_cmdline: str = "",
-                 op_log: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 op_log: str | os.PathLike[str] | None = None, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], None] | None = None) -> None:
         if dom0_memory_kib > total_memory_kib:
             raise ValueError("dom0 memory exceeds the host's total memory")
         self.uri = uri
@@ -519,8 +519,10 @@ class SimHost:
         #: What ``host_info().extra["xen_commandline"]`` reports (Xen's boot command line).
         self.xen_cmdline = xen_cmdline
         self.op_log = op_log
-        self._clock = clock
-        self._sleep = sleep
+        # The defaults look ``time.time``/``time.sleep`` up per call, so a test that patches the time
+        # module (rather than pass a clock) still reaches the host.
+        self._clock: Callable[[], float] = clock or (lambda: time.time())
+        self._sleep: Callable[[float], None] = sleep or (lambda seconds: time.sleep(seconds))
         self._rng = random.Random(seed)
         initial = new_state(total_memory_kib, dom0_memory_kib, nr_cpus)
         self._store: _MemoryStore | _FileStore = (
