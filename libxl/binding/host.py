@@ -37,6 +37,7 @@ _PERMANENT_ERRORS = {"INVAL", "NI", "VNUMA_CONFIG_INVALID", "FEATURE_REMOVED", "
 _SHUTDOWN_REASONS = {0: "poweroff", 1: "reboot", 2: "suspend", 3: "crash", 4: "watchdog",
                      5: "soft_reset"}
 _PRIVCMD = ("/dev/xen/privcmd", "/proc/xen/privcmd")
+_NIL_UUID = "00000000-0000-0000-0000-000000000000"
 #: How often the event thread looks for new domains to watch.
 _REARM_MS = 5000
 _SHUTDOWN_POLL_S = 0.2
@@ -172,6 +173,19 @@ class RealHost:
                                transient=(not permanent) if transient is None else transient)
         return rc
 
+    def _on_domain(self, operation: str, func: Any, domid: int, *args: Any) -> int:
+        """One libxl call on domain ``domid`` (``_call``). libxl tells of a domain that is not there
+        in many ways (ERROR_FAIL "unable to get domain type", ERROR_LOCK_FAIL from its userdata
+        lock, a hypercall's ESRCH, ...): when the call fails and the domain does not exist, the
+        error says so and is permanent, whichever path libxl took (as the simulated host does:
+        tests/test_backend_contract.py)."""
+        try:
+            return self._call(operation, func, domid, *args, domain=str(domid))
+        except BackendError as err:
+            if not err.message.startswith("ERROR_DOMAIN_NOTFOUND") and self._dominfo(domid) is None:
+                raise _not_found(operation, domid, err.message) from None
+            raise
+
     def _take_json(self, operation: str, raw: Any) -> Any:
         """Parse and free a malloc'ed JSON string returned by libxl."""
         if raw == self._ffi.NULL:
@@ -287,8 +301,8 @@ class RealHost:
 
     def domain_config(self, domid: int) -> LibxlConfig:
         with self._struct("domain_config", "domain_config") as cfg:
-            self._call("domain_config", self._lib.libxl_retrieve_domain_configuration, domid, cfg,
-                       self._ffi.NULL, domain=str(domid))
+            self._on_domain("domain_config", self._lib.libxl_retrieve_domain_configuration, domid, cfg,
+                            self._ffi.NULL)
             config = self._take_json("domain_config", self._lib.libxl_domain_config_to_json(self._ctx, cfg))
         self._live_tuning(domid, config.setdefault("b_info", {}))
         return config
@@ -301,7 +315,8 @@ class RealHost:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
-        name = config.get("c_info", {}).get("name")
+        c_info = config.get("c_info") if isinstance(config, dict) else None
+        name = c_info.get("name") if isinstance(c_info, dict) else None  # libxl's parser judges the rest
         domid = self._ffi.new("uint32_t *")
         with self._struct("domain_config", "create", config) as cfg:
             self._call("create", self._lib.libxl_domain_create_new, cfg, domid, self._ffi.NULL,
@@ -324,14 +339,14 @@ class RealHost:
         return new
 
     def unpause(self, domid: int) -> None:
-        self._call("unpause", self._lib.libxl_domain_unpause, domid, self._ffi.NULL, domain=str(domid))
+        self._on_domain("unpause", self._lib.libxl_domain_unpause, domid, self._ffi.NULL)
 
     def pause(self, domid: int) -> None:
-        self._call("pause", self._lib.libxl_domain_pause, domid, self._ffi.NULL, domain=str(domid))
+        self._on_domain("pause", self._lib.libxl_domain_pause, domid, self._ffi.NULL)
 
     def shutdown(self, domid: int, timeout: float) -> bool:
         """Ask the guest to power off; when it has, destroy the husk as xl's daemon would."""
-        self._call("shutdown", self._lib.libxl_domain_shutdown, domid, self._ffi.NULL, domain=str(domid))
+        self._on_domain("shutdown", self._lib.libxl_domain_shutdown, domid, self._ffi.NULL)
         deadline = time.monotonic() + timeout
         while True:
             info = self._dominfo(domid)
@@ -345,7 +360,7 @@ class RealHost:
             time.sleep(_SHUTDOWN_POLL_S)
 
     def destroy(self, domid: int) -> None:
-        self._call("destroy", self._lib.libxl_domain_destroy, domid, self._ffi.NULL, domain=str(domid))
+        self._on_domain("destroy", self._lib.libxl_domain_destroy, domid, self._ffi.NULL)
 
     # -- host lifecycle: save images, restore, core dumps ---------------------------------------
 
@@ -403,7 +418,7 @@ class RealHost:
 
     def _device_op(self, operation: str, kind: str, func: Any, domid: int, data: LibxlConfig) -> None:
         with self._struct(kind, operation, data) as dev:
-            self._call(operation, func, domid, dev, self._ffi.NULL, domain=str(domid))
+            self._on_domain(operation, func, domid, dev, self._ffi.NULL)
 
     def disk_add(self, domid: int, disk: LibxlConfig) -> None:
         self._device_op("disk_add", "device_disk", self._lib.libxl_device_disk_add, domid, disk)
@@ -421,20 +436,18 @@ class RealHost:
         self._device_op("cdrom_insert", "device_disk", self._lib.libxl_cdrom_insert, domid, disk)
 
     def set_memory_target(self, domid: int, target_kib: int) -> None:
-        self._call("set_memory_target", self._lib.libxl_set_memory_target, domid, target_kib, 0, 1,
-                   domain=str(domid))
+        self._on_domain("set_memory_target", self._lib.libxl_set_memory_target, domid, target_kib, 0, 1)
 
     def set_vcpus_online(self, domid: int, count: int) -> None:
         info = self._dominfo(domid)
         if info is None:
-            raise BackendError("set_vcpus_online", "no such domain", domain=str(domid), transient=False)
+            raise _not_found("set_vcpus_online", domid, "libxl_domain_info")
         maximum = info.get("vcpu_max_id", 0) + 1
         if not 1 <= count <= maximum:
             raise BackendError("set_vcpus_online", f"{count} vcpus requested, the domain has at most "
                                f"{maximum}", domain=str(domid), transient=False)
         with self._bitmap("set_vcpus_online", range(count), maximum) as bitmap:
-            self._call("set_vcpus_online", self._lib.libxl_set_vcpuonline, domid, bitmap, self._ffi.NULL,
-                       domain=str(domid))
+            self._on_domain("set_vcpus_online", self._lib.libxl_set_vcpuonline, domid, bitmap, self._ffi.NULL)
 
     @contextlib.contextmanager
     def _bitmap(self, operation: str, bits: Iterable[int] | None, size: int = 0) -> Iterator[Any]:
@@ -609,9 +622,14 @@ class RealHost:
         _hosts.pop(self._key, None)
 
 
+def _not_found(operation: str, domid: int, detail: str) -> BackendError:
+    return BackendError(operation, f"ERROR_DOMAIN_NOTFOUND: domain {domid} does not exist ({detail})",
+                        domain=str(domid), transient=False)
+
+
 def dominfo_from_json(info: dict[str, Any], name: str, owner: str | None) -> DomainInfo:
-    """One ``libxl_dominfo`` (as JSON: false flags, zeros and the ``unknown`` shutdown reason are
-    omitted) as a DomainInfo."""
+    """One ``libxl_dominfo`` (as JSON: false flags, zeros, the nil uuid and the ``unknown`` shutdown
+    reason are omitted) as a DomainInfo."""
     reason = info.get("shutdown_reason", "unknown") if info.get("shutdown") else None
     if info.get("dying"):
         state = "dying"
@@ -626,7 +644,7 @@ def dominfo_from_json(info: dict[str, Any], name: str, owner: str | None) -> Dom
     else:
         state = "running"
     return DomainInfo(
-        name=name, domid=info.get("domid", 0), uuid=info.get("uuid", ""), state=state,
+        name=name, domid=info.get("domid", 0), uuid=info.get("uuid", _NIL_UUID), state=state,
         memory_kib=info.get("current_memkb", 0), max_memory_kib=info.get("max_memkb", 0),
         vcpus_online=info.get("vcpu_online", 0), vcpus_max=info.get("vcpu_max_id", 0) + 1,
         shutdown_reason=reason,
