@@ -298,10 +298,9 @@ KNOWN_BUILT: dict[str, tuple[Outcome, str]] = {
     "corpus/xmconfigdata/test-pci-devs.xml": (REFUSED, POD_WITH_IOMMU),
     "corpus/xlconfigdata/test-fullvirt-hypervisor-features.xml": (REFUSED, POD_WITH_IOMMU),
     **{f"realworld/{name}": (ABORTED, CPUMAP_ABORTS) for name in (
-        "xen-troops-meta-xt-prod-cockpit-rcar/doma-h3ulcb-4x2g-kf.cfg", "sysml-minipython/minipython.xen",
-        "sysml-minipython/mini-python.xen", "mihaelamartinas-clickos/config.xen",
+        "xen-troops-meta-xt-prod-cockpit-rcar/doma-h3ulcb-4x2g-kf.cfg", "mihaelamartinas-clickos/config.xen",
         "dterletskiy-meta-xt-prod-qemu/domd.cfg", "dterletskiy-meta-xt-prod-qemu/domu.cfg",
-        "dterletskiy-meta-xt-prod-qemu/files/domd.cfg", "bstellaceleste-ooh/conf_hadoop.cfg")},
+        "dterletskiy-meta-xt-prod-qemu/files/domd.cfg")},
 }
 
 

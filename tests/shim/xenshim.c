@@ -204,6 +204,15 @@ int xc_flask_sid_to_context(xc_interface *xch, int sid, char *buf, uint32_t size
     return -1;
 }
 
+/* The same host without XSM/FLASK: a guest's ssid_label (xl's seclabel, libvirt's <seclabel>)
+ * cannot become a sid, as on a real host booted without flask, and libxl refuses the create. */
+int xc_flask_context_to_sid(xc_interface *xch, char *buf, uint32_t size, uint32_t *sid)
+{
+    (void)xch; (void)buf; (void)size; (void)sid;
+    errno = ENOSYS;
+    return -1;
+}
+
 /* Pausing a domain: only domain 0 exists, so any other domid is ESRCH, as Xen says; domain 0 is
  * not modelled (abort rather than make an answer up). */
 int xc_domain_pause(xc_interface *xch, uint32_t domid)
