@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from agent.errors import report
 
 #: Verb modules under ``agent.commands``, in the order ``--help`` lists them.
 COMMANDS = [
@@ -34,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb. Every failure it raises ends here as one line and an exit status (agent.errors);
+    argparse's own usage errors keep argparse's exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -46,8 +51,21 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # `xenreconcile list | head`: the reader left, so nothing more to say
+        _silence_stdout()
         return 0
+    except Exception as err:  # noqa: BLE001 (the one error path: one line, never a traceback)
+        return report(args.command, err)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush into the closed pipe is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (captured in-process): nothing to flush
+        pass
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from libxl.backend import DomainInfo
+from agent.errors import report
+from agent.replies import domain_infos, status_document
 from libxl.errors import ConfigError, XenReconcileError
 from libxl.uri import ParsedURI, parse_uri
 
@@ -71,17 +71,17 @@ def desired_files(directory: Path) -> dict[str, str]:
     return out
 
 
-def _print_domains(rows: list[dict[str, Any]], as_json: bool) -> None:
+def _print_domains(rows: Any, as_json: bool, source: str) -> None:
     from agent.commands.hosts import format_json, format_table
 
-    names = {f.name for f in dataclasses.fields(DomainInfo)}
-    domains = [DomainInfo(**{k: v for k, v in row.items() if k in names}) for row in rows]
+    domains = domain_infos(rows, source)
     sys.stdout.write(format_json(domains) if as_json else format_table(domains))
 
 
-def _print_status(doc: dict[str, Any], as_json: bool) -> None:
+def _print_status(doc: Any, as_json: bool, source: str) -> None:
     from agent.commands.run import format_status
 
+    doc = status_document(doc, source)
     if as_json:
         json.dump(doc, sys.stdout, indent=2, sort_keys=True)
         print()
@@ -114,22 +114,22 @@ def _via_ssh(parser: argparse.ArgumentParser, args: argparse.Namespace, target: 
         doc = json.loads(reply.stdout)
     except ValueError:
         raise XenReconcileError(f"the remote {args.command} did not print JSON") from None
-    if args.command == "list":
-        _print_domains(doc, args.json)
-    else:
-        _print_status(doc, args.json)
+    _print_reply(args, doc, f"the reply of {target.ssh.host}")
     return 0
+
+
+def _print_reply(args: argparse.Namespace, doc: Any, source: str) -> None:
+    if args.command == "list":
+        _print_domains(doc, args.json, source)
+    else:
+        _print_status(doc, args.json, source)
 
 
 def _via_socket(args: argparse.Namespace, target: ParsedURI) -> int:
     from agent.socket_api import query
 
     assert target.socket is not None
-    doc = query(target.socket, args.command)
-    if args.command == "list":
-        _print_domains(doc, args.json)
-    else:
-        _print_status(doc, args.json)
+    _print_reply(args, query(target.socket, args.command), f"the reply of {target.socket}")
     return 0
 
 
@@ -154,5 +154,4 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int |
             return _via_ssh(parser, args, target)
         return _via_socket(args, target)
     except XenReconcileError as err:
-        print(f"{verb}: {err}", file=sys.stderr)
-        return 1
+        return report(args.command, err)

@@ -11,11 +11,13 @@ refuses what the agent would; file modes are not checked (they belong to the dep
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
+from agent.errors import describe, one_line
 from libxl.config import build_config
 from libxl.errors import ConfigError
 from libxl.formats.load import is_desired_name, load_domain_file
@@ -30,17 +32,33 @@ class Report:
     problems: list[str]
 
 
+def _cannot(path: Path, err: OSError) -> str:
+    return f"{path}: {(err.strerror or str(err)).lower()}"
+
+
 def collect(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    """Files named on the command line, plus the desired-state files directly inside directories."""
+    """Files named on the command line, plus the desired-state files directly inside directories.
+
+    A path that cannot be looked at (missing, too long, a symlink loop, a file used as a directory,
+    no permission) is one problem line with the system's reason, and the other paths still count."""
     files: list[Path] = []
     problems: list[str] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if is_desired_name(p.name) and not p.is_dir()))
-        elif path.exists():
+        try:
+            is_dir = stat.S_ISDIR(path.stat().st_mode)
+            entries = sorted(path.iterdir()) if is_dir else [path]
+        except OSError as err:
+            problems.append(_cannot(path, err))
+            continue
+        if not is_dir:
             files.append(path)
-        else:
-            problems.append(f"{path}: no such file or directory")
+            continue
+        for entry in entries:
+            try:
+                if is_desired_name(entry.name) and not entry.is_dir():
+                    files.append(entry)
+            except OSError as err:  # e.g. EACCES: a directory readable but not searchable
+                problems.append(_cannot(entry, err))
     return files, problems
 
 
@@ -77,12 +95,15 @@ def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Repor
     for path in files:
         try:
             dom = load_domain_file(path)
+            refused = _problems(path, dom, security)
         except ConfigError as err:
-            problems.append(str(err.located(str(path))))
-            continue
-        refused = _problems(path, dom, security)
+            refused = [str(err.located(str(path)))]
+        except OSError as err:
+            refused = [_cannot(path, err)]
+        except Exception as err:  # noqa: BLE001 (a bug met in one file must not hide the others)
+            refused = [f"{path}: {describe(err)}"]
         if refused:
-            problems.extend(refused)
+            problems.extend(one_line(line) for line in refused)
         else:
             valid[path] = dom
     return Report(files, valid, problems + _conflicts(valid))

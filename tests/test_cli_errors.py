@@ -1,0 +1,205 @@
+"""One error path for every verb (issue 14, findings 8 and 13), in-process.
+
+Each failure class is one line ``xenreconcile VERB: problem`` on stderr with the verb's documented
+exit status and no traceback; read-only verbs create nothing. The subprocess matrix over every verb
+is tests/test_hostile_matrix.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent import cli
+from agent.errors import one_line
+from libxl.errors import BackendError, ConfigError
+from libxl.sim import SimHost
+from libxl.uri import parse_uri
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+_URI_PIECES = st.sampled_from(["xen", "test", "+ssh", "+unix", "+tcp", "://", ":///", "/", "[", "]", "::1",
+                               "@", ":", "?", "&", "=", "%", "#", "keyfile", "socket", "h", "system",
+                               "default", ".json", "\x00", " "])
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(st.lists(_URI_PIECES, max_size=14).map("".join))
+def test_parse_uri_raises_nothing_but_config_error(uri: str) -> None:
+    with contextlib.suppress(ConfigError):  # a ValueError, TypeError... would fail the test
+        parse_uri(uri)
+
+
+@pytest.mark.parametrize("uri", ["xen://example.com/system", "xen+tcp://h/", "xen+ssh://[::1/system",
+                                 "xen+ssh://h:99999/system", "bogus"])
+@pytest.mark.parametrize("verb", [["list"], ["status"], ["plan", "--dir", "."]])
+def test_bad_uri_is_one_line_for_every_verb(verb: list[str], uri: str, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run([*verb, "--uri", uri], capsys)
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith(f"xenreconcile {verb[0]}: URI ")
+
+
+def test_run_with_a_bad_uri_is_a_bad_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["run", "--uri", "xen+ssh://[::1/system", "--dir", str(tmp_path),
+                         "--state-dir", str(tmp_path / "st")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Invalid IPv6 URL" in err
+
+
+def test_status_never_falls_back_to_the_default_url(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["status", "--uri", "test:///default"], capsys)
+    assert code == 1
+    assert "127.0.0.1" not in err and "--url" in err
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "http://", "http://h:port/"])
+def test_status_url_must_be_http(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["status", "--url", url], capsys)
+    assert code == 1 and err.count("\n") == 1 and "--url" in err
+
+
+@pytest.fixture
+def http_json() -> Iterator[tuple[str, list[object]]]:
+    """An HTTP server answering every GET with the JSON document held in the returned list."""
+    body: list[object] = [None]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            data = json.dumps(body[0]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", body
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("doc", [[1, 2], "text", {"domains": 5}, {"domains": {"a": 5}},
+                                 {"domains": {"a": {"state": 3}}}, {"invalid_files": []}])
+def test_status_reply_of_the_wrong_shape_is_one_line(doc: object, http_json: tuple[str, list[object]],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    url, body = http_json
+    body[0] = doc
+    code, out, err = _run(["status", "--url", url], capsys)
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "is not an agent's status document" in err
+
+
+def test_status_reply_of_the_right_shape_prints(http_json: tuple[str, list[object]],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    url, body = http_json
+    body[0] = {"ready": True, "domains": {"web": {"state": "in-sync", "file": "web.xml"}}}
+    code, out, _ = _run(["status", "--url", url], capsys)
+    assert code == 0 and out.split() == ["web", "in-sync", "-", "web.xml"]
+
+
+def test_read_only_verbs_create_no_simulated_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    host = tmp_path / "new" / "host.json"
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    (desired / "a.cfg").write_text('name = "a"\nmemory = 64\nkernel = "/boot/vmlinuz"\n')
+    code, out, _ = _run(["list", "--uri", f"test://{host}"], capsys)
+    assert code == 0 and out.splitlines()[1].split()[0] == "Domain-0"
+    code, out, _ = _run(["plan", "--uri", f"test://{host}", "--dir", str(desired),
+                         "--state-dir", str(tmp_path / "state")], capsys)
+    assert code == 2 and "1 to create" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["desired"]
+
+
+def test_apply_still_creates_the_simulated_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    host = tmp_path / "new" / "host.json"
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    code, _, _ = _run(["apply", "--uri", f"test://{host}", "--dir", str(desired), "--allow-empty",
+                       "--state-dir", str(tmp_path / "state")], capsys)
+    assert code == 0 and host.exists()
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[]", "the file must be a JSON object"),
+    ('{"domains": 5}', "total_memory_kib is missing or not an integer"),
+    ("not json", "is unreadable"),
+])
+def test_simulated_host_file_of_the_wrong_shape(text: str, problem: str, tmp_path: Path) -> None:
+    path = tmp_path / "host.json"
+    path.write_text(text)
+    for read_only in (True, False):
+        with pytest.raises(BackendError, match=problem):
+            SimHost(path=path, read_only=read_only).list_domains()
+
+
+def test_simulated_host_domain_record_of_the_wrong_shape(tmp_path: Path) -> None:
+    path = tmp_path / "host.json"
+    SimHost(path=path)
+    state = json.loads(path.read_text())
+    state["domains"] = {"1": {"domid": 1, "config": {"c_info": {}}, "state": "running", "memory_kib": 1,
+                              "started": 0, "shutdown_reason": None, "shutdown_due": None}}
+    path.write_text(json.dumps(state))
+    with pytest.raises(BackendError, match=r"domains\['1'\].config.b_info must be an object"):
+        SimHost(path=path, read_only=True).list_domains()
+
+
+def test_simulated_host_os_errors_are_backend_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(BackendError, match="Not a directory"):
+        SimHost(path=blocker / "host.json")
+    with pytest.raises(BackendError, match="File name too long"):
+        SimHost(path=tmp_path / ("h" * 300 + ".json"))
+
+
+def test_validate_names_each_os_error_and_checks_the_rest(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.cfg"
+    good.write_text('name = "good"\nmemory = 64\nkernel = "/boot/vmlinuz"\n')
+    (tmp_path / "loop.cfg").symlink_to(tmp_path / "loop.cfg")
+    (tmp_path / "plain").write_text("")
+    paths = [str(tmp_path / ("a" * 300 + ".cfg")), str(tmp_path / "loop.cfg"),
+             str(tmp_path / "plain" / "x.cfg"), str(good)]
+    code, out, err = _run(["validate", "-v", "--no-policy", *paths], capsys)
+    assert code == 1
+    lines = out.splitlines()
+    assert [line.rsplit(": ", 1)[1] for line in lines[:3]] == [
+        "file name too long", "too many levels of symbolic links", "not a directory"]
+    assert lines[3].startswith(f"{good}: ok: good")
+    assert "Traceback" not in err
+
+
+def test_an_unexpected_exception_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.commands import hosts
+
+    def broken(uri: str) -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(hosts, "open_backend", broken)
+    code, _, err = _run(["list"], capsys)
+    assert code == 1
+    assert err == ("xenreconcile list: internal error (KeyError: 'surprise'); "
+                   "set XENRECONCILE_DEBUG=1 for the traceback\n")
+
+
+def test_one_line_escapes_control_characters_and_bounds_the_length() -> None:
+    assert one_line("a\nb\x1b[31mc\\x") == "a\\nb\\x1b[31mc\\x"
+    assert len(one_line("x" * 5000)) == 1000
