@@ -159,6 +159,11 @@ def _create_info(dom: Domain, xsdata: dict[str, str] | None) -> JSON:
     if dom.os.is_hvm and dom.features.hap is not None:
         c_info["hap"] = _defbool(dom.features.hap)
     c_info["name"] = dom.name
+    if dom.uuid is not None and dom.uuid.strip("0-") == "":
+        # libxl reads the nil uuid as "none" and makes up a random one: the guest would come back
+        # with a new uuid on every create, and the agent would re-create it on every restart.
+        raise ConfigError("the all-zero uuid means 'no uuid' to libxl, which would give the guest a new "
+                          "random one on every create: set a real uuid or leave it out", element="<uuid>")
     _set(c_info, "uuid", dom.uuid)
     passthrough = dom.features.xen_passthrough
     if passthrough == "on":

@@ -203,3 +203,28 @@ def test_an_unexpected_exception_is_one_line(monkeypatch: pytest.MonkeyPatch,
 def test_one_line_escapes_control_characters_and_bounds_the_length() -> None:
     assert one_line("a\nb\x1b[31mc\\x") == "a\\nb\\x1b[31mc\\x"
     assert len(one_line("x" * 5000)) == 1000
+
+
+@pytest.mark.parametrize("listen", ["[::1:80", "::1:80", "[::1]80", "[zz]:80", "a b:80", "1.2.3.4:99999",
+                                    "host:+80", ":80"])
+def test_metrics_listen_is_parsed_strictly(listen: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["run", "--metrics-listen", listen, "--uri", "test:///default",
+                         "--dir", str(tmp_path), "--state-dir", str(tmp_path / "st")], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "metrics_listen" in err
+    assert not (tmp_path / "st").exists()
+
+
+@pytest.mark.parametrize("name, text", [
+    ("a.cfg", 'name = "a"\nuuid = "00000000-0000-0000-0000-000000000000"\nmemory = 64\nkernel = "/k"\n'),
+    ("b.xml", "<domain type='xen'><name>b</name><uuid>00000000000000000000000000000000</uuid>"
+              "<memory>65536</memory><os><type>linux</type><kernel>/k</kernel></os></domain>"),
+])
+def test_the_all_zero_uuid_is_refused(name: str, text: str, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / name).write_text(text)
+    code, out, _ = _run(["validate", "--no-policy", str(tmp_path / name)], capsys)
+    assert code == 1
+    assert out == (f"{tmp_path / name}: <uuid>: the all-zero uuid means 'no uuid' to libxl, which would "
+                   "give the guest a new random one on every create: set a real uuid or leave it out\n")
