@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.errors import report
+from agent.errors import one_line, report
 from agent.replies import domain_infos, status_document
 from libxl.errors import ConfigError, XenReconcileError
 from libxl.uri import ParsedURI, parse_uri
@@ -58,17 +58,19 @@ def forwarded_flags(sub: argparse.ArgumentParser, args: argparse.Namespace) -> l
     return out
 
 
-def desired_files(directory: Path) -> dict[str, str]:
-    """Every desired file of ``directory`` (the loader's own listing), base64 by name."""
+def desired_files(directory: Path) -> tuple[dict[str, str], list[ConfigError]]:
+    """Every readable desired file of ``directory`` (the loader's own listing), base64 by name, and
+    one error per file that cannot be read (a dangling symlink, no permission): like a local plan,
+    one unreadable file does not stop the others being planned."""
     from reconcilers.desired import desired_paths
 
-    out = {}
+    out, unreadable = {}, []
     for path in sorted(desired_paths(directory)):
         try:
             out[path.name] = base64.b64encode(path.read_bytes()).decode()
         except OSError as err:
-            raise ConfigError(f"cannot read: {err.strerror}", file=str(path)) from None
-    return out
+            unreadable.append(ConfigError(f"cannot read: {err.strerror or err}", file=str(path)))
+    return out, unreadable
 
 
 def _print_domains(rows: Any, as_json: bool, source: str) -> None:
@@ -99,12 +101,14 @@ def _via_ssh(parser: argparse.ArgumentParser, args: argparse.Namespace, target: 
     flags = forwarded_flags(_subparser(parser, args.command), args)
     request: dict[str, Any] = {"verb": args.command, "uri": target.local_uri(), "config": target.ssh.config}
     if args.command == "plan":
-        request.update(argv=flags + (["--json"] if args.json else []), files=desired_files(args.dir),
-                       dir=str(args.dir))
+        files, unreadable = desired_files(args.dir)
+        request.update(argv=flags + (["--json"] if args.json else []), files=files, dir=str(args.dir))
         reply = remote.call(target.ssh, request)
         sys.stdout.write(reply.stdout)
         sys.stderr.write(reply.stderr)
-        return reply.exit
+        for err in unreadable:  # never sent, so the plan above could not name them: an error (1)
+            print(f"xenreconcile plan: {one_line(str(err))}", file=sys.stderr)
+        return 1 if unreadable else reply.exit
     request["argv"] = [*flags, "--json"]
     reply = remote.call(target.ssh, request)
     if reply.exit != 0:

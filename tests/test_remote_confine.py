@@ -5,6 +5,7 @@ desired file name the filesystem refuses is one refusal line."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +48,27 @@ def test_remote_plan_with_the_callers_ordinary_flags_still_runs(tmp_path: object
     reply = answer(request(verb="plan", uri="test:///default", argv=["--prune", "destroy", "--json"],
                            files={"a.cfg": base64.b64encode(cfg).decode()}))
     assert reply["exit"] == 2, reply["stderr"]
+
+
+def test_an_unreadable_desired_file_does_not_stop_a_remote_plan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent import cli
+    from libxl import remote
+
+    desired = tmp_path / "desired"
+    desired.mkdir()
+    (desired / "good.cfg").write_text('name = "good"\nmemory = 64\nkernel = "/boot/vmlinuz"\n')
+    (desired / "gone.xml").symlink_to(tmp_path / "nowhere.xml")
+    sent: list[dict[str, object]] = []
+
+    def call(opts: object, request: dict[str, object]) -> remote.Reply:
+        sent.append(request)
+        return remote.Reply(2, "    + good  create: not on the host\n", "")
+
+    monkeypatch.setattr(remote, "call", call)
+    code = cli.main(["plan", "--uri", "xen+ssh://host/system", "--dir", str(desired)])
+    out, err = capsys.readouterr()
+    assert code == 1  # an unreadable file is an error, as in a local plan
+    assert list(sent[0]["files"]) == ["good.cfg"]  # type: ignore[call-overload]
+    assert "+ good  create" in out
+    assert err == f"xenreconcile plan: {desired / 'gone.xml'}: cannot read: No such file or directory\n"
