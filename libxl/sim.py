@@ -542,8 +542,12 @@ class SimHost:
         if self.op_log is None:
             return
         line = json.dumps({"t": time.time(), "op": op, "domid": domid, "name": name}) + "\n"
-        with open(self.op_log, "a") as out:  # one short append: whole lines even across processes
-            out.write(line)
+        try:
+            with open(self.op_log, "a") as out:  # one short append: whole lines even across processes
+                out.write(line)
+        except OSError as err:  # the change is made: a log that cannot be written must not undo it
+            _log.warning("simulated host op_log not written", op_log=str(self.op_log),
+                         error=err.strerror or str(err))
 
     @staticmethod
     def _record(state: State, kind: str, domid: int, name: str | None, reason: str | None = None) -> None:

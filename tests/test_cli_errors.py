@@ -228,3 +228,23 @@ def test_the_all_zero_uuid_is_refused(name: str, text: str, tmp_path: Path,
     assert code == 1
     assert out == (f"{tmp_path / name}: <uuid>: the all-zero uuid means 'no uuid' to libxl, which would "
                    "give the guest a new random one on every create: set a real uuid or leave it out\n")
+
+
+def test_converter_stdin_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    xr = str(Path(sys.executable).parent / "xenreconcile")
+    done = subprocess.run([xr, "domxml-to-native", "xen-xl", "-"], input=b"\xff\xfe<domain/>",
+                          capture_output=True, check=False)
+    assert done.returncode == 2
+    assert done.stderr.decode() == ("xenreconcile domxml-to-native: cannot read <stdin>: 'utf-8' codec can't "
+                                    "decode byte 0xff in position 0: invalid start byte\n")
+
+
+def test_an_unwritable_op_log_does_not_undo_a_change(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("")
+    host = SimHost(op_log=str(tmp_path / "plain" / "ops.log"))
+    domid = host.create({"c_info": {"type": "pv", "name": "a"},
+                         "b_info": {"max_memkb": 65536, "kernel": "/boot/vmlinuz"}})
+    assert [d.name for d in host.list_domains() if d.domid == domid] == ["a"]

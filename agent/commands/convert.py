@@ -79,14 +79,17 @@ class _Usage(Exception):
 
 
 def _read(path: str) -> tuple[str, str]:
-    if path == "-":
-        return sys.stdin.read(), "<stdin>"
+    """The file's text, strictly UTF-8 (stdin too: its locale decoding could smuggle in surrogates)."""
+    name = "<stdin>" if path == "-" else path
     try:
+        if path == "-":
+            raw = getattr(sys.stdin, "buffer", None)  # None: a text stream put there in-process
+            return (raw.read().decode("utf-8") if raw is not None else sys.stdin.read()), name
         with open(path, encoding="utf-8") as handle:
-            return handle.read(), path
+            return handle.read(), name
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise _Usage(f"cannot read {path}: {reason}") from None
+        raise _Usage(f"cannot read {name}: {reason}") from None
 
 
 def _lookup(table: dict, fmt: str) -> Callable:
