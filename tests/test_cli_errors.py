@@ -248,3 +248,28 @@ def test_an_unwritable_op_log_does_not_undo_a_change(tmp_path: Path) -> None:
     domid = host.create({"c_info": {"type": "pv", "name": "a"},
                          "b_info": {"max_memkb": 65536, "kernel": "/boot/vmlinuz"}})
     assert [d.name for d in host.list_domains() if d.domid == domid] == ["a"]
+
+
+def test_an_unexpected_exception_in_a_resync_does_not_end_the_agent(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from libxl.uri import open_backend
+    from reconcilers.apply import Reconciler
+    from tests.agent_helpers import running, settings, wait_for
+    from tests.reconcile_fixtures import domain_xml
+
+    cfg = settings(tmp_path)
+    (Path(cfg.desired_dir) / "web.xml").write_text(domain_xml("web", memory_mib=64))
+    calls: list[int] = []
+    real = Reconciler.reconcile_all
+
+    def first_call_breaks(self: Reconciler, desired: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("a bug met by one resync")
+        return real(self, desired)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Reconciler, "reconcile_all", first_call_breaks)
+    with running(cfg, open_backend(cfg.uri)) as c:
+        wait_for(lambda: c.state.ready, what="ready after the failed first resync")
+        assert len(calls) >= 2
+        assert c.metrics.registry.get_sample_value("xenreconcile_full_syncs_total", {"result": "error"}) >= 1
