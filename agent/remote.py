@@ -32,13 +32,6 @@ SOCKET_VERBS = ("list", "status")
 _LOCAL_DESTS = frozenset({"uri", "dir", "json", "help", "config"})
 
 
-def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[command]
-    raise LookupError(command)
-
-
 def forwarded_flags(sub: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """The options the user set (anything not at its default), as flags for the remote side."""
     out: list[str] = []
@@ -98,7 +91,9 @@ def _via_ssh(parser: argparse.ArgumentParser, args: argparse.Namespace, target: 
     from libxl import remote
 
     assert target.ssh is not None
-    flags = forwarded_flags(_subparser(parser, args.command), args)
+    from agent.cli import verb_parser
+
+    flags = forwarded_flags(verb_parser(parser, args.command), args)
     request: dict[str, Any] = {"verb": args.command, "uri": target.local_uri(), "config": target.ssh.config}
     if args.command == "plan":
         files, unreadable = desired_files(args.dir)

@@ -273,3 +273,15 @@ def test_an_unexpected_exception_in_a_resync_does_not_end_the_agent(tmp_path: Pa
         wait_for(lambda: c.state.ready, what="ready after the failed first resync")
         assert len(calls) >= 2
         assert c.metrics.registry.get_sample_value("xenreconcile_full_syncs_total", {"result": "error"}) >= 1
+
+
+@pytest.mark.parametrize("argv, status", [
+    (["plan"], 1), (["plan", "--dir", ".", "--bogus"], 1),  # plan's 2 means "changes": never a usage error
+    (["list", "--bogus"], 2), (["run", "--workers", "x"], 2), (["validate"], 2), (["nosuchverb"], 2),
+])
+def test_usage_errors_are_one_line(argv: list[str], status: int, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == status
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("xenreconcile") and err.endswith("--help)\n")
