@@ -33,6 +33,8 @@ from libxl.uri import open_backend, parse_uri
 from reconcilers.state import StateDir, StateError
 
 DEFAULT_STATUS_URL = f"http://{AgentConfig().metrics_listen}"
+#: The largest /status reply read (10,000 guests make about 5 MiB); a bigger one is not an agent's.
+MAX_STATUS_BYTES = 64 << 20
 #: Short flags for the settings people type most.
 _ALIASES = {"desired_dir": ["--dir"]}
 
@@ -187,7 +189,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     url = status_url(args.url).rstrip("/") + "/status"
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:
-            doc = status_document(json.load(resp), url)
+            body = resp.read(MAX_STATUS_BYTES + 1)
+        if len(body) > MAX_STATUS_BYTES:
+            raise CommandError(f"{url}: reply over {MAX_STATUS_BYTES >> 20} MiB: not an agent's status")
+        doc = status_document(json.loads(body), url)
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", err)
         raise CommandError(f"cannot read {url}: {reason}") from None
