@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,3 +22,26 @@ def shared_corpus() -> Path:
         pytest.skip(f"../shared/corpus is absent: {SHARED_CORPUS} has no MANIFEST.tsv "
                     "(libvirt's Xen conversion test data)")
     return SHARED_CORPUS
+
+
+@pytest.fixture
+def http_json() -> Iterator[tuple[str, list[object]]]:
+    """An HTTP server on loopback answering every GET with the JSON of ``body[0]``: (its URL, body)."""
+    body: list[object] = [None]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            data = json.dumps(body[0]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", body
+    server.shutdown()
+    server.server_close()

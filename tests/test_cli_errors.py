@@ -8,10 +8,7 @@ is tests/test_hostile_matrix.py.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,29 +67,6 @@ def test_status_never_falls_back_to_the_default_url(capsys: pytest.CaptureFixtur
 def test_status_url_must_be_http(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(["status", "--url", url], capsys)
     assert code == 1 and err.count("\n") == 1 and "--url" in err
-
-
-@pytest.fixture
-def http_json() -> Iterator[tuple[str, list[object]]]:
-    """An HTTP server answering every GET with the JSON document held in the returned list."""
-    body: list[object] = [None]
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            data = json.dumps(body[0]).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", body
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.mark.parametrize("doc", [[1, 2], "text", {"domains": 5}, {"domains": {"a": 5}},

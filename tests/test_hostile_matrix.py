@@ -19,7 +19,6 @@ still processed, and for the read-only verbs that nothing was created.
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import os
 import shutil
@@ -28,10 +27,9 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -347,29 +345,6 @@ def test_hostile_desired_file_agent(case: DesiredClass, workdir: Path) -> None:
 
 
 # ---- single invocations: listen addresses, status replies and URLs, _remote requests -------------
-
-@pytest.fixture
-def http_json() -> Iterator[tuple[str, list[object]]]:
-    """An HTTP server answering every GET with the JSON document held in the returned list."""
-    body: list[object] = [None]
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            data = json.dumps(body[0]).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", body
-    server.shutdown()
-    server.server_close()
-
 
 @dataclass(frozen=True)
 class OtherClass:
