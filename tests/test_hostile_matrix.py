@@ -67,6 +67,35 @@ def tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
+def _unprivileged() -> list[str] | None:
+    """What runs a command without root's override of file modes: nothing for a normal user; for
+    root a user namespace without a uid mapping (``unshare -U``: the capabilities stay inside it, so
+    a mode-000 file is EACCES); None when neither works."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("unshare") is None:
+        return None
+    probe = subprocess.run(["unshare", "-U", "true"], capture_output=True, check=False)
+    return ["unshare", "-U"] if probe.returncode == 0 else None
+
+
+UNPRIVILEGED = _unprivileged()
+
+
+def wrapper(unprivileged: bool) -> list[str]:
+    """The command prefix a class needs; skips, saying why, where it cannot be had."""
+    if not unprivileged:
+        return []
+    if UNPRIVILEGED is None:
+        pytest.skip("running as root without user namespaces: a mode-000 file stays readable")
+    return UNPRIVILEGED
+
+
+def _unreadable(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0)
+
+
 # ---- the host: URIs and simulated-host files ------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -77,6 +106,7 @@ class HostClass:
     uri: Callable[[Path], str]
     problem: str
     syntax: bool = False
+    unprivileged: bool = False
 
 
 def _file(name: str, text: str) -> Callable[[Path], str]:
@@ -114,6 +144,8 @@ HOST_CLASSES = [
     HostClass("host-file-wrong-record", _file("host.json", json.dumps(_RECORD)), "b_info must be an object"),
     HostClass("host-file-under-a-file", _under_a_file, "Not a directory"),
     HostClass("host-file-symlink-loop", _loop, "Too many levels of symbolic links"),
+    HostClass("host-file-unreadable", lambda t: _unreadable(t / "host.json", "{}") or f"test://{t}/host.json",
+              "Permission denied", unprivileged=True),
 ]
 
 
@@ -145,9 +177,10 @@ _HOST_CASES = [pytest.param(case, verb, id=f"{case.name}-{verb}") for case in HO
 
 @pytest.mark.parametrize("case, verb", _HOST_CASES)
 def test_hostile_host(case: HostClass, verb: str, workdir: Path) -> None:
+    wrap = wrapper(case.unprivileged)
     uri = case.uri(workdir)
     before = tree(workdir)
-    done = xr(*_verb_argv(verb, uri, workdir))
+    done = xr(*_verb_argv(verb, uri, workdir), wrap=wrap)
     assert done.code == (2 if verb == "run" and case.syntax else 1), done.err
     assert done.out == ""
     assert done.err.count("\n") == 1 and done.err.startswith(f"xenreconcile {verb}: "), done.err
@@ -208,6 +241,9 @@ class DesiredClass:
     make: Callable[[Path], None]
     problem: str
     convert: int = 1
+    #: False: the caller's side cannot read it, so ``_remote`` never sees it (tests/test_remote_confine.py)
+    sendable: bool = True
+    unprivileged: bool = False
 
 
 def _text(text: str) -> Callable[[Path], None]:
@@ -221,7 +257,9 @@ def _dangling(path: Path) -> None:
 DESIRED_CLASSES = [
     DesiredClass("broken-xl-cfg", "bad.cfg", _text('name = "bad"\nmemory = = 64\n'), "bad.cfg:2: syntax"),
     DesiredClass("broken-xml", "bad.xml", _text("<domain type='xen'><name>bad</name>"), "not well-formed"),
-    DesiredClass("symlink-to-missing-file", "gone.xml", _dangling, "gone.xml", convert=2),
+    DesiredClass("symlink-to-missing-file", "gone.xml", _dangling, "gone.xml", convert=2, sendable=False),
+    DesiredClass("unreadable-file", "secret.cfg", lambda p: _unreadable(p, GOOD_CFG.replace("good", "x")),
+                 "Permission denied", convert=2, sendable=False, unprivileged=True),
     DesiredClass("all-zero-uuid", "zero.cfg",
                  _text('name = "zero"\nuuid = "00000000-0000-0000-0000-000000000000"\nmemory = 64\n'
                        'kernel = "/boot/vmlinuz"\n'), "the all-zero uuid", convert=0),
@@ -240,8 +278,10 @@ def _naming(done: Done, file: str) -> list[str]:
 
 @pytest.mark.parametrize("case", DESIRED_CLASSES, ids=lambda c: c.name)
 def test_hostile_desired_file_validate(case: DesiredClass, workdir: Path) -> None:
+    wrap = wrapper(case.unprivileged)
     _desired(workdir, case)
-    done = xr("validate", "-v", "--config", str(workdir / "settings.toml"), str(workdir / "desired"))
+    done = xr("validate", "-v", "--config", str(workdir / "settings.toml"), str(workdir / "desired"),
+              wrap=wrap)
     assert done.code == 1
     assert len(_naming(done, case.file)) == 1 and case.problem in _naming(done, case.file)[0], done.out
     assert any(line.endswith(".cfg: ok: good (pv), 64 MiB, 1 vcpus, 0 disks, 0 nics") for line in done.lines)
@@ -249,13 +289,14 @@ def test_hostile_desired_file_validate(case: DesiredClass, workdir: Path) -> Non
 
 @pytest.mark.parametrize("case", DESIRED_CLASSES, ids=lambda c: c.name)
 def test_hostile_desired_file_plan_and_apply(case: DesiredClass, workdir: Path) -> None:
+    wrap = wrapper(case.unprivileged)
     _desired(workdir, case)
     uri = f"test://{workdir}/host.json"
-    planned = xr(*_verb_argv("plan", uri, workdir))
+    planned = xr(*_verb_argv("plan", uri, workdir), wrap=wrap)
     assert planned.code == 1 and planned.err == ""
     assert "+ good  create" in planned.out
     assert len(_naming(planned, case.file)) == 1 and case.problem in planned.out
-    applied = xr(*_verb_argv("apply", uri, workdir))
+    applied = xr(*_verb_argv("apply", uri, workdir), wrap=wrap)
     assert applied.code == 1 and applied.err == ""
     assert len(_naming(applied, case.file)) == 1
     listed = xr("list", "--uri", uri)
@@ -264,9 +305,10 @@ def test_hostile_desired_file_plan_and_apply(case: DesiredClass, workdir: Path) 
 
 @pytest.mark.parametrize("case", DESIRED_CLASSES, ids=lambda c: c.name)
 def test_hostile_desired_file_converters(case: DesiredClass, workdir: Path) -> None:
+    wrap = wrapper(case.unprivileged)
     bad = _desired(workdir, case)
     verb = "domxml-to-native" if case.file.endswith(".xml") else "domxml-from-native"
-    converted = xr(verb, "xen-xl", str(bad))
+    converted = xr(verb, "xen-xl", str(bad), wrap=wrap)
     assert converted.code == case.convert
     if case.convert == 0:  # a faithful translation, as virsh's: the refusal is the agent's
         assert converted.err == ""
@@ -275,9 +317,7 @@ def test_hostile_desired_file_converters(case: DesiredClass, workdir: Path) -> N
     assert converted.err.count("\n") == 1 and converted.err.startswith(f"xenreconcile {verb}: ")
 
 
-#: The classes with content to send (a dangling symlink is reported by the caller's side, never sent:
-#: tests/test_remote_confine.py).
-_SENDABLE = [c for c in DESIRED_CLASSES if c.make is not _dangling]
+_SENDABLE = [c for c in DESIRED_CLASSES if c.sendable]
 
 
 @pytest.mark.parametrize("case", _SENDABLE, ids=lambda c: c.name)
@@ -326,8 +366,9 @@ def _hang_up_early(url: str) -> None:
 
 @pytest.mark.parametrize("case", DESIRED_CLASSES, ids=lambda c: c.name)
 def test_hostile_desired_file_agent(case: DesiredClass, workdir: Path) -> None:
+    wrap = wrapper(case.unprivileged)
     _desired(workdir, case)
-    argv = [XR, *_verb_argv("run", f"test://{workdir}/host.json", workdir), "--log-format", "json"]
+    argv = [*wrap, XR, *_verb_argv("run", f"test://{workdir}/host.json", workdir), "--log-format", "json"]
     agent = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         url = _agent_url(agent)
