@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one verb. Every failure it raises ends here as one line and an exit status (agent.errors);
-    argparse's own usage errors keep argparse's exit status 2."""
+    usage errors are one line from ``_Parser`` (status 2, plan's 1)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # reported by the verb's own parser, so plan's usage status applies
