@@ -250,9 +250,10 @@ def _make_handler(registry: CollectorRegistry, endpoints: Endpoints) -> type[Bas
             try:
                 code, body, content_type = self._route(self.path.split("?", 1)[0])
             except Exception as err:  # noqa: BLE001 (one endpoint's bug: a 500 and one log line)
+                self._send(500, b"internal error\n", "text/plain")
                 get_logger(component="metrics").warning("metrics endpoint failed", path=self.path[:200],
                                                         error=f"{type(err).__name__}: {err}")
-                code, body, content_type = 500, b"internal error\n", "text/plain"
+                return
             self._send(code, body, content_type)
 
         def _route(self, path: str) -> tuple[int, bytes, str]:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: libvirt's Xen conversion test data, next to the checkout (see ../shared/README.md).
@@ -45,3 +46,11 @@ def http_json() -> Iterator[tuple[str, list[object]]]:
     yield f"http://127.0.0.1:{server.server_address[1]}", body
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """Verbs run in-process configure structlog onto pytest's captured stdout/stderr, which pytest
+    closes after the test: restore the defaults, so no later test logs into a closed stream."""
+    yield
+    structlog.reset_defaults()
