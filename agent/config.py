@@ -8,6 +8,7 @@ agent would act on a host with settings nobody asked for (e.g. prune on).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import tomllib
@@ -133,13 +134,33 @@ class AgentConfig:
         return SecurityPolicy(**{k: getattr(self, k) for k in SecurityPolicy.__dataclass_fields__})
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: A host name or an IPv4 address (dot-separated labels); IPv6 only in brackets.
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); raises ValueError with the reason."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    host = host.strip("[]")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); raises ValueError with the reason.
+
+    Strict, so a typo is refused rather than bound somewhere else (``[::1:80`` used to bind ::1 port
+    80): an IPv6 address only inside brackets and valid there, an IPv4 address or a host name
+    outside them, the port decimal 0..65535."""
+    bracketed = re.fullmatch(r"\[([^\[\]]*)\]:([^:]*)", text)
+    if bracketed:
+        host, port = bracketed.groups()
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} in {text!r} is not an IPv6 address") from None
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"expected HOST:PORT or [IPV6]:PORT, got {text!r}")
+        if ":" in host or "[" in host or "]" in host:
+            raise ValueError(f"expected HOST:PORT or [IPV6]:PORT (IPv6 goes in brackets), got {text!r}")
+        if not _HOSTNAME.fullmatch(host):
+            raise ValueError(f"{host!r} in {text!r} is not a host name or IPv4 address")
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError(f"port must be 0..65535, got {port!r}")
     return host, int(port)
 

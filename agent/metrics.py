@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import json
 import platform
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import metadata
 from typing import Any
 
@@ -29,6 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from agent.httpd import BoundedHTTPServer, Limits
+from agent.log import get_logger
 from libxl.backend import DomainInfo, IoStats
 from reconcilers.status import DRIFTED, RESTART_REQUIRED, STATES, Status
 
@@ -303,31 +303,23 @@ class Endpoints:
     status: Callable[[], dict[str, Any]]
 
 
-class _V6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
 class MetricsServer:
-    """``/metrics``, ``/healthz``, ``/readyz`` and ``/status`` on ``(host, port)`` (port 0: any)."""
+    """``/metrics``, ``/healthz``, ``/readyz`` and ``/status`` on ``(host, port)`` (port 0: any), with
+    timeouts and a bounded worker pool (agent.httpd): slow or idle clients cost no thread."""
 
-    def __init__(self, address: tuple[str, int], registry: CollectorRegistry, endpoints: Endpoints) -> None:
-        handler = _make_handler(registry, endpoints)
-        server_class = _V6Server if ":" in address[0] else ThreadingHTTPServer
-        self._server = server_class(address, handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="xr-metrics", daemon=True)
+    def __init__(self, address: tuple[str, int], registry: CollectorRegistry, endpoints: Endpoints,
+                 limits: Limits | None = None) -> None:
+        self._server = BoundedHTTPServer(address, _make_handler(registry, endpoints), limits)
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._server.server_address
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 def _make_handler(registry: CollectorRegistry, endpoints: Endpoints) -> type[BaseHTTPRequestHandler]:
@@ -335,18 +327,26 @@ def _make_handler(registry: CollectorRegistry, endpoints: Endpoints) -> type[Bas
         server_version = f"xenreconcile/{version()}"
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            path = self.path.split("?", 1)[0]
+            try:
+                code, body, content_type = self._route(self.path.split("?", 1)[0])
+            except Exception as err:  # noqa: BLE001 (one endpoint's bug: a 500 and one log line)
+                self._send(500, b"internal error\n", "text/plain")
+                get_logger(component="metrics").warning("metrics endpoint failed", path=self.path[:200],
+                                                        error=f"{type(err).__name__}: {err}")
+                return
+            self._send(code, body, content_type)
+
+        def _route(self, path: str) -> tuple[int, bytes, str]:
             if path == "/metrics":
                 encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                self._send(200, encoder(registry), content_type)
-            elif path in ("/healthz", "/readyz"):
+                return 200, encoder(registry), content_type
+            if path in ("/healthz", "/readyz"):
                 ok, why = (endpoints.healthy if path == "/healthz" else endpoints.ready)()
-                self._send(200 if ok else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
-            elif path == "/status":
+                return 200 if ok else 503, (why + "\n").encode(), "text/plain; charset=utf-8"
+            if path == "/status":
                 body = json.dumps(endpoints.status(), indent=2, sort_keys=True).encode() + b"\n"
-                self._send(200, body, "application/json")
-            else:
-                self._send(404, b"not found: try /metrics /healthz /readyz /status\n", "text/plain")
+                return 200, body, "application/json"
+            return 404, b"not found: try /metrics /healthz /readyz /status\n", "text/plain"
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
             self.send_response(code)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from libxl.backend import DomainInfo
+from agent.errors import one_line, report
+from agent.replies import domain_infos, status_document
 from libxl.errors import ConfigError, XenReconcileError
 from libxl.uri import ParsedURI, parse_uri
 
@@ -30,13 +30,6 @@ SOCKET_VERBS = ("list", "status")
 #: Options that describe the connection or local files, never forwarded as they are (the remote
 #: agent's own settings file is the URI's ``?config=``).
 _LOCAL_DESTS = frozenset({"uri", "dir", "json", "help", "config"})
-
-
-def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[command]
-    raise LookupError(command)
 
 
 def forwarded_flags(sub: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
@@ -58,27 +51,34 @@ def forwarded_flags(sub: argparse.ArgumentParser, args: argparse.Namespace) -> l
     return out
 
 
-def desired_files(directory: Path) -> dict[str, str]:
-    """Every desired file of ``directory`` (the loader's own listing, read as the loader reads:
-    regular files only, bounded), base64 by name."""
+def desired_files(directory: Path) -> tuple[dict[str, str], list[ConfigError]]:
+    """Every readable desired file of ``directory`` (the loader's own listing, read as the loader
+    reads: regular files only, bounded), base64 by name, and one error per file that cannot be read
+    (a dangling symlink, no permission, a FIFO): like a local plan, one unreadable file does not
+    stop the others being planned."""
     from libxl.formats.load import read_desired_bytes
     from reconcilers.desired import desired_paths
 
-    return {path.name: base64.b64encode(read_desired_bytes(path)).decode()
-            for path in sorted(desired_paths(directory))}
+    out, unreadable = {}, []
+    for path in sorted(desired_paths(directory)):
+        try:
+            out[path.name] = base64.b64encode(read_desired_bytes(path)).decode()
+        except ConfigError as err:
+            unreadable.append(err.located(str(path)))
+    return out, unreadable
 
 
-def _print_domains(rows: list[dict[str, Any]], as_json: bool) -> None:
+def _print_domains(rows: Any, as_json: bool, source: str) -> None:
     from agent.commands.hosts import format_json, format_table
 
-    names = {f.name for f in dataclasses.fields(DomainInfo)}
-    domains = [DomainInfo(**{k: v for k, v in row.items() if k in names}) for row in rows]
+    domains = domain_infos(rows, source)
     sys.stdout.write(format_json(domains) if as_json else format_table(domains))
 
 
-def _print_status(doc: dict[str, Any], as_json: bool) -> None:
+def _print_status(doc: Any, as_json: bool, source: str) -> None:
     from agent.commands.run import format_status
 
+    doc = status_document(doc, source)
     if as_json:
         json.dump(doc, sys.stdout, indent=2, sort_keys=True)
         print()
@@ -93,15 +93,19 @@ def _via_ssh(parser: argparse.ArgumentParser, args: argparse.Namespace, target: 
     from libxl import remote
 
     assert target.ssh is not None
-    flags = forwarded_flags(_subparser(parser, args.command), args)
+    from agent.cli import verb_parser
+
+    flags = forwarded_flags(verb_parser(parser, args.command), args)
     request: dict[str, Any] = {"verb": args.command, "uri": target.local_uri(), "config": target.ssh.config}
     if args.command == "plan":
-        request.update(argv=flags + (["--json"] if args.json else []), files=desired_files(args.dir),
-                       dir=str(args.dir))
+        files, unreadable = desired_files(args.dir)
+        request.update(argv=flags + (["--json"] if args.json else []), files=files, dir=str(args.dir))
         reply = remote.call(target.ssh, request)
         sys.stdout.write(reply.stdout)
         sys.stderr.write(reply.stderr)
-        return reply.exit
+        for err in unreadable:  # never sent, so the plan above could not name them: an error (1)
+            print(f"xenreconcile plan: {one_line(str(err))}", file=sys.stderr)
+        return 1 if unreadable else reply.exit
     request["argv"] = [*flags, "--json"]
     reply = remote.call(target.ssh, request)
     if reply.exit != 0:
@@ -111,22 +115,22 @@ def _via_ssh(parser: argparse.ArgumentParser, args: argparse.Namespace, target: 
         doc = json.loads(reply.stdout)
     except ValueError:
         raise XenReconcileError(f"the remote {args.command} did not print JSON") from None
-    if args.command == "list":
-        _print_domains(doc, args.json)
-    else:
-        _print_status(doc, args.json)
+    _print_reply(args, doc, f"the reply of {target.ssh.host}")
     return 0
+
+
+def _print_reply(args: argparse.Namespace, doc: Any, source: str) -> None:
+    if args.command == "list":
+        _print_domains(doc, args.json, source)
+    else:
+        _print_status(doc, args.json, source)
 
 
 def _via_socket(args: argparse.Namespace, target: ParsedURI) -> int:
     from agent.socket_api import query
 
     assert target.socket is not None
-    doc = query(target.socket, args.command)
-    if args.command == "list":
-        _print_domains(doc, args.json)
-    else:
-        _print_status(doc, args.json)
+    _print_reply(args, query(target.socket, args.command), f"the reply of {target.socket}")
     return 0
 
 
@@ -151,5 +155,4 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int |
             return _via_ssh(parser, args, target)
         return _via_socket(args, target)
     except XenReconcileError as err:
-        print(f"{verb}: {err}", file=sys.stderr)
-        return 1
+        return report(args.command, err)

@@ -21,7 +21,18 @@ from libxl.formats.cpuid import CPUID_BITS, CpuidError, legacy_leaf
 from libxl.formats.cpuid import to_json as cpuid_json
 from libxl.formats.diskspec import network_target
 from libxl.formats.vifspec import DEFAULT_RATE_INTERVAL_USECS, parse_vif_rate
-from libxl.model import CPU, CharDev, Disk, Domain, Graphics, Interface, PCIAddress, Video
+from libxl.model import (
+    CPU,
+    NIL_UUID_REFUSAL,
+    CharDev,
+    Disk,
+    Domain,
+    Graphics,
+    Interface,
+    PCIAddress,
+    Video,
+    is_nil_uuid,
+)
 from libxl.unbuildable import check_buildable
 
 JSON = dict[str, Any]
@@ -133,6 +144,8 @@ def _create_info(dom: Domain, xsdata: dict[str, str] | None) -> JSON:
     if dom.os.is_hvm and dom.features.hap is not None:
         c_info["hap"] = _defbool(dom.features.hap)
     c_info["name"] = dom.name
+    if dom.uuid is not None and is_nil_uuid(dom.uuid):
+        raise ConfigError(NIL_UUID_REFUSAL, element="<uuid>")
     _set(c_info, "uuid", dom.uuid)
     if dom.seclabel is not None and dom.seclabel.type == "static":
         c_info["ssid_label"] = dom.seclabel.label  # libxl turns it into the XSM ssidref

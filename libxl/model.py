@@ -71,6 +71,16 @@ def canonical_uuid(text: str) -> str:
     return str(_uuid.UUID(raw))
 
 
+#: libxl reads the nil uuid as "none" and makes up a random one: the guest would come back with a
+#: new uuid on every create, and the agent would re-create it on every restart.
+NIL_UUID_REFUSAL = ("the all-zero uuid means 'no uuid' to libxl, which would give the guest a new random "
+                    "one on every create: set a real uuid or leave it out")
+
+
+def is_nil_uuid(uuid: str) -> bool:
+    return uuid.strip("0-") == ""
+
+
 def canonical_mac(text: str) -> str:
     parts = text.strip().split(":")
     if len(parts) != 6 or not all(re.fullmatch(r"[0-9a-fA-F]{1,2}", p) for p in parts):
@@ -442,7 +452,7 @@ class Domain:
 
 __all__ = [
     "XEN_NS", "XR_NS", "CPUSET", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "RUN_STRATEGIES",
-    "DEFAULT_RUN_STRATEGY", "MAX_KIB", "ConfigError",
+    "DEFAULT_RUN_STRATEGY", "MAX_KIB", "NIL_UUID_REFUSAL", "is_nil_uuid", "ConfigError",
     "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu", "VcpuPin",
     "Hyperv", "Features", "CpuFeature", "NumaCell", "CPU", "Timer", "Clock", "DiskHost", "Disk",
     "IPAddress", "Interface", "CharDev", "Input", "Listen", "Graphics", "Sound", "Video",

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import fcntl
 import json
 import os
@@ -45,7 +46,7 @@ import time
 import uuid as _uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
@@ -391,6 +392,54 @@ class _MemoryStore:
             return self._state
 
 
+#: The top-level fields of a simulated host's state and their JSON types (``shape_problem``).
+_STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "total_memory_kib": int, "dom0_memory_kib": int, "nr_cpus": int, "next_domid": int, "seq": int,
+    "events": list, "domains": dict}
+#: The fields of one domain record.
+_DOMAIN_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "domid": int, "config": dict, "state": str, "memory_kib": int, "started": (int, float),
+    "shutdown_reason": (str, type(None)), "shutdown_due": (int, float, type(None))}
+
+
+def _field_problem(record: Any, fields: dict[str, type | tuple[type, ...]], where: str) -> str | None:
+    if not isinstance(record, dict):
+        return f"{where.rstrip('.') or 'the file'} must be a JSON object"
+    for key, kind in fields.items():
+        value = record.get(key)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            return f"{where}{key} is missing or not {'an integer' if kind is int else 'of the right type'}"
+    return None
+
+
+def shape_problem(state: Any) -> str | None:
+    """What makes ``state`` (a decoded state file) something other than a simulated host, or None.
+
+    Checked once per load of a changed file, so a hand-edited or foreign JSON file is one sentence
+    (``domains['3'].config.b_info must be an object``) instead of a KeyError deep inside an operation.
+    An empty object is a host not initialised yet."""
+    if state == {}:
+        return None
+    problem = _field_problem(state, _STATE_FIELDS, "")
+    if problem:
+        return problem
+    for key, dom in state["domains"].items():
+        where = f"domains[{key!r}]."
+        problem = _field_problem(dom, _DOMAIN_FIELDS, where)
+        if problem:
+            return problem
+        for part in ("c_info", "b_info"):
+            if not isinstance(dom["config"].get(part), dict):
+                return f"{where}config.{part} must be an object"
+        if not isinstance(dom["config"]["c_info"].get("name"), str):
+            return f"{where}config.c_info.name must be a string"
+        if not isinstance(dom["config"]["b_info"].get("max_memkb"), int):
+            return f"{where}config.b_info.max_memkb must be an integer"
+    if not all(isinstance(e, dict) and isinstance(e.get("seq"), int) for e in state["events"]):
+        return "events must be objects with an integer seq"
+    return None
+
+
 class _FileStore:
     """The state of ``test:///PATH``: a JSON file, locked and replaced atomically per operation.
 
@@ -398,23 +447,52 @@ class _FileStore:
     call reads the file's first bytes and parses the file again only when another writer replaced
     it. A stamp, not mtime/size/inode, decides, because a file replaced twice within one timestamp
     tick can reuse an inode and a size; a file written before stamps is compared whole.
+
+    ``read_only`` (the verbs that only look: ``plan``, ``list``) never writes: no directory, no lock
+    file, no state file is made, a missing file reads as ``initial`` (the empty host a first write
+    would create), and what a transaction changes (time brought up to date) is kept in memory only.
+    Reading needs no lock, since writers replace the file atomically. Any OSError of the file, the
+    lock or the directory (EROFS, EACCES, ENAMETOOLONG, ENOTDIR, ELOOP, ...) is a ``BackendError``.
     """
 
-    def __init__(self, path: Path, initial: State) -> None:
+    def __init__(self, path: Path, initial: State, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
+        self._initial = initial
         self._lock_path = path.with_name(path.name + ".lock")
         self._thread_lock = threading.RLock()
         self._cache: tuple[bytes, State] | None = None
         #: id(domain record) -> (the record, its '"key": {...}' JSON text), for ``encode``.
         self._fragments: dict[int, tuple[dict[str, Any], str, str]] = {}
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            return
+        with self._host_file("create"):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # mkdir's word for "that is a file": say what is wrong with it
+                not_dir = os.strerror(errno.ENOTDIR)
+                raise NotADirectoryError(errno.ENOTDIR, not_dir, str(path.parent)) from None
         with self.transaction() as state:
             if not state:
                 state.update(initial)
 
     @contextlib.contextmanager
+    def _host_file(self, op: str) -> Iterator[None]:
+        """OSErrors of the state file, its lock or its directory, as one BackendError sentence."""
+        try:
+            yield
+        except OSError as err:
+            where = err.filename or self.path
+            raise BackendError(op, f"simulated host state {where}: {err.strerror or err}",
+                               transient=False) from None
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[State]:
-        with self._thread_lock, open(self._lock_path, "a") as lock:
+        if self.read_only:
+            with self._thread_lock:
+                yield working_copy(self._load() or self._initial)
+            return
+        with self._thread_lock, self._open_lock() as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 before = self._load()
@@ -424,6 +502,10 @@ class _FileStore:
                     self._save(work)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _open_lock(self) -> IO[str]:
+        with self._host_file("lock"):
+            return open(self._lock_path, "a")
 
     def _load(self) -> State:
         try:
@@ -438,8 +520,13 @@ class _FileStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as err:
-            raise BackendError("load", f"simulated host state {self.path} is unreadable: {err}",
-                               transient=False) from err
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+            raise BackendError("load", f"simulated host state {self.path} is unreadable: {reason}",
+                               transient=False) from None
+        problem = shape_problem(state)
+        if problem:
+            raise BackendError("load", f"simulated host state {self.path} is not a simulated host: {problem}",
+                               transient=False)
         self._cache = (self._identity(data), state)
         return state
 
@@ -475,6 +562,10 @@ class _FileStore:
     def _save(self, state: State) -> None:
         state["_generation"] = _uuid.uuid4().hex
         data = self.encode(state)
+        with self._host_file("save"):
+            self._replace(data, state)
+
+    def _replace(self, data: bytes, state: State) -> None:
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -489,12 +580,12 @@ class _FileStore:
     def current(self) -> State:
         """The committed state, shared: callers only read it (the file is replaced atomically)."""
         with self._thread_lock:
-            return self._load()
+            return self._load() or (self._initial if self.read_only else {})
 
     def token(self) -> Any:
         try:
             st = self.path.stat()
-        except FileNotFoundError:
+        except OSError:  # gone, or unreadable now: the next read says why
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
@@ -509,7 +600,7 @@ class SimHost:
                  fail_rate: float = 0.0, latency: float | tuple[float, float] = 0.0,
                  seed: int | None = None, shutdown_delay: float = 0.01, xen_cmdline: str = "",
                  op_log: str | os.PathLike[str] | None = None, clock: Callable[[], float] | None = None,
-                 sleep: Callable[[float], None] | None = None) -> None:
+                 sleep: Callable[[float], None] | None = None, read_only: bool = False) -> None:
         if dom0_memory_kib > total_memory_kib:
             raise ValueError("dom0 memory exceeds the host's total memory")
         self.uri = uri
@@ -527,7 +618,8 @@ class SimHost:
         self._rng = random.Random(seed)
         initial = new_state(total_memory_kib, dom0_memory_kib, nr_cpus)
         self._store: _MemoryStore | _FileStore = (
-            _FileStore(Path(path), initial) if path is not None else _MemoryStore(initial))
+            _FileStore(Path(path), initial, read_only=read_only) if path is not None
+            else _MemoryStore(initial))
         self._callbacks: list[Callable[[DomainEvent], None]] = []
         self._watch_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -572,8 +664,12 @@ class SimHost:
         if self.op_log is None:
             return
         line = json.dumps({"t": self._clock(), "op": op, "domid": domid, "name": name}) + "\n"
-        with open(self.op_log, "a") as out:  # one short append: whole lines even across processes
-            out.write(line)
+        try:
+            with open(self.op_log, "a") as out:  # one short append: whole lines even across processes
+                out.write(line)
+        except OSError as err:  # the change is made: a log that cannot be written must not undo it
+            _log.warning("simulated host op_log not written", op_log=str(self.op_log),
+                         error=err.strerror or str(err))
 
     @staticmethod
     def _record(state: State, kind: str, domid: int, name: str | None, reason: str | None = None) -> None:

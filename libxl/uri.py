@@ -212,8 +212,12 @@ def _ssh_host(uri: str, netloc: str, parts: Any) -> tuple[str, str | None, int |
 
 
 def parse_uri(uri: str) -> ParsedURI:
-    """Check ``uri`` and split it; raises ConfigError naming the bad part."""
-    parts = urlsplit(uri.strip())
+    """Check ``uri`` and split it; raises ConfigError naming the bad part (and nothing else: a URI
+    ``urlsplit`` itself rejects, such as an unclosed ``[`` of an IPv6 host, is a ConfigError too)."""
+    try:
+        parts = urlsplit(uri.strip())
+    except ValueError as err:
+        raise _bad(uri, f"not a URI ({err}): expected {_FORMS}") from None
     scheme = parts.scheme.lower()
     if not scheme:
         raise _bad(uri, f"no scheme: expected {_FORMS}")
@@ -256,18 +260,20 @@ def parse_uri(uri: str) -> ParsedURI:
                      params=_query(uri, parts.query, _TEST_PARAMS))
 
 
-def open_backend(uri: str, *, host: HostSettings | None = None) -> Backend:
+def open_backend(uri: str, *, host: HostSettings | None = None, read_only: bool = False) -> Backend:
     """The host behind a local ``uri``. The real binding is imported only when asked for.
 
     With ``host`` (the host's xl.conf/libxl.conf settings), creating a guest honours its
     ``autoballoon`` (libxl.balloon), for the real and the simulated host alike. Remote URIs have no
-    ``Backend``: the CLI runs its verbs on the remote side (agent.remote).
+    ``Backend``: the CLI runs its verbs on the remote side (agent.remote). ``read_only`` is for the
+    verbs that only look (``plan``, ``list``): a simulated host file is read but never created or
+    written (one that does not exist is an empty host), and no lock file is made beside it.
     """
-    backend = _open(uri)
+    backend = _open(uri, read_only)
     return backend if host is None else AutoballoonBackend(backend, host.autoballoon)
 
 
-def _open(uri: str) -> Backend:
+def _open(uri: str, read_only: bool) -> Backend:
     parsed = parse_uri(uri)
     if parsed.is_remote:
         raise _bad(uri, f"{parsed.driver}+{parsed.transport} URIs serve read-only verbs (list, plan, "
@@ -275,7 +281,7 @@ def _open(uri: str) -> Backend:
     if parsed.driver == "test":
         from libxl.sim import SimHost
         try:
-            return SimHost(uri, path=parsed.path, **parsed.params)
+            return SimHost(uri, path=parsed.path, read_only=read_only, **parsed.params)
         except ValueError as err:
             raise _bad(uri, str(err)) from None
     try:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import build_parser
+from agent.cli import build_parser, verb_parser
 from agent.commands.remote import answer
-from agent.remote import _subparser, forwarded_flags
+from agent.remote import forwarded_flags
 from libxl.errors import BackendUnavailable
 from libxl.remote import PROTOCOL, parse_reply, ssh_argv
 from libxl.uri import SSHOptions, parse_uri
@@ -34,7 +34,7 @@ def test_only_the_flags_the_user_set_are_forwarded() -> None:
     parser = build_parser()
     args = parser.parse_args(["plan", "--uri", "xen+ssh://h/system", "--dir", "d", "--prune", "destroy",
                               "--adopt", "--owner", "ci", "--json", "--config", "/local.toml"])
-    assert forwarded_flags(_subparser(parser, "plan"), args) == [
+    assert forwarded_flags(verb_parser(parser, "plan"), args) == [
         "--prune", "destroy", "--adopt", "--owner", "ci"]  # uri, dir, json and the local config stay here
 
 

@@ -107,22 +107,27 @@ class _Usage(Exception):
 
 def _read(path: str) -> tuple[str, str]:
     """The input's text: a regular file (a FIFO or device is refused unopened) or stdin, at most
-    the size limit desired files have."""
+    the size limit desired files have, strictly UTF-8 (stdin's locale decoding could smuggle in
+    surrogates)."""
     from libxl.formats.domxml import MAX_XML_BYTES
     from libxl.formats.readfile import read_regular
 
+    name = "<stdin>" if path == "-" else path
     try:
         if path == "-":
-            text = sys.stdin.read(MAX_XML_BYTES + 1)
-            if len(text.encode("utf-8")) > MAX_XML_BYTES:
+            raw = getattr(sys.stdin, "buffer", None)  # None: a text stream put there in-process
+            data = (raw.read(MAX_XML_BYTES + 1) if raw is not None
+                    else sys.stdin.read(MAX_XML_BYTES + 1).encode("utf-8", "surrogatepass"))
+            if len(data) > MAX_XML_BYTES:
                 raise ConfigError(f"input is over the {MAX_XML_BYTES} byte limit")
-            return text, "<stdin>"
-        return read_regular(path, MAX_XML_BYTES).decode("utf-8"), path
+        else:
+            data = read_regular(path, MAX_XML_BYTES)
+        return data.decode("utf-8"), name
     except ConfigError as err:
         raise _Usage(f"cannot read {path}: {err.message}") from None
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise _Usage(f"cannot read {path}: {reason}") from None
+        raise _Usage(f"cannot read {name}: {reason}") from None
 
 
 def _secured(dom: Domain, security_info: bool) -> Domain:

@@ -12,10 +12,11 @@ import dataclasses
 import json
 import sys
 
+from agent.errors import report
 from agent.log import configure as configure_logging
 from libxl.backend import Backend, DomainInfo
 from libxl.display import ports_in
-from libxl.errors import BackendError, BackendUnavailable
+from libxl.errors import BackendError, XenReconcileError
 
 #: xl's state letters, in xl's order: running, blocked, paused, shutdown, crashed, dying.
 _STATE_LETTERS = "rbpscd"
@@ -64,13 +65,15 @@ def with_display_ports(backend: Backend, domains: list[DomainInfo]) -> list[Doma
 
 
 def open_backend(uri: str) -> Backend:
-    """Imported late: ``xen:///system`` loads the native binding only when asked for."""
+    """Imported late: ``xen:///system`` loads the native binding only when asked for. Read-only:
+    listing a simulated host that was never created shows an empty host and creates nothing."""
     from libxl.uri import open_backend as open_uri
 
-    return open_uri(uri)
+    return open_uri(uri, read_only=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    """A bad URI, an unreachable or unreadable host: one line (agent.errors), status 1."""
     # stdout is the table (or JSON): libxl's own warnings go to stderr, its chatter nowhere.
     configure_logging(level="warning", stream=sys.stderr)
     try:
@@ -79,9 +82,8 @@ def run(args: argparse.Namespace) -> int:
             domains = with_display_ports(backend, backend.list_domains())
         finally:
             backend.close()
-    except (BackendError, BackendUnavailable) as err:
-        print(f"xenreconcile list: {err}", file=sys.stderr)
-        return 1
+    except XenReconcileError as err:
+        return report("list", err)
     sys.stdout.write(format_json(domains) if args.json else format_table(domains))
     return 0
 

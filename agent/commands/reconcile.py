@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
+from agent.errors import CommandError
 from libxl.backend import Backend
-from libxl.errors import XenReconcileError, safe
+from libxl.errors import safe
 from libxl.hostconf import with_host_cpus
 from reconcilers import plan as pl
 from reconcilers.apply import Reconciler, Result
@@ -70,20 +71,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     apply.set_defaults(func=run_apply)
 
 
-def _reconciler(args: argparse.Namespace) -> Reconciler:
+def _reconciler(args: argparse.Namespace, *, read_only: bool) -> Reconciler:
+    """``read_only`` (plan): a simulated host that does not exist yet is seen empty, not created."""
     from libxl.uri import open_backend  # late: xen:/// loads the native binding only when asked for
 
     policy = Policy(prune=args.prune, restart=args.restart, allow_empty=args.allow_empty, adopt=args.adopt,
                     shutdown_timeout=args.shutdown_timeout, owner=args.owner)
     # The agent's host settings: a create here balloons dom0 (or refuses) as the agent would.
-    return Reconciler(open_backend(args.uri, host=_settings(args).host_settings()), policy, args.state_dir)
+    backend = open_backend(args.uri, host=_settings(args).host_settings(), read_only=read_only)
+    return Reconciler(backend, policy, args.state_dir)
 
 
 def _settings(args: argparse.Namespace) -> AgentConfig:
     try:
         return load_config(args.config)
     except AgentConfigError as err:
-        raise ValueError(str(err)) from None
+        raise CommandError(str(err)) from None
 
 
 def _desired(args: argparse.Namespace, backend: Backend) -> DesiredSet:
@@ -129,20 +132,13 @@ def _restart_required(notes: list[pl.Note]) -> bool:
     return any(n.kind == pl.RESTART_REQUIRED for n in notes)
 
 
-def _fail(verb: str, err: Exception) -> int:
-    print(safe(f"xenreconcile {verb}: {err}"), file=sys.stderr)
-    return EXIT_ERROR
-
-
 def run_plan(args: argparse.Namespace) -> int:
+    """Errors (a bad URI or setting, an unreachable host) go to agent.cli's one error path: status 1."""
+    reconciler = _reconciler(args, read_only=True)
     try:
-        reconciler = _reconciler(args)
-        try:
-            result = reconciler.plan(_desired(args, reconciler.backend))
-        finally:
-            reconciler.backend.close()
-    except (XenReconcileError, ValueError) as err:
-        return _fail("plan", err)
+        result = reconciler.plan(_desired(args, reconciler.backend))
+    finally:
+        reconciler.backend.close()
     sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n" if args.json else format_plan(result))
     if _blocked(result.notes):
         return EXIT_ERROR
@@ -155,17 +151,14 @@ def _result_json(result: Result) -> dict[str, Any]:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    try:
-        with StateDir(args.state_dir).exclusive():  # never beside a running agent on the same host
-            reconciler = _reconciler(args)
-            try:
-                desired = _desired(args, reconciler.backend)
-                results = reconciler.reconcile_all(desired)
-                after = reconciler.plan(desired)
-            finally:
-                reconciler.backend.close()
-    except (XenReconcileError, ValueError) as err:
-        return _fail("apply", err)
+    with StateDir(args.state_dir).exclusive():  # never beside a running agent on the same host
+        reconciler = _reconciler(args, read_only=False)
+        try:
+            desired = _desired(args, reconciler.backend)
+            results = reconciler.reconcile_all(desired)
+            after = reconciler.plan(desired)
+        finally:
+            reconciler.backend.close()
     failed = [r for r in results if not r.ok]
     if args.json:
         sys.stdout.write(json.dumps({"results": [_result_json(r) for r in results],

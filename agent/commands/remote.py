@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, AgentConfigError, load_config
+from agent.errors import CommandError, describe, one_line
+from agent.replies import status_url
 from libxl.errors import ConfigError
 from libxl.remote import PROTOCOL, REMOTE_VERB
 from libxl.uri import parse_uri
@@ -53,7 +55,10 @@ def _write_files(files: Any, directory: Path) -> None:
             data = base64.b64decode(str(content), validate=True)
         except (binascii.Error, ValueError):
             raise _Refused(f"desired file {name!r} is not base64") from None
-        (directory / name).write_bytes(data)
+        try:
+            (directory / name).write_bytes(data)
+        except OSError as err:  # ENAMETOOLONG, a name the filesystem refuses, a full disk
+            raise _Refused(f"cannot take desired file {name!r}: {err.strerror or err}") from None
 
 
 def _agent_settings(request: dict[str, Any]) -> AgentConfig:
@@ -100,7 +105,37 @@ def _argv(request: dict[str, Any], directory: Path) -> list[str]:
     if verb == "plan":
         _write_files(request.get("files", {}), directory)
         argv += ["--dir", str(directory)]
+    _confine(argv, uri=argv[argv.index("--uri") + 1] if SERVED_VERBS[verb] else None,
+             config=request.get("config") if verb == "plan" else None)
     return argv
+
+
+def _confine(argv: list[str], *, uri: str | None, config: Any) -> None:
+    """Refuse caller flags that would leave this host: ``_remote`` is a confinement boundary.
+
+    The caller's flags are parsed as the verb will parse them (argparse accepts ``--ur=`` for
+    ``--uri``, so no string match would do): the URI and the settings file must still be the ones
+    chosen here (a ``--uri xen+ssh://`` would be a second hop, a ``--config`` a file of the
+    caller's choosing), and ``status --url`` may only name this host's own agent on loopback over
+    http (not ``file://``, not another host)."""
+    from agent.cli import build_parser  # late: agent.cli imports this module while building its parser
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            parsed = build_parser().parse_args(argv)
+        except SystemExit:
+            return  # a flag argparse refuses: _run reports argparse's own words
+    if getattr(parsed, "uri", None) != uri:
+        raise _Refused(f"--uri {parsed.uri!r}: the URI travels in the request, never in argv "
+                       "(no second hop)")
+    chosen = getattr(parsed, "config", None)
+    if (str(chosen) if chosen is not None else None) != (str(config) if config else None):
+        raise _Refused("--config: the settings file travels in the request, never in argv")
+    if parsed.command == "status":
+        try:
+            status_url(parsed.url, loopback_only=True)
+        except CommandError as err:
+            raise _Refused(str(err)) from None
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
@@ -118,7 +153,7 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 
 def _refusal(problem: str) -> dict[str, Any]:
     return {"protocol": PROTOCOL, "exit": 1, "stdout": "",
-            "stderr": f"xenreconcile {REMOTE_VERB}: {problem}\n"}
+            "stderr": f"xenreconcile {REMOTE_VERB}: {one_line(problem)}\n"}
 
 
 def answer(request: Any) -> dict[str, Any]:
@@ -131,6 +166,8 @@ def answer(request: Any) -> dict[str, Any]:
             argv = _argv(request, Path(tmp))
         except _Refused as err:
             return _refusal(str(err))
+        except Exception as err:  # noqa: BLE001 (a request this side did not foresee: still one line)
+            return _refusal(describe(err))
         code, out, err = _run(argv)
     label = str(request.get("dir") or "").rstrip("/")
     if label:

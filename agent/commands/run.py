@@ -21,16 +21,20 @@ from typing import Any
 from agent import log as agentlog
 from agent.commands.hosts import domain_rows, with_display_ports
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
+from agent.errors import CommandError
 from agent.loop import Controller
 from agent.metrics import AgentMetrics, Endpoints, MetricsServer
+from agent.replies import status_document, status_url
 from agent.socket_api import AgentSocket
 from agent.systemd import Notifier
 from libxl.backend import Backend
 from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError, safe
-from libxl.uri import open_backend
+from libxl.uri import open_backend, parse_uri
 from reconcilers.state import StateDir, StateError
 
 DEFAULT_STATUS_URL = f"http://{AgentConfig().metrics_listen}"
+#: The largest /status reply read (10,000 guests make about 5 MiB); a bigger one is not an agent's.
+MAX_STATUS_BYTES = 64 << 20
 #: Short flags for the settings people type most.
 _ALIASES = {"desired_dir": ["--dir"]}
 
@@ -187,14 +191,22 @@ def format_status(doc: dict[str, Any]) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    url = args.url.rstrip("/") + "/status"
+    """Errors (a bad --url or --uri, no agent there, a reply that is not a status document) go to
+    agent.cli's one error path: one line, status 1."""
+    if args.uri is not None:  # agent.remote.dispatch serves the remote ones: never fall back to --url
+        parse_uri(args.uri)  # a bad URI is a ConfigError naming the bad part
+        raise CommandError(f"--uri {args.uri!r}: status asks xen+ssh://[user@]host/system or "
+                           "xen+unix:///system; a local agent's HTTP address is --url")
+    url = status_url(args.url).rstrip("/") + "/status"
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:
-            doc = json.load(resp)
+            body = resp.read(MAX_STATUS_BYTES + 1)
+        if len(body) > MAX_STATUS_BYTES:
+            raise CommandError(f"{url}: reply over {MAX_STATUS_BYTES >> 20} MiB: not an agent's status")
+        doc = status_document(json.loads(body), url)
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", err)
-        print(f"xenreconcile status: cannot read {url}: {reason}", file=sys.stderr)
-        return 1
+        raise CommandError(f"cannot read {url}: {reason}") from None
     if args.json:
         json.dump(doc, sys.stdout, indent=2, sort_keys=True)
         print()

@@ -14,11 +14,13 @@ reads leniently or ignores) go to stderr and do not fail the check.
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
+from agent.errors import describe, one_line
 from libxl.errors import ConfigError, safe
 from libxl.formats.load import is_desired_name, read_desired_bytes
 from reconcilers.desired import DesiredDomain, parse_desired_file
@@ -34,17 +36,33 @@ class Report:
     warnings: list[str] = field(default_factory=list)
 
 
+def _cannot(path: Path, err: OSError) -> str:
+    return f"{path}: {(err.strerror or str(err)).lower()}"
+
+
 def collect(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    """Files named on the command line, plus the desired-state files directly inside directories."""
+    """Files named on the command line, plus the desired-state files directly inside directories.
+
+    A path that cannot be looked at (missing, too long, a symlink loop, a file used as a directory,
+    no permission) is one problem line with the system's reason, and the other paths still count."""
     files: list[Path] = []
     problems: list[str] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if is_desired_name(p.name) and not p.is_dir()))
-        elif path.exists():
+        try:
+            is_dir = stat.S_ISDIR(path.stat().st_mode)
+            entries = sorted(path.iterdir()) if is_dir else [path]
+        except OSError as err:
+            problems.append(_cannot(path, err))
+            continue
+        if not is_dir:
             files.append(path)
-        else:
-            problems.append(f"{path}: no such file or directory")
+            continue
+        for entry in entries:
+            try:
+                if is_desired_name(entry.name) and not entry.is_dir():
+                    files.append(entry)
+            except OSError as err:  # e.g. EACCES: a directory readable but not searchable
+                problems.append(_cannot(entry, err))
     return files, problems
 
 
@@ -71,16 +89,19 @@ def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Repor
     for path in files:
         try:  # read once (a regular file only, bounded); parse and policy see the same bytes
             data = read_desired_bytes(path)
+            result = parse_desired_file(path, data, "", None)
+            if isinstance(result, ConfigError):
+                refused = [str(result)]
+            else:
+                refused = _policy_lines(path, data, result, security) if security is not None else []
         except ConfigError as err:
-            problems.append(str(err.located(str(path))))
-            continue
-        result = parse_desired_file(path, data, "", None)
-        if isinstance(result, ConfigError):
-            problems.append(str(result))
-            continue
-        refused = _policy_lines(path, data, result, security) if security is not None else []
+            refused = [str(err.located(str(path)))]
+        except OSError as err:
+            refused = [_cannot(path, err)]
+        except Exception as err:  # noqa: BLE001 (a bug met in one file must not hide the others)
+            refused = [f"{path}: {describe(err)}"]
         if refused:
-            problems.extend(refused)
+            problems.extend(one_line(line) for line in refused)
             continue
         valid[path] = result
         warnings.extend(f"{w} (warning)" for w in result.warnings)

@@ -40,7 +40,7 @@ from libxl.frontends.xldevices import put as _put
 from libxl.frontends.xldevices import tokens as _tokens
 from libxl.frontends.xlvalues import XlValues
 from libxl.hostconf import HostSettings
-from libxl.model import canonical_uuid
+from libxl.model import NIL_UUID_REFUSAL, canonical_uuid, is_nil_uuid
 
 JSON = dict[str, Any]
 
@@ -225,6 +225,8 @@ class _Reader:
                 c["uuid"] = canonical_uuid(uuid)
             except ValueError:
                 raise self.refuse("uuid", f"failed to parse UUID {uuid!r}") from None
+            if is_nil_uuid(c["uuid"]):
+                raise self.refuse("uuid", NIL_UUID_REFUSAL)
         c["run_hotplug_scripts"] = "True"  # xl's default; xl.conf may say otherwise (lay_host_under)
         self.defbool(c, "oos", "oos")
         self.string(c, "pool_name", "pool")
