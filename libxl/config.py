@@ -23,6 +23,7 @@ from libxl.formats.diskspec import network_target
 from libxl.formats.vifspec import DEFAULT_RATE_INTERVAL_USECS, parse_vif_rate
 from libxl.model import (
     CPU,
+    MAX_CPU_ID,
     NIL_UUID_REFUSAL,
     CharDev,
     Disk,
@@ -32,6 +33,7 @@ from libxl.model import (
     PCIAddress,
     Video,
     is_nil_uuid,
+    too_many_vcpus,
 )
 from libxl.unbuildable import check_buildable
 
@@ -39,12 +41,6 @@ JSON = dict[str, Any]
 
 TRUE, FALSE = "True", "False"
 
-#: Xen's limits on one domain's vcpus, checked before anything is sized by them: HVM_MAX_VCPUS
-#: (public/hvm/hvm_info_table.h) for HVM and PVH guests, x86's MAX_VIRT_CPUS for PV guests.
-HVM_MAX_VCPUS = 128
-PV_MAX_VCPUS = 8192
-#: Xen's NR_CPUS is at most 4095 on x86 (its Kconfig range): no physical cpu has a higher id.
-MAX_CPU_ID = 4094
 #: libvirt's lifecycle actions -> libxl_action_on_shutdown (``destroy`` is libxl's default).
 _ACTIONS = {
     "destroy": None, "restart": "restart", "preserve": "preserve",
@@ -454,10 +450,9 @@ def _build_info(dom: Domain) -> JSON:
         raise ConfigError("the domain needs a positive <memory>", element="<memory>")
     if dom.vcpu.count <= 0:
         raise ConfigError("the domain needs at least one vcpu", element="<vcpu>")
-    limit = PV_MAX_VCPUS if kind == "pv" else HVM_MAX_VCPUS
-    if dom.vcpu.count > limit:  # before avail_vcpus is built from it
-        raise ConfigError(f"{dom.vcpu.count} vcpus: Xen allows at most {limit} for {kind.upper()} guests",
-                          element="<vcpu>")
+    too_many = too_many_vcpus(dom.vcpu.count, kind)
+    if too_many:  # before avail_vcpus is built from it
+        raise ConfigError(too_many, element="<vcpu>")
     online = dom.online_vcpus
     if not 0 < online <= dom.vcpu.count:
         raise ConfigError(f"current vcpus {online} not within 1..{dom.vcpu.count}", element="<vcpu current>")

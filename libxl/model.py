@@ -71,6 +71,20 @@ def canonical_uuid(text: str) -> str:
     return str(_uuid.UUID(raw))
 
 
+#: Xen's limits on one domain's vcpus, checked before anything is sized by them (both front ends):
+#: HVM_MAX_VCPUS (public/hvm/hvm_info_table.h) for HVM and PVH guests, x86's MAX_VIRT_CPUS for PV.
+HVM_MAX_VCPUS = 128
+PV_MAX_VCPUS = 8192
+#: Xen's NR_CPUS is at most 4095 on x86 (its Kconfig range): no physical cpu has a higher id.
+MAX_CPU_ID = 4094
+
+
+def too_many_vcpus(count: int, kind: str) -> str | None:
+    """Why ``count`` vcpus are refused for a guest of libxl type ``kind`` (pv, pvh, hvm), or None."""
+    limit = PV_MAX_VCPUS if kind == "pv" else HVM_MAX_VCPUS
+    return f"{count} vcpus: Xen allows at most {limit} for {kind.upper()} guests" if count > limit else None
+
+
 #: libxl reads the nil uuid as "none" and makes up a random one: the guest would come back with a
 #: new uuid on every create, and the agent would re-create it on every restart.
 NIL_UUID_REFUSAL = ("the all-zero uuid means 'no uuid' to libxl, which would give the guest a new random "
@@ -452,7 +466,8 @@ class Domain:
 
 __all__ = [
     "XEN_NS", "XR_NS", "CPUSET", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "RUN_STRATEGIES",
-    "DEFAULT_RUN_STRATEGY", "MAX_KIB", "NIL_UUID_REFUSAL", "is_nil_uuid", "ConfigError",
+    "DEFAULT_RUN_STRATEGY", "MAX_KIB", "NIL_UUID_REFUSAL", "is_nil_uuid", "HVM_MAX_VCPUS", "PV_MAX_VCPUS",
+    "MAX_CPU_ID", "too_many_vcpus", "ConfigError",
     "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu", "VcpuPin",
     "Hyperv", "Features", "CpuFeature", "NumaCell", "CPU", "Timer", "Clock", "DiskHost", "Disk",
     "IPAddress", "Interface", "CharDev", "Input", "Listen", "Graphics", "Sound", "Video",

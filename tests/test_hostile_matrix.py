@@ -263,6 +263,24 @@ DESIRED_CLASSES = [
     DesiredClass("all-zero-uuid", "zero.cfg",
                  _text('name = "zero"\nuuid = "00000000-0000-0000-0000-000000000000"\nmemory = 64\n'
                        'kernel = "/boot/vmlinuz"\n'), "the all-zero uuid", convert=0),
+    # The classes the other findings of the red-team pass fixed, added after the merge:
+    DesiredClass("fifo", "fifo.xml", os.mkfifo, "not a regular file", convert=2, sendable=False),
+    DesiredClass("symlink-to-root-only-file", "shadow.cfg", lambda p: p.symlink_to("/etc/shadow"),
+                 "syntax error near"),
+    DesiredClass("chardev-file-serial", "serial.cfg",
+                 _text('name = "serial"\nmemory = 64\ntype = "hvm"\nserial = "file:/etc/cron.d/x"\n'),
+                 "outside allowed_chardev_dirs", convert=0),
+    DesiredClass("doctype-internal-subset", "dtd.xml",
+                 _text("<!DOCTYPE domain [<!ATTLIST serial type CDATA 'file'>]><domain type='xen'>"
+                       "<name>dtd</name><memory>65536</memory><os><type>xen</type><kernel>/k</kernel></os>"
+                       "</domain>"), "internal subset"),
+    DesiredClass("huge-vcpus", "huge.cfg",
+                 _text('name = "huge"\nmemory = 64\nkernel = "/k"\nvcpus = 300000000\n'),
+                 "Xen allows at most", convert=0),
+    DesiredClass("password-in-error", "pw.xml",
+                 _text("<domain type='xen'><name>pw</name><memory>65536</memory><os><type>hvm</type></os>"
+                       "<devices><graphics type='vnc' passwd='SECRETPW' port='99999'/></devices></domain>"),
+                 "passwd='***' port='99999'"),
 ]
 
 

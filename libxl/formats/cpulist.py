@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from libxl.model import MAX_CPU_ID
+
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 
 
@@ -33,7 +35,11 @@ def parse_xl_cpus(text: str, max_cpus: int | None, all_count: int | None = None)
         m = _RANGE.fullmatch(body)
         if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
             raise ValueError(f"invalid cpu range {item!r}")
-        span = set(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
+        first, last = int(m.group(1)), int(m.group(2) or m.group(1))
+        top = max_cpus - 1 if max_cpus is not None else MAX_CPU_ID
+        if max_cpus is None and last > MAX_CPU_ID:  # before the range is expanded
+            raise ValueError(f"cpu {last} does not exist: Xen has at most {MAX_CPU_ID + 1} cpus (NR_CPUS)")
+        span = set(range(first, min(last, top) + 1))  # libxl's bitmap drops the bits past the host's
         cpus = cpus - span if negate else cpus | span
     return sorted(c for c in cpus if max_cpus is None or c < max_cpus)
 

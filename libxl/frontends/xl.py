@@ -40,7 +40,7 @@ from libxl.frontends.xldevices import put as _put
 from libxl.frontends.xldevices import tokens as _tokens
 from libxl.frontends.xlvalues import XlValues
 from libxl.hostconf import HostSettings
-from libxl.model import NIL_UUID_REFUSAL, canonical_uuid, is_nil_uuid
+from libxl.model import NIL_UUID_REFUSAL, canonical_uuid, is_nil_uuid, too_many_vcpus
 
 JSON = dict[str, Any]
 
@@ -248,9 +248,13 @@ class _Reader:
     def vcpus(self) -> None:
         v, b = self.v, self.b
         vcpus = v.long("vcpus")
+        maxvcpus = v.long("maxvcpus")
+        for key, count in (("vcpus", vcpus), ("maxvcpus", maxvcpus)):
+            too_many = too_many_vcpus(count or 0, self.kind)
+            if too_many:  # before anything is sized by it (300000000 would take gigabytes)
+                raise self.refuse(key, too_many)
         if vcpus is not None:
             b["avail_vcpus"] = list(range(max(vcpus, 0)))
-        maxvcpus = v.long("maxvcpus")
         if maxvcpus is not None:
             b["max_vcpus"] = maxvcpus
         vuart = v.string("vuart")
