@@ -346,11 +346,28 @@ def s_install_deb(e: E2E) -> str:
             f"in its journal; xenreconcile-guests {guests}")
 
 
+#: The host's network and disks as a unit, so they are there again after a reboot, before xendomains
+#: and the agent start (a real host's ifupdown or networkd and its storage do the same).
+HOST_UNIT = f"""[Unit]
+Description=e2e host: bridge {BRIDGE} and the loop devices the guests use
+Before=xendomains.service xenreconcile.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'ip link add {BRIDGE} type bridge; ip link set {BRIDGE} up; \
+losetup /dev/loop0 {GUEST_DIR}/disk1.img; losetup /dev/loop1 {GUEST_DIR}/disk2.img; true'
+[Install]
+WantedBy=multi-user.target
+"""
+
+
 def s_host_setup(e: E2E) -> str:
     """The bridge, the loop devices, the desired directory, and a guest made by hand with ``xl``."""
     d = e.d
-    d.check(f"ip link add {BRIDGE} type bridge && ip link set {BRIDGE} up")
-    d.check(f"losetup /dev/loop0 {GUEST_DIR}/disk1.img && losetup /dev/loop1 {GUEST_DIR}/disk2.img")
+    d.write("/etc/systemd/system/xr-e2e-host.service", HOST_UNIT)
+    d.check("systemctl daemon-reload && systemctl enable --now xr-e2e-host.service", 120)
+    d.check(f"test -d /sys/class/net/{BRIDGE}/bridge && losetup /dev/loop0 | grep -q disk1.img "
+            f"&& losetup /dev/loop1 | grep -q disk2.img")
     d.check(f"mkdir -p {DESIRED} {STATE_DIR}")
     d.write("/root/handmade.cfg", xl_cfg("e2e-handmade"))
     d.check("xl create /root/handmade.cfg")
@@ -411,6 +428,53 @@ def s_unit_cycle(e: E2E) -> str:
     if after != before or not_running:
         raise ScenarioFailed(f"domids {before} became {after}; not running: {not_running}")
     return f"pid {pid} kept over reload, {restarted} after restart, stopped; domids {after} throughout"
+
+
+def _usec(text: str) -> float:
+    """Seconds from a ``systemctl show`` time span such as ``1min 30s`` or ``90s``."""
+    units = {"min": 60.0, "ms": 0.001, "us": 0.000001, "s": 1.0, "h": 3600.0}
+    total = 0.0
+    for part in text.split():
+        number = part.rstrip("abcdefghijklmnopqrstuvwxyz")
+        total += float(number) * units[part[len(number):]]
+    return total
+
+
+def s_unready_guest(e: E2E) -> str:
+    """A guest that cannot be created (more memory than the host has) beside good ones: the first
+    full reconcile still completes, so the unit becomes active (READY=1) and systemd never restarts
+    it, over twice the unit's start timeout."""
+    d = e.d
+    big = xl_cfg("e2e-big").replace("memory = 128", "memory = 65536")
+    d.write(f"{DESIRED}/e2e-big.cfg", big)
+    d.write(f"{DESIRED}/e2e-ok.cfg", xl_cfg("e2e-ok"))
+    before = {n: e.domid(n) for n in ("e2e-xml", "e2e-cfg")}
+    timeout = _usec(e.unit("TimeoutStartUSec")["TimeoutStartUSec"])
+    restarts = e.unit("NRestarts")["NRestarts"]
+    start = time.monotonic()
+    try:
+        e.start_agent()
+        ready_s = time.monotonic() - start
+        pid = e.agent_pid()
+        e.wait("e2e-ok running", lambda: e.running("e2e-ok"))
+        time.sleep(max(0.0, 2 * timeout - (time.monotonic() - start)))
+        unit = e.unit("ActiveState", "SubState", "StatusText", "NRestarts", "MainPID")
+        big_state = e.status_state("e2e-big")
+        big_domid = e.domid("e2e-big")
+        after = {n: e.domid(n) for n in ("e2e-xml", "e2e-cfg")}
+    finally:
+        d.check(f"rm -f {DESIRED}/e2e-big.cfg {DESIRED}/e2e-ok.cfg")
+        d.sh("xl destroy e2e-ok", 60)
+    if unit.get("ActiveState") != "active" or unit.get("MainPID") != str(pid) \
+            or unit.get("NRestarts") != restarts:
+        raise ScenarioFailed(f"{2 * timeout:.0f} s after the start (pid {pid}, NRestarts was {restarts}): "
+                             f"{unit}\n{e.agent_log_tail()}")
+    if big_domid is not None or big_state in (None, "in-sync"):
+        raise ScenarioFailed(f"e2e-big: domid {big_domid}, agent state {big_state!r}")
+    if after != before:
+        raise ScenarioFailed(f"the good guests were touched: {before} -> {after}")
+    return (f"active {ready_s:.0f} s after the restart, same pid {pid} and NRestarts {restarts} "
+            f"{2 * timeout:.0f} s on; e2e-big {big_state}; StatusText {unit.get('StatusText')!r}")
 
 
 def s_disk_add(e: E2E) -> str:
@@ -520,6 +584,31 @@ def s_death_event(e: E2E) -> str:
                  lambda: next((d for d in [e.running("e2e-cfg")] if d not in (None, domid)), None),
                  interval=0.5)
     return f"domid {domid} -> {new} in {time.monotonic() - start:.1f} s"
+
+
+SAVE_IMAGE = "/var/lib/xen/save/e2e-cfg.manual"
+
+
+def s_xl_save(e: E2E) -> str:
+    """``xl save`` by hand: the agent records the departure (status ``saved``) and creates no second
+    copy from the unchanged file; ``xl restore`` brings the guest back and the agent owns it again."""
+    d = e.d
+    domid = e.domid("e2e-cfg")
+    d.check(f"mkdir -p /var/lib/xen/save && xl save e2e-cfg {SAVE_IMAGE}", 300)
+    try:
+        e.wait_state("e2e-cfg", "saved")
+        time.sleep(10)
+        copy = e.domid("e2e-cfg")
+        if copy is not None:
+            raise ScenarioFailed(f"a second e2e-cfg (domid {copy}) appeared after `xl save`")
+        d.check(f"xl restore {SAVE_IMAGE}", 300)
+        new = int(e.wait("e2e-cfg running after `xl restore`", lambda: e.running("e2e-cfg")))
+        e.wait_state("e2e-cfg", "in-sync")
+        time.sleep(5)
+        e.expect_same_domid("e2e-cfg", new)
+    finally:
+        d.sh(f"rm -f {SAVE_IMAGE}", 30)
+    return f"domid {domid} saved, status saved, no copy in 10 s; restored as domid {new}, in-sync"
 
 
 def s_sigkill(e: E2E) -> str:
@@ -714,6 +803,94 @@ def s_handmade_untouched(e: E2E) -> str:
     return f"domid {e.handmade_domid} unchanged and running"
 
 
+CLEAN = "XR-E2E-GUEST-CLEAN-SHUTDOWN"
+TICK = "XR-E2E-GUEST-TICK"
+REBOOT_GUESTS = ("e2e-xml", "e2e-r1")
+
+
+def _console_count(e: E2E, name: str, pattern: str) -> int:
+    res = e.d.sh(f"grep -c {pattern} /var/log/xen/console/guest-{name}.log", 30)
+    return int(res.out.strip()) if res.out.strip().isdigit() else 0
+
+
+def _last_tick(e: E2E, name: str) -> int:
+    out = e.d.sh(f"grep {TICK} /var/log/xen/console/guest-{name}.log | tail -1", 30).out.split()
+    return int(out[-1]) if out and out[-1].isdigit() else 0
+
+
+@dataclass
+class GuestSeen:
+    """What a reboot scenario compares across the reboot, per guest."""
+    domid: int | None
+    markers: int
+    clean: int
+    tick: int
+
+
+def _seen(e: E2E) -> dict[str, GuestSeen]:
+    return {n: GuestSeen(e.domid(n), e.markers(n), _console_count(e, n, CLEAN), _last_tick(e, n))
+            for n in REBOOT_GUESTS}
+
+
+def _reboot(e: E2E, **policy: str) -> tuple[dict[str, GuestSeen], float]:
+    """Both guests up under ``policy``, then ``systemctl reboot`` of dom0 and its boot on the same
+    disk; returns what was seen just before and the seconds until the agent was ready again."""
+    e.d.write(f"{DESIRED}/e2e-r1.cfg", xl_cfg("e2e-r1"))
+    e.start_agent(**policy)
+    for name in REBOOT_GUESTS:
+        e.wait_guest_up(name)
+    before = _seen(e)
+    e.agent_expected = False
+    e.d.sh("sync", 60)
+    start = time.monotonic()
+    e.d.reboot(BOOT_AFTER_REBOOT)
+    e.wait_ready("after the reboot")
+    e.agent_expected = True
+    return before, time.monotonic() - start
+
+
+#: QEMU's exit after ``systemctl reboot`` plus a boot, under TCG on a loaded machine.
+BOOT_AFTER_REBOOT = 900.0
+
+
+def s_reboot_shutdown(e: E2E) -> str:
+    """``on_host_shutdown = "shutdown"``: at ``systemctl reboot`` xenreconcile-guests shuts every
+    owned guest down cleanly (its init prints the clean-shutdown line on its console); at boot the
+    agent creates them again."""
+    before, took = _reboot(e, on_host_shutdown="shutdown")
+    for name in REBOOT_GUESTS:
+        e.wait_guest_up(name, before[name].markers)
+    after = _seen(e)
+    not_clean = [n for n in REBOOT_GUESTS if after[n].clean <= before[n].clean]
+    if not_clean:
+        guests_log = e.d.sh("journalctl -b -1 -u xenreconcile-guests -o cat --no-pager", 30).out
+        raise ScenarioFailed(f"no clean-shutdown line on the console of {not_clean}; "
+                             f"xenreconcile-guests at the reboot:\n{guests_log[-800:]}")
+    e.figures["reboot_shutdown_ready_s"] = took
+    domids = [(before[n].domid, after[n].domid) for n in REBOOT_GUESTS]
+    return (f"domids (before, after) {domids}; each shut down cleanly and booted again; "
+            f"agent ready {took:.0f} s after the request")
+
+
+def s_reboot_save(e: E2E) -> str:
+    """``on_host_shutdown = "save"``: the guests are saved at the reboot and restored at boot, so
+    the counter each keeps in memory goes on from where it was, and none boots again."""
+    before, took = _reboot(e, on_host_shutdown="save")
+    for name in REBOOT_GUESTS:
+        e.wait(f"{name} running after the restore", lambda n=name: e.running(n))
+        e.wait(f"{name}'s counter going on after the restore",
+               lambda n=name: _last_tick(e, n) > before[n].tick + 10, timeout=180)
+    after = _seen(e)
+    rebooted = [n for n in REBOOT_GUESTS if after[n].markers != before[n].markers]
+    if rebooted:
+        raise ScenarioFailed(f"booted again instead of restored: {rebooted}")
+    e.wait_state("e2e-r1", "in-sync")
+    e.figures["reboot_save_ready_s"] = took
+    return (f"counters {[before[n].tick for n in REBOOT_GUESTS]} before the reboot went on to "
+            f"{[after[n].tick for n in REBOOT_GUESTS]} with no new boot; domids "
+            f"{[after[n].domid for n in REBOOT_GUESTS]}; agent ready {took:.0f} s after the request")
+
+
 INSTALL = "installed from the .deb, started by systemd"
 AGENT = (INSTALL, "host setup", "create from domain XML")
 SCENARIOS = [
@@ -724,6 +901,8 @@ SCENARIOS = [
     Scenario("status in-sync after create", s_in_sync, (*AGENT, "create from xl.cfg")),
     Scenario("unit: reload, restart and stop leave guests running", s_unit_cycle,
              (*AGENT, "create from xl.cfg")),
+    Scenario("unit: a guest that cannot be created does not block readiness", s_unready_guest,
+             (*AGENT, "create from xl.cfg")),
     Scenario("disk hot-plug", s_disk_add, AGENT),
     Scenario("disk unplug", s_disk_remove, AGENT),
     Scenario("nic hot-plug on a bridge", s_nic_add, AGENT),
@@ -732,6 +911,7 @@ SCENARIOS = [
     Scenario("kernel change, restart=always", s_kernel_always, AGENT),
     Scenario("broken file leaves the guest", s_broken_file, (*AGENT, "create from xl.cfg")),
     Scenario("xl destroy -> recreated by death event", s_death_event, (*AGENT, "create from xl.cfg")),
+    Scenario("xl save is not undone", s_xl_save, (*AGENT, "create from xl.cfg")),
     Scenario("SIGKILL mid-way, restart converges", s_sigkill, AGENT),
     Scenario("create cut short before xenstore named it", s_create_cut_short, AGENT),
     Scenario("prune=destroy on file delete", s_prune_destroy, AGENT),
@@ -739,6 +919,9 @@ SCENARIOS = [
     Scenario("metrics show the actions", s_metrics, AGENT),
     Scenario("list_domains cost", s_list_cost, (INSTALL,)),
     Scenario("hand-made domain never touched", s_handmade_untouched, ("host setup",)),
+    # Last: each reboots dom0.
+    Scenario("host reboot: guests shut down cleanly and come back", s_reboot_shutdown, AGENT),
+    Scenario("host reboot: guests saved and restored", s_reboot_save, AGENT),
 ]
 
 
