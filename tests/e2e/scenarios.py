@@ -857,6 +857,9 @@ def s_reboot_shutdown(e: E2E) -> str:
     """``on_host_shutdown = "shutdown"``: at ``systemctl reboot`` xenreconcile-guests shuts every
     owned guest down cleanly (its init prints the clean-shutdown line on its console); at boot the
     agent creates them again."""
+    # The hand-over scenario's guests: xendomains starts them at this boot, from /etc/xen/auto.
+    for name in HANDOVER_GUESTS:
+        e.d.write(f"/etc/xen/auto/{name}.cfg", xl_cfg(name))
     before, took = _reboot(e, on_host_shutdown="shutdown")
     for name in REBOOT_GUESTS:
         e.wait_guest_up(name, before[name].markers)
@@ -870,6 +873,37 @@ def s_reboot_shutdown(e: E2E) -> str:
     domids = [(before[n].domid, after[n].domid) for n in REBOOT_GUESTS]
     return (f"domids (before, after) {domids}; each shut down cleanly and booted again; "
             f"agent ready {took:.0f} s after the request")
+
+
+HANDOVER_GUESTS = ("e2e-h1", "e2e-h2")
+
+
+def s_handover(e: E2E) -> str:
+    """README "Moving a host from xendomains or libvirt" on guests xendomains started at boot from
+    /etc/xen/auto: a desired file each, `plan` says Unowned, the units enabled, `adopt`, xendomains
+    retired; no guest is stopped (same domids) and the agent owns them (in-sync)."""
+    d = e.d
+    domids = {n: int(e.wait(f"{n} started by xendomains at boot", lambda n=n: e.running(n)))
+              for n in HANDOVER_GUESTS}
+    for name in HANDOVER_GUESTS:
+        d.check(f"cp /etc/xen/auto/{name}.cfg {DESIRED}/{name}.cfg")
+    plan = d.sh(f"{XR} plan --uri xen:///system --dir {DESIRED} --state-dir {STATE_DIR}", 120)
+    unowned = [n for n in HANDOVER_GUESTS if any(n in ln and "Unowned" in ln for ln in plan.out.splitlines())]
+    if unowned != list(HANDOVER_GUESTS):
+        raise ScenarioFailed(f"`xenreconcile plan` (rc {plan.rc}) reports {unowned} Unowned:\n"
+                             f"{plan.text()[-1500:]}")
+    d.check("systemctl enable --now xenreconcile xenreconcile-guests", 300)
+    for name in HANDOVER_GUESTS:
+        e.wait_state(name, "conflict")
+    d.check(f"{XR} adopt {' '.join(HANDOVER_GUESTS)}", 120)
+    d.check("rm /etc/xen/auto/* && systemctl disable xendomains", 120)
+    for name in HANDOVER_GUESTS:
+        e.wait_state(name, "in-sync")
+    time.sleep(5)
+    for name, domid in domids.items():
+        e.expect_same_domid(name, domid)
+    active = d.sh("systemctl is-active xendomains", 30).out.strip()
+    return f"domids {domids} kept; both in-sync after adopt; xendomains disabled ({active} until shutdown)"
 
 
 def s_reboot_save(e: E2E) -> str:
@@ -921,6 +955,8 @@ SCENARIOS = [
     Scenario("hand-made domain never touched", s_handmade_untouched, ("host setup",)),
     # Last: each reboots dom0.
     Scenario("host reboot: guests shut down cleanly and come back", s_reboot_shutdown, AGENT),
+    Scenario("hand-over from xendomains keeps guests running", s_handover,
+             (*AGENT, "host reboot: guests shut down cleanly and come back")),
     Scenario("host reboot: guests saved and restored", s_reboot_save, AGENT),
 ]
 
