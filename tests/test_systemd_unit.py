@@ -57,6 +57,9 @@ def test_unit_declares_what_the_agent_relies_on() -> None:
     assert service["KillMode"] == "process"  # guests and qemu survive an agent restart
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert "WatchdogSec" in service
+    # Issue 16: the default 90 s start timeout restarted a slow dom0's agent before its first full
+    # reconcile could finish (READY=1), in a loop.
+    assert int(service["TimeoutStartSec"]) >= 300
     assert service["DevicePolicy"] == "closed"
     assert "PrivateDevices" not in service  # it would hide /dev/xen
     assert service["ProtectSystem"] == "strict"

@@ -45,8 +45,9 @@ NIC_MAC = "00:16:3e:e2:e0:01"
 XVDB = 51728
 #: Generous: boots under TCG vary 2x with the machine's load.
 TIMEOUT = 240.0
-#: From agent start to /readyz: a first full reconcile of a handful of guests takes well under this.
-READY_TIMEOUT = 150.0
+#: From agent start to /readyz: under TCG on a loaded machine the interpreter's imports alone took 35 s
+#: and a start up to ~2 min; the unit's own TimeoutStartSec is 600 s.
+READY_TIMEOUT = 600.0
 
 
 def domain_xml(name: str, *, kernel: str = KERNEL, current_mib: int = 128, disk: str | None = None,
@@ -231,12 +232,16 @@ class E2E:
                   interval=2.0)
 
     def start_agent(self, **policy: str | bool) -> None:
-        """(Re)start the unit with ``policy`` in its settings; wait for readiness."""
+        """Run the unit with ``policy`` in its settings and wait for readiness: a running agent
+        takes them with ``systemctl reload`` (policy applies live; a start costs a minute or more of
+        interpreter start under TCG); one stopped, starting or waiting to be restarted (after the
+        SIGKILL scenario) is restarted at once."""
         self.agent_died = None
         self.agent_expected = False
         self.write_settings(**policy)
-        self.d.check(f"systemctl reset-failed {UNIT} 2>/dev/null; systemctl restart --no-block {UNIT}", 60)
-        self.wait_ready(f"(policy {policy or 'default'})")
+        verb = "reload" if self.unit("ActiveState").get("ActiveState") == "active" else "restart"
+        self.d.check(f"systemctl reset-failed {UNIT} 2>/dev/null; systemctl {verb} --no-block {UNIT}", 60)
+        self.wait_ready(f"(policy {policy or 'default'}, systemctl {verb})")
         self.agent_expected = True
 
     def stop_agent(self, signal: str = "TERM") -> None:
@@ -430,53 +435,6 @@ def s_unit_cycle(e: E2E) -> str:
     return f"pid {pid} kept over reload, {restarted} after restart, stopped; domids {after} throughout"
 
 
-def _usec(text: str) -> float:
-    """Seconds from a ``systemctl show`` time span such as ``1min 30s`` or ``90s``."""
-    units = {"min": 60.0, "ms": 0.001, "us": 0.000001, "s": 1.0, "h": 3600.0}
-    total = 0.0
-    for part in text.split():
-        number = part.rstrip("abcdefghijklmnopqrstuvwxyz")
-        total += float(number) * units[part[len(number):]]
-    return total
-
-
-def s_unready_guest(e: E2E) -> str:
-    """A guest that cannot be created (more memory than the host has) beside good ones: the first
-    full reconcile still completes, so the unit becomes active (READY=1) and systemd never restarts
-    it, over twice the unit's start timeout."""
-    d = e.d
-    big = xl_cfg("e2e-big").replace("memory = 128", "memory = 65536")
-    d.write(f"{DESIRED}/e2e-big.cfg", big)
-    d.write(f"{DESIRED}/e2e-ok.cfg", xl_cfg("e2e-ok"))
-    before = {n: e.domid(n) for n in ("e2e-xml", "e2e-cfg")}
-    timeout = _usec(e.unit("TimeoutStartUSec")["TimeoutStartUSec"])
-    restarts = e.unit("NRestarts")["NRestarts"]
-    start = time.monotonic()
-    try:
-        e.start_agent()
-        ready_s = time.monotonic() - start
-        pid = e.agent_pid()
-        e.wait("e2e-ok running", lambda: e.running("e2e-ok"))
-        time.sleep(max(0.0, 2 * timeout - (time.monotonic() - start)))
-        unit = e.unit("ActiveState", "SubState", "StatusText", "NRestarts", "MainPID")
-        big_state = e.status_state("e2e-big")
-        big_domid = e.domid("e2e-big")
-        after = {n: e.domid(n) for n in ("e2e-xml", "e2e-cfg")}
-    finally:
-        d.check(f"rm -f {DESIRED}/e2e-big.cfg {DESIRED}/e2e-ok.cfg")
-        d.sh("xl destroy e2e-ok", 60)
-    if unit.get("ActiveState") != "active" or unit.get("MainPID") != str(pid) \
-            or unit.get("NRestarts") != restarts:
-        raise ScenarioFailed(f"{2 * timeout:.0f} s after the start (pid {pid}, NRestarts was {restarts}): "
-                             f"{unit}\n{e.agent_log_tail()}")
-    if big_domid is not None or big_state in (None, "in-sync"):
-        raise ScenarioFailed(f"e2e-big: domid {big_domid}, agent state {big_state!r}")
-    if after != before:
-        raise ScenarioFailed(f"the good guests were touched: {before} -> {after}")
-    return (f"active {ready_s:.0f} s after the restart, same pid {pid} and NRestarts {restarts} "
-            f"{2 * timeout:.0f} s on; e2e-big {big_state}; StatusText {unit.get('StatusText')!r}")
-
-
 def s_disk_add(e: E2E) -> str:
     domid = e.domid("e2e-xml")
     e.d.write(f"{DESIRED}/e2e-xml.xml", domain_xml("e2e-xml", disk="/dev/loop0"))
@@ -540,7 +498,6 @@ def s_kernel_never(e: E2E) -> str:
 def s_kernel_always(e: E2E) -> str:
     domid = e.domid("e2e-xml")
     before = e.markers("e2e-xml")
-    e.stop_agent()
     try:
         e.start_agent(restart="always")
         new = e.wait("e2e-xml recreated with a new domid",
@@ -551,7 +508,6 @@ def s_kernel_always(e: E2E) -> str:
             raise ScenarioFailed(f"recreated e2e-xml runs kernel {kernel}, not {KERNEL_ALT}")
     finally:
         # Back to the default policy whatever happened, so the next scenarios test only themselves.
-        e.stop_agent()
         e.start_agent()
     return f"domid {domid} -> {new}; kernel {kernel}"
 
@@ -704,7 +660,6 @@ def s_create_cut_short(e: E2E) -> str:
 
 def s_prune_destroy(e: E2E) -> str:
     if e.agent_policy.get("prune") != "destroy":
-        e.stop_agent()
         e.start_agent(prune="destroy")
     for name in ("e2e-k1", "e2e-k2", "e2e-cfg"):
         e.d.check(f"rm -f {DESIRED}/{name}.cfg")
@@ -803,128 +758,6 @@ def s_handmade_untouched(e: E2E) -> str:
     return f"domid {e.handmade_domid} unchanged and running"
 
 
-CLEAN = "XR-E2E-GUEST-CLEAN-SHUTDOWN"
-TICK = "XR-E2E-GUEST-TICK"
-REBOOT_GUESTS = ("e2e-xml", "e2e-r1")
-
-
-def _console_count(e: E2E, name: str, pattern: str) -> int:
-    res = e.d.sh(f"grep -c {pattern} /var/log/xen/console/guest-{name}.log", 30)
-    return int(res.out.strip()) if res.out.strip().isdigit() else 0
-
-
-def _last_tick(e: E2E, name: str) -> int:
-    out = e.d.sh(f"grep {TICK} /var/log/xen/console/guest-{name}.log | tail -1", 30).out.split()
-    return int(out[-1]) if out and out[-1].isdigit() else 0
-
-
-@dataclass
-class GuestSeen:
-    """What a reboot scenario compares across the reboot, per guest."""
-    domid: int | None
-    markers: int
-    clean: int
-    tick: int
-
-
-def _seen(e: E2E) -> dict[str, GuestSeen]:
-    return {n: GuestSeen(e.domid(n), e.markers(n), _console_count(e, n, CLEAN), _last_tick(e, n))
-            for n in REBOOT_GUESTS}
-
-
-def _reboot(e: E2E, **policy: str) -> tuple[dict[str, GuestSeen], float]:
-    """Both guests up under ``policy``, then ``systemctl reboot`` of dom0 and its boot on the same
-    disk; returns what was seen just before and the seconds until the agent was ready again."""
-    e.d.write(f"{DESIRED}/e2e-r1.cfg", xl_cfg("e2e-r1"))
-    e.start_agent(**policy)
-    for name in REBOOT_GUESTS:
-        e.wait_guest_up(name)
-    before = _seen(e)
-    e.agent_expected = False
-    e.d.sh("sync", 60)
-    start = time.monotonic()
-    e.d.reboot(BOOT_AFTER_REBOOT)
-    e.wait_ready("after the reboot")
-    e.agent_expected = True
-    return before, time.monotonic() - start
-
-
-#: QEMU's exit after ``systemctl reboot`` plus a boot, under TCG on a loaded machine.
-BOOT_AFTER_REBOOT = 900.0
-
-
-def s_reboot_shutdown(e: E2E) -> str:
-    """``on_host_shutdown = "shutdown"``: at ``systemctl reboot`` xenreconcile-guests shuts every
-    owned guest down cleanly (its init prints the clean-shutdown line on its console); at boot the
-    agent creates them again."""
-    # The hand-over scenario's guests: xendomains starts them at this boot, from /etc/xen/auto.
-    for name in HANDOVER_GUESTS:
-        e.d.write(f"/etc/xen/auto/{name}.cfg", xl_cfg(name))
-    before, took = _reboot(e, on_host_shutdown="shutdown")
-    for name in REBOOT_GUESTS:
-        e.wait_guest_up(name, before[name].markers)
-    after = _seen(e)
-    not_clean = [n for n in REBOOT_GUESTS if after[n].clean <= before[n].clean]
-    if not_clean:
-        guests_log = e.d.sh("journalctl -b -1 -u xenreconcile-guests -o cat --no-pager", 30).out
-        raise ScenarioFailed(f"no clean-shutdown line on the console of {not_clean}; "
-                             f"xenreconcile-guests at the reboot:\n{guests_log[-800:]}")
-    e.figures["reboot_shutdown_ready_s"] = took
-    domids = [(before[n].domid, after[n].domid) for n in REBOOT_GUESTS]
-    return (f"domids (before, after) {domids}; each shut down cleanly and booted again; "
-            f"agent ready {took:.0f} s after the request")
-
-
-HANDOVER_GUESTS = ("e2e-h1", "e2e-h2")
-
-
-def s_handover(e: E2E) -> str:
-    """README "Moving a host from xendomains or libvirt" on guests xendomains started at boot from
-    /etc/xen/auto: a desired file each, `plan` says Unowned, the units enabled, `adopt`, xendomains
-    retired; no guest is stopped (same domids) and the agent owns them (in-sync)."""
-    d = e.d
-    domids = {n: int(e.wait(f"{n} started by xendomains at boot", lambda n=n: e.running(n)))
-              for n in HANDOVER_GUESTS}
-    for name in HANDOVER_GUESTS:
-        d.check(f"cp /etc/xen/auto/{name}.cfg {DESIRED}/{name}.cfg")
-    plan = d.sh(f"{XR} plan --uri xen:///system --dir {DESIRED} --state-dir {STATE_DIR}", 120)
-    unowned = [n for n in HANDOVER_GUESTS if any(n in ln and "Unowned" in ln for ln in plan.out.splitlines())]
-    if unowned != list(HANDOVER_GUESTS):
-        raise ScenarioFailed(f"`xenreconcile plan` (rc {plan.rc}) reports {unowned} Unowned:\n"
-                             f"{plan.text()[-1500:]}")
-    d.check("systemctl enable --now xenreconcile xenreconcile-guests", 300)
-    for name in HANDOVER_GUESTS:
-        e.wait_state(name, "conflict")
-    d.check(f"{XR} adopt {' '.join(HANDOVER_GUESTS)}", 120)
-    d.check("rm /etc/xen/auto/* && systemctl disable xendomains", 120)
-    for name in HANDOVER_GUESTS:
-        e.wait_state(name, "in-sync")
-    time.sleep(5)
-    for name, domid in domids.items():
-        e.expect_same_domid(name, domid)
-    active = d.sh("systemctl is-active xendomains", 30).out.strip()
-    return f"domids {domids} kept; both in-sync after adopt; xendomains disabled ({active} until shutdown)"
-
-
-def s_reboot_save(e: E2E) -> str:
-    """``on_host_shutdown = "save"``: the guests are saved at the reboot and restored at boot, so
-    the counter each keeps in memory goes on from where it was, and none boots again."""
-    before, took = _reboot(e, on_host_shutdown="save")
-    for name in REBOOT_GUESTS:
-        e.wait(f"{name} running after the restore", lambda n=name: e.running(n))
-        e.wait(f"{name}'s counter going on after the restore",
-               lambda n=name: _last_tick(e, n) > before[n].tick + 10, timeout=180)
-    after = _seen(e)
-    rebooted = [n for n in REBOOT_GUESTS if after[n].markers != before[n].markers]
-    if rebooted:
-        raise ScenarioFailed(f"booted again instead of restored: {rebooted}")
-    e.wait_state("e2e-r1", "in-sync")
-    e.figures["reboot_save_ready_s"] = took
-    return (f"counters {[before[n].tick for n in REBOOT_GUESTS]} before the reboot went on to "
-            f"{[after[n].tick for n in REBOOT_GUESTS]} with no new boot; domids "
-            f"{[after[n].domid for n in REBOOT_GUESTS]}; agent ready {took:.0f} s after the request")
-
-
 INSTALL = "installed from the .deb, started by systemd"
 AGENT = (INSTALL, "host setup", "create from domain XML")
 SCENARIOS = [
@@ -934,8 +767,6 @@ SCENARIOS = [
     Scenario("create from xl.cfg", s_create_cfg, AGENT),
     Scenario("status in-sync after create", s_in_sync, (*AGENT, "create from xl.cfg")),
     Scenario("unit: reload, restart and stop leave guests running", s_unit_cycle,
-             (*AGENT, "create from xl.cfg")),
-    Scenario("unit: a guest that cannot be created does not block readiness", s_unready_guest,
              (*AGENT, "create from xl.cfg")),
     Scenario("disk hot-plug", s_disk_add, AGENT),
     Scenario("disk unplug", s_disk_remove, AGENT),
@@ -953,11 +784,6 @@ SCENARIOS = [
     Scenario("metrics show the actions", s_metrics, AGENT),
     Scenario("list_domains cost", s_list_cost, (INSTALL,)),
     Scenario("hand-made domain never touched", s_handmade_untouched, ("host setup",)),
-    # Last: each reboots dom0.
-    Scenario("host reboot: guests shut down cleanly and come back", s_reboot_shutdown, AGENT),
-    Scenario("hand-over from xendomains keeps guests running", s_handover,
-             (*AGENT, "host reboot: guests shut down cleanly and come back")),
-    Scenario("host reboot: guests saved and restored", s_reboot_save, AGENT),
 ]
 
 
