@@ -14,6 +14,7 @@ import sys
 #: Verb modules under ``agent.commands``, in the order ``--help`` lists them.
 COMMANDS = [
     "validate",
+    "render",
     "hosts",
     "convert",
     "reconcile",

@@ -80,6 +80,8 @@ class AgentConfig:
     host_shutdown_parallel: int = 4
     host_shutdown_timeout: float = 300.0
     save_dir: str = "/var/lib/xen/save"
+    display_port_min: int = DEFAULT_POLICY.display_port_min
+    display_port_max: int = DEFAULT_POLICY.display_port_max
     polling: bool = False
     poll_interval: float = 2.0
     log_format: str = "auto"
@@ -216,6 +218,13 @@ def _optional_path(value: Any) -> str | None:
     return None
 
 
+def _port(value: Any) -> str | None:
+    problem = _integer(1)(value)
+    if problem is None and value > 65535:
+        return "must be <= 65535"
+    return problem
+
+
 def _fraction(value: Any) -> str | None:
     problem = _number(0.0)(value)
     if problem is None and value >= 1:
@@ -248,6 +257,8 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "host_shutdown_parallel": _integer(1),
     "host_shutdown_timeout": _number(0.0),
     "save_dir": _absolute_path,
+    "display_port_min": _port,
+    "display_port_max": _port,
     "polling": _boolean,
     "poll_interval": _number(0.0, above=True),
     "log_format": _choice(LOG_FORMATS),
@@ -298,6 +309,8 @@ def apply_settings(base: AgentConfig, settings: dict[str, Any], *, source: str |
     merged = replace(base, **{k: _coerce(k, v) for k, v in settings.items()})
     if merged.backoff_cap < merged.backoff_base:
         raise AgentConfigError("backoff_cap", "must be >= backoff_base", source=source)
+    if merged.display_port_max < merged.display_port_min:
+        raise AgentConfigError("display_port_max", "must be >= display_port_min", source=source)
     return merged
 
 

@@ -15,6 +15,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from libxl.errors import printable, redact
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
 #: The level ``configure`` set last (structlog filters below it by making the calls no-ops).
@@ -36,6 +38,7 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
     out = stream if stream is not None else sys.stdout
     renderer_name = choose_renderer(log_format, out)
     renderer: Any
+    scrub = _scrubber(escape=renderer_name != "json")  # JSON escapes control characters itself
     if renderer_name == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
     else:
@@ -46,6 +49,7 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            scrub,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
@@ -53,6 +57,19 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
         cache_logger_on_first_use=False,
     )
     return renderer_name
+
+
+def _scrubber(escape: bool) -> Any:
+    """A processor redacting secrets from every string field and, for a terminal, escaping control
+    characters: guest and file names come from desired files, and an ESC sequence or a newline
+    in one must not rewrite the operator's terminal or forge a log line."""
+    def scrub(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+        for key, value in event.items():
+            if isinstance(value, str):
+                value = redact(value)
+                event[key] = printable(value) if escape else value
+        return event
+    return scrub
 
 
 def debug_enabled() -> bool:

@@ -33,8 +33,9 @@ from agent.metrics import AgentMetrics, DomainView, TimedBackend
 from agent.queue import Outcome, QueueSettings, WorkerPool, WorkQueue
 from agent.systemd import Notifier
 from agent.watch import Change, DesiredWatcher
-from libxl.backend import Backend, DomainEvent
+from libxl.backend import Backend, DomainEvent, DomainInfo, IoStats
 from libxl.errors import ConfigError, XenReconcileError
+from libxl.hostconf import with_host_cpus
 from reconcilers import status as st
 from reconcilers.apply import Reconciler, Result
 from reconcilers.desired import DesiredSet, load_desired
@@ -138,6 +139,8 @@ class Controller:
         self._desired_lock = threading.Lock()
         self._desired: DesiredSet | None = None
         self._desired_error: str | None = None
+        #: The host's cpu count, asked of the backend once (xl cuts xl.cfg cpu lists to it).
+        self._nr_cpus: int | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload_requested = False
@@ -147,6 +150,8 @@ class Controller:
         self.log = agentlog.get_logger(component="loop")
         self.metrics.bind_queue(self.queue.unfinished_work)
         self.metrics.bind_domains(self._domain_view)
+        self.metrics.bind_runtime(self._runtime_sample)
+        self.metrics.bind_ready(lambda: self.ready()[0])
 
     def _new_watcher(self, settings: AgentConfig) -> DesiredWatcher:
         return DesiredWatcher(Path(settings.desired_dir), self._on_change, debounce=settings.debounce,
@@ -178,8 +183,9 @@ class Controller:
         with self._desired_lock:
             old = self._desired
             try:
+                host = with_host_cpus(self.settings.host_settings(), self._host_cpus)  # xl.conf edits apply
                 new = load_desired(Path(self.settings.desired_dir), old, security=self.settings.security(),
-                                   host=self.settings.host_settings())  # xl.conf edits apply at once
+                                   host=host)
             except ConfigError as err:
                 # The directory itself is gone: keep the last set (never prune on a missing mount).
                 if self._desired_error != str(err):
@@ -192,7 +198,18 @@ class Controller:
         for path, err in new.invalid.items():
             if old is None or old.invalid.get(path) is None or str(old.invalid[path]) != str(err):
                 self.log.warning("desired file invalid", file=str(path), action="validate", error=str(err))
+        for dom in new.domains.values():  # an xl.cfg's caveats, once per version of the file
+            seen = old.domains.get(dom.name) if old else None
+            if seen is None or seen.content_hash != dom.content_hash:
+                for warning in dom.warnings:
+                    self.log.warning("desired file warning", file=str(dom.file), action="validate",
+                                     warning=str(warning))
         return affected_names(old, new)
+
+    def _host_cpus(self) -> int:
+        if self._nr_cpus is None:
+            self._nr_cpus = self.backend.host_info().nr_cpus
+        return self._nr_cpus
 
     def _on_change(self, change: Change) -> None:
         """Watcher batch: re-read, then queue every affected domain.
@@ -489,6 +506,10 @@ class Controller:
         for name in cleared:
             self.queue.add(name)
         return {"cleared": cleared, "unknown": [n for n in names if n not in cleared]}
+    def _runtime_sample(self) -> list[tuple[DomainInfo, IoStats | None]]:
+        """Every domain's ``xl list`` row and I/O counters, for the runtime metrics."""
+        io = self.backend.io_stats()
+        return [(info, io.get(info.domid)) for info in self.backend.list_domains()]
 
     def _domain_view(self) -> DomainView:
         desired = self.desired()

@@ -3,8 +3,9 @@
 Names mirror controller-runtime's reconcile and work-queue metrics under one prefix,
 ``xenreconcile_``, so dashboards written for Kubernetes controllers read naturally. Per-domain
 series are labelled by domain *name*: a domid changes on every restart and would leave a trail of
-dead series. Resource usage (CPU, block, net) is deliberately absent: xentop-based exporters already
-publish it.
+dead series. Each guest's resource figures (CPU seconds, vcpus, memory, block and network counters
+as xentop reads them) are read from the host at scrape time (``_RuntimeCollector``), so one
+exporter serves.
 
 The agent owns its ``CollectorRegistry`` (no process-global default registry), so tests can build
 as many agents as they like in one process.
@@ -24,10 +25,11 @@ from importlib import metadata
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from libxl.backend import DomainInfo, IoStats
 from reconcilers.status import DRIFTED, RESTART_REQUIRED, STATES, Status
 
 PREFIX = "xenreconcile"
@@ -73,6 +75,9 @@ class _DomainCollector(Collector):
         status = GaugeMetricFamily(f"{PREFIX}_domain_status",
                                    "The domain's last reconcile status (1 for the current state)",
                                    labels=["domain", "state"])
+        port = GaugeMetricFamily(f"{PREFIX}_domain_display_port",
+                                 "TCP port of the domain's autoport display, by protocol (vnc, spice)",
+                                 labels=["domain", "protocol"])
         for name in names:
             current = view.statuses.get(name)
             state = current.state if current else None
@@ -81,6 +86,10 @@ class _DomainCollector(Collector):
             restart.add_metric([name], 1.0 if state == RESTART_REQUIRED else 0.0)
             for candidate in STATES:
                 status.add_metric([name, candidate], 1.0 if state == candidate else 0.0)
+            ports = (("vnc", current.vnc_port), ("spice", current.spice_port)) if current else ()
+            for protocol, number in ports:
+                if number:
+                    port.add_metric([name, protocol], float(number))
         invalid = GaugeMetricFamily(f"{PREFIX}_desired_file_invalid",
                                     "1 for each desired file that fails to parse or validate",
                                     labels=["file"])
@@ -88,7 +97,67 @@ class _DomainCollector(Collector):
             invalid.add_metric([path], 1.0)
         count = GaugeMetricFamily(f"{PREFIX}_desired_files_invalid", "Number of invalid desired files",
                                   value=len(view.invalid_files))
-        return [desired, drifted, restart, status, invalid, count]
+        return [desired, drifted, restart, status, port, invalid, count]
+
+
+#: A domain's runtime figures at scrape time: its ``xl list`` row and its I/O counters, if any.
+RuntimeSample = tuple[DomainInfo, IoStats | None]
+
+#: (metric name after ``xenreconcile_domain_``, help, IoStats field) of the I/O counters.
+_IO_COUNTERS = (
+    ("block_read_requests", "Block read requests (blkback, as xentop's VBD_RD)", "block_read_requests"),
+    ("block_write_requests", "Block write requests (blkback, as xentop's VBD_WR)", "block_write_requests"),
+    ("block_read_bytes", "Bytes read from block devices (xentop's VBD_RSECT x 512)", "block_read_bytes"),
+    ("block_write_bytes", "Bytes written to block devices (xentop's VBD_WSECT x 512)", "block_write_bytes"),
+    ("network_receive_bytes", "Bytes the domain received on its vifs", "net_receive_bytes"),
+    ("network_transmit_bytes", "Bytes the domain sent on its vifs", "net_transmit_bytes"),
+    ("network_receive_packets", "Packets the domain received on its vifs", "net_receive_packets"),
+    ("network_transmit_packets", "Packets the domain sent on its vifs", "net_transmit_packets"),
+)
+
+
+class _RuntimeCollector(Collector):
+    """Every named domain's CPU, vcpus, memory and I/O (what xentop shows), asked of the host at
+    scrape time so rates are as fresh as the scrape; by name like every per-domain series. A host
+    that cannot answer gives ``runtime_collect_success`` 0 and no domain series, never a failed
+    scrape."""
+
+    def __init__(self, sample: Callable[[], list[RuntimeSample]]) -> None:
+        self._sample = sample
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            rows = self._sample()
+        except Exception:  # a scrape must never fail because the host did
+            rows = None
+        ok = GaugeMetricFamily(f"{PREFIX}_runtime_collect_success",
+                               "1 when the last scrape read the domains' runtime figures from the host",
+                               value=0.0 if rows is None else 1.0)
+        cpu = CounterMetricFamily(f"{PREFIX}_domain_cpu_seconds", "CPU time used by the domain's vcpus",
+                                  labels=["domain"])
+        online = GaugeMetricFamily(f"{PREFIX}_domain_vcpus_online", "vcpus online", labels=["domain"])
+        vcpus_max = GaugeMetricFamily(f"{PREFIX}_domain_vcpus_max", "vcpus the domain may bring online",
+                                      labels=["domain"])
+        memory = GaugeMetricFamily(f"{PREFIX}_domain_memory_bytes", "Memory the domain holds now",
+                                   labels=["domain"])
+        memory_max = GaugeMetricFamily(f"{PREFIX}_domain_memory_max_bytes", "The domain's maximum memory",
+                                       labels=["domain"])
+        io = [(CounterMetricFamily(f"{PREFIX}_domain_{name}", text, labels=["domain"]), attr)
+              for name, text, attr in _IO_COUNTERS]
+        seen: set[str] = set()
+        for info, stats in sorted(rows or [], key=lambda r: r[0].state == "dying"):
+            if not info.name or info.name in seen:
+                continue  # nameless (a create cut short), or a dying namesake of a live domain
+            seen.add(info.name)
+            label = [info.name]
+            cpu.add_metric(label, info.cpu_time_ns / 1e9)
+            online.add_metric(label, float(info.vcpus_online))
+            vcpus_max.add_metric(label, float(info.vcpus_max))
+            memory.add_metric(label, info.memory_kib * 1024.0)
+            memory_max.add_metric(label, info.max_memory_kib * 1024.0)
+            for family, attr in io:
+                family.add_metric(label, float(getattr(stats or IoStats(), attr)))
+        return [ok, cpu, online, vcpus_max, memory, memory_max, *(family for family, _ in io)]
 
 
 class AgentMetrics:
@@ -132,6 +201,8 @@ class AgentMetrics:
                                     "Unix time of the last full resync that completed without error",
                                     registry=reg)
         self.full_syncs = Counter(f"{PREFIX}_full_syncs", "Full resyncs run", ["result"], registry=reg)
+        self.ready = Gauge(f"{PREFIX}_ready", "1 once the agent is ready (what /readyz answers 200 for)",
+                           registry=reg)
         build = Gauge(f"{PREFIX}_build_info", "Build information (always 1)", ["version", "python"],
                       registry=reg)
         build.labels(version(), platform.python_version()).set(1)
@@ -145,8 +216,16 @@ class AgentMetrics:
         self.unfinished.set_function(lambda: unfinished_work()[0])
         self.longest.set_function(lambda: unfinished_work()[1])
 
+    def bind_ready(self, ready: Callable[[], bool]) -> None:
+        """Read readiness at scrape time (alert rules cannot see /readyz)."""
+        self.ready.set_function(lambda: 1.0 if ready() else 0.0)
+
     def bind_domains(self, view: Callable[[], DomainView]) -> None:
         self.registry.register(_DomainCollector(view))
+
+    def bind_runtime(self, sample: Callable[[], list[RuntimeSample]]) -> None:
+        """Read every domain's runtime figures from the host at scrape time."""
+        self.registry.register(_RuntimeCollector(sample))
 
     def observe_reconcile(self, result: str, seconds: float) -> None:
         self.reconcile_total.labels(result).inc()

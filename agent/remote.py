@@ -59,16 +59,13 @@ def forwarded_flags(sub: argparse.ArgumentParser, args: argparse.Namespace) -> l
 
 
 def desired_files(directory: Path) -> dict[str, str]:
-    """Every desired file of ``directory`` (the loader's own listing), base64 by name."""
+    """Every desired file of ``directory`` (the loader's own listing, read as the loader reads:
+    regular files only, bounded), base64 by name."""
+    from libxl.formats.load import read_desired_bytes
     from reconcilers.desired import desired_paths
 
-    out = {}
-    for path in sorted(desired_paths(directory)):
-        try:
-            out[path.name] = base64.b64encode(path.read_bytes()).decode()
-        except OSError as err:
-            raise ConfigError(f"cannot read: {err.strerror}", file=str(path)) from None
-    return out
+    return {path.name: base64.b64encode(read_desired_bytes(path)).decode()
+            for path in sorted(desired_paths(directory))}
 
 
 def _print_domains(rows: list[dict[str, Any]], as_json: bool) -> None:

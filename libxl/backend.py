@@ -41,6 +41,23 @@ class DomainInfo:
     #: The owner marker from xsdata (None: not created by any xenreconcile agent).
     owner: str | None = None
     cpu_time_ns: int = 0
+    #: The TCP ports of the guest's VNC and SPICE displays, where known (``libxl.display``).
+    vnc_port: int | None = None
+    spice_port: int | None = None
+
+
+@dataclass(frozen=True)
+class IoStats:
+    """A domain's block and network I/O counters since it was created, from the guest's side
+    (``libxl.iostats``: what xentop shows)."""
+    block_read_requests: int = 0
+    block_write_requests: int = 0
+    block_read_bytes: int = 0
+    block_write_bytes: int = 0
+    net_receive_bytes: int = 0
+    net_transmit_bytes: int = 0
+    net_receive_packets: int = 0
+    net_transmit_packets: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,10 @@ class Backend(Protocol):
 
     def list_domains(self) -> list[DomainInfo]:
         """All domains, domain 0 included (the reconciler filters it out)."""
+        ...
+
+    def io_stats(self) -> dict[int, IoStats]:
+        """Block and network counters by domid (domains without backends may be missing)."""
         ...
 
     def domain_config(self, domid: int) -> LibxlConfig:
@@ -123,6 +144,22 @@ class Backend(Protocol):
     def set_memory_target(self, domid: int, target_kib: int) -> None: ...
 
     def set_vcpus_online(self, domid: int, count: int) -> None: ...
+
+    # -- live tuning (``xl vcpu-pin``, ``xl sched-credit2``, ``xl mem-max``) --------------------
+
+    def set_vcpu_affinity(self, domid: int, vcpu: int, hard: list[int] | None,
+                          soft: list[int] | None) -> None:
+        """``libxl_set_vcpuaffinity``: pin ``vcpu`` to the ``hard`` cpus and prefer the ``soft``
+        ones (None leaves that affinity as it is)."""
+        ...
+
+    def set_sched_params(self, domid: int, params: dict[str, int]) -> None:
+        """``libxl_domain_sched_params_set`` with ``weight`` and/or ``cap`` (the rest unchanged)."""
+        ...
+
+    def set_max_memory(self, domid: int, max_kib: int) -> None:
+        """``libxl_domain_setmaxmem``; libxl refuses a maximum below the current balloon target."""
+        ...
 
     def watch_events(self, callback: Callable[[DomainEvent], None]) -> None:
         """Deliver domain death/shutdown events to ``callback`` from a background thread."""

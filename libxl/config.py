@@ -17,12 +17,23 @@ import re
 from typing import Any
 
 from libxl.errors import ConfigError
+from libxl.formats.cpuid import CPUID_BITS, CpuidError, legacy_leaf
+from libxl.formats.cpuid import to_json as cpuid_json
+from libxl.formats.diskspec import network_target
+from libxl.formats.vifspec import DEFAULT_RATE_INTERVAL_USECS, parse_vif_rate
 from libxl.model import CPU, CharDev, Disk, Domain, Graphics, Interface, PCIAddress, Video
+from libxl.unbuildable import check_buildable
 
 JSON = dict[str, Any]
 
 TRUE, FALSE = "True", "False"
 
+#: Xen's limits on one domain's vcpus, checked before anything is sized by them: HVM_MAX_VCPUS
+#: (public/hvm/hvm_info_table.h) for HVM and PVH guests, x86's MAX_VIRT_CPUS for PV guests.
+HVM_MAX_VCPUS = 128
+PV_MAX_VCPUS = 8192
+#: Xen's NR_CPUS is at most 4095 on x86 (its Kconfig range): no physical cpu has a higher id.
+MAX_CPU_ID = 4094
 #: libvirt's lifecycle actions -> libxl_action_on_shutdown (``destroy`` is libxl's default).
 _ACTIONS = {
     "destroy": None, "restart": "restart", "preserve": "preserve",
@@ -42,6 +53,8 @@ _TSC_MODES = {"auto": None, "native": "native", "emulate": "always_emulate", "pa
 #: ``<timer name='pit' tickpolicy>`` -> libxl_timer_mode (the xl.cfg(5) descriptions line up).
 _TIMER_MODES = {"delay": "delay_for_missed_ticks", "catchup": "no_delay_for_missed_ticks",
                 "merge": "no_missed_ticks_pending", "discard": "one_missed_tick_pending"}
+#: ``<sound model>`` -> the card name qemu-xen's soundhw takes in Xen 4.17.
+_SOUNDHW = {"sb16": "sb16", "es1370": "es1370", "ac97": "ac97", "pcspk": "pcspk", "ich6": "hda"}
 #: USB controller models -> the USB version qemu emulates for an HVM guest.
 _USB_VERSIONS = {"piix3-uhci": 1, "piix4-uhci": 1, "ehci": 2, "ich9-ehci1": 2, "nec-xhci": 3, "qemu-xhci": 3}
 #: Paravirtual USB controller models -> libxl usbctrl version.
@@ -53,6 +66,8 @@ _VIRIDIAN_BITS = {
     "apic_assist": 5, "crash_ctl": 6, "synic": 7, "stimer": 8, "hcall_ipi": 9,
     "ex_processor_masks": 10, "no_vp_limit": 11, "cpu_hotplug": 12,
 }
+#: Width of libxl's viridian_enable bitmap as libvirt allocates it (``<hyperv mode='passthrough'>``).
+_VIRIDIAN_MASK_BITS = 64
 #: Enabled whenever ``<hyperv>`` is: Xen's base set covers relaxed timing, vpindex and spinlocks,
 #: and the time sources and crash MSRs have no libvirt element of their own.
 _VIRIDIAN_ALWAYS = ("base", "time_ref_count", "reference_tsc", "crash_ctl")
@@ -63,50 +78,6 @@ _HYPERV_GROUPS = {
     "evmcs": None, "runtime": None, "reset": None, "vendor_id": None, "reenlightenment": None,
 }
 
-_ECX1, _EDX1 = (1, None, "ecx"), (1, None, "edx")
-_EBX7, _ECX7, _EDX7 = (7, 0, "ebx"), (7, 0, "ecx"), (7, 0, "edx")
-_ECX81, _EDX81 = (0x80000001, None, "ecx"), (0x80000001, None, "edx")
-#: CPU feature names (libvirt's, plus libxl's own spellings) -> (leaf, subleaf, register, bit).
-_CPUID_BITS: dict[str, tuple[int, int | None, str, int]] = {
-    **{name: (*_ECX1, bit) for bit, names in {
-        0: ("pni", "sse3"), 1: ("pclmuldq", "pclmulqdq"), 2: ("dtes64",), 3: ("monitor",),
-        4: ("ds_cpl", "dscpl"), 6: ("smx",), 7: ("est",), 8: ("tm2",), 9: ("ssse3",),
-        10: ("cid", "cntxid"), 12: ("fma",), 13: ("cx16", "cmpxchg16"), 14: ("xtpr",), 15: ("pdcm",),
-        17: ("pcid",), 18: ("dca",), 19: ("sse4.1", "sse4_1"), 20: ("sse4.2", "sse4_2"),
-        21: ("x2apic",), 22: ("movbe",), 23: ("popcnt",), 24: ("tsc-deadline", "tsc_deadline"),
-        25: ("aes",), 26: ("xsave",), 27: ("osxsave",), 28: ("avx",), 29: ("f16c",), 30: ("rdrand",),
-        31: ("hypervisor",)}.items() for name in names},
-    **{name: (*_EDX1, bit) for bit, names in {
-        0: ("fpu",), 1: ("vme",), 2: ("de",), 3: ("pse",), 4: ("tsc",), 5: ("msr",), 6: ("pae",),
-        7: ("mce",), 8: ("cx8", "cmpxchg8"), 9: ("apic",), 11: ("sep", "sysenter"), 12: ("mtrr",),
-        13: ("pge",), 14: ("mca",), 15: ("cmov",), 16: ("pat",), 17: ("pse36",), 18: ("pn", "psn"),
-        19: ("clflush", "clfsh"), 21: ("ds",), 22: ("acpi",), 23: ("mmx",), 24: ("fxsr",), 25: ("sse",),
-        26: ("sse2",), 27: ("ss",), 28: ("ht", "htt"), 29: ("tm",), 30: ("ia64",), 31: ("pbe",)}.items()
-       for name in names},
-    **{name: (*_EBX7, bit) for bit, names in {
-        0: ("fsgsbase",), 1: ("tsc_adjust",), 3: ("bmi1",), 4: ("hle",), 5: ("avx2",), 7: ("smep",),
-        8: ("bmi2",), 9: ("erms",), 10: ("invpcid",), 11: ("rtm",), 14: ("mpx",), 16: ("avx512f",),
-        17: ("avx512dq",), 18: ("rdseed",), 19: ("adx",), 20: ("smap",), 21: ("avx512ifma",),
-        23: ("clflushopt",), 24: ("clwb",), 26: ("avx512pf",), 27: ("avx512er",), 28: ("avx512cd",),
-        29: ("sha", "sha-ni"), 30: ("avx512bw",), 31: ("avx512vl",)}.items() for name in names},
-    **{name: (*_ECX7, bit) for bit, names in {
-        0: ("prefetchwt1",), 1: ("avx512vbmi",), 2: ("umip",), 3: ("pku",), 4: ("ospke",),
-        8: ("gfni",), 9: ("vaes",), 10: ("vpclmulqdq",), 22: ("rdpid",)}.items() for name in names},
-    **{name: (*_EDX7, bit) for bit, names in {
-        2: ("avx512-4vnniw",), 3: ("avx512-4fmaps",), 10: ("md-clear", "md_clear"),
-        26: ("spec-ctrl", "ibrsb"), 27: ("stibp",), 28: ("l1d-flush",), 29: ("arch-capabilities",),
-        31: ("ssbd",)}.items() for name in names},
-    **{name: (*_ECX81, bit) for bit, names in {
-        0: ("lahf_lm", "lahfsahf"), 1: ("cmp_legacy", "cmplegacy"), 3: ("extapic",),
-        4: ("cr8legacy", "altmovcr8"), 5: ("abm", "lzcnt"), 6: ("sse4a",), 7: ("misalignsse",),
-        8: ("3dnowprefetch",), 9: ("osvw",), 10: ("ibs",), 11: ("xop",), 12: ("skinit",), 13: ("wdt",),
-        15: ("lwp",), 16: ("fma4",), 17: ("tce",), 19: ("nodeid_msr", "nodeid"), 21: ("tbm",),
-        22: ("topoext",), 23: ("perfctr_core",), 24: ("perfctr_nb",)}.items() for name in names},
-    **{name: (*_EDX81, bit) for bit, names in {
-        11: ("syscall",), 20: ("nx",), 22: ("mmxext",), 25: ("fxsr_opt", "ffxsr"),
-        26: ("pdpe1gb", "page1gb"), 27: ("rdtscp",), 29: ("lm",), 30: ("3dnowext",), 31: ("3dnow",)}.items()
-       for name in names},
-}
 #: Hardware virtualisation flags: libxl exposes them through ``nested_hvm``, never through cpuid.
 _HW_VIRT = ("vmx", "svm")
 
@@ -126,6 +97,9 @@ def parse_cpuset(text: str, element: str = "cpuset") -> list[int]:
         first, last = int(match[2]), int(match[3] or match[2])
         if last < first:
             raise ConfigError(f"reversed cpu range {part!r}", element=element)
+        if last > MAX_CPU_ID:  # before the range is expanded: "0-300000000" would take gigabytes
+            raise ConfigError(f"cpu {last} does not exist: Xen has at most {MAX_CPU_ID + 1} cpus (NR_CPUS)",
+                              element=element)
         span = set(range(first, last + 1))
         cpus = cpus - span if match[1] else cpus | span
     return sorted(cpus)
@@ -160,6 +134,8 @@ def _create_info(dom: Domain, xsdata: dict[str, str] | None) -> JSON:
         c_info["hap"] = _defbool(dom.features.hap)
     c_info["name"] = dom.name
     _set(c_info, "uuid", dom.uuid)
+    if dom.seclabel is not None and dom.seclabel.type == "static":
+        c_info["ssid_label"] = dom.seclabel.label  # libxl turns it into the XSM ssidref
     passthrough = dom.features.xen_passthrough
     if passthrough == "on":
         c_info["passthrough"] = dom.features.xen_passthrough_mode or "enabled"
@@ -177,7 +153,9 @@ def _viridian(dom: Domain) -> list[int]:
     if hyperv is None:
         return []
     if hyperv.mode == "passthrough":
-        groups = set(_VIRIDIAN_BITS)
+        # libvirt sets every bit of libxl's 64-bit enlightenment mask, so groups a newer Xen
+        # defines are passed through too.
+        return list(range(_VIRIDIAN_MASK_BITS))
     else:
         groups = set(_VIRIDIAN_ALWAYS)
         for name, state in hyperv.features.items():
@@ -212,42 +190,35 @@ def _cpuid(cpu: CPU | None) -> list[JSON]:
     for feature in cpu.features:
         if feature.name in _HW_VIRT or feature.policy == "optional":
             continue
-        if feature.name not in _CPUID_BITS:
+        if feature.name not in CPUID_BITS:
             raise ConfigError(f"CPU feature {feature.name!r} is unknown to libxl",
                               element=f"<cpu><feature name='{feature.name}'>")
-        leaf, subleaf, register, bit = _CPUID_BITS[feature.name]
+        leaf, subleaf, register, bit = CPUID_BITS[feature.name]
         masks = leaves.setdefault((leaf, subleaf), {})
         mask = masks.setdefault(register, ["x"] * 32)
         mask[31 - bit] = "1" if feature.policy in ("force", "require") else "0"
     for spec in cpu.cpuid_legacy:
-        _legacy_cpuid(spec, leaves)
-    out = []
-    for (leaf, subleaf), masks in leaves.items():
-        entry: JSON = {"leaf": leaf}
-        if subleaf is not None:
-            entry["subleaf"] = subleaf
-        for register in ("eax", "ebx", "ecx", "edx"):
-            if register in masks:
-                entry[register] = "".join(masks[register])
-        out.append(entry)
-    return out
+        try:
+            legacy_leaf(spec, leaves)
+        except CpuidError as err:
+            raise ConfigError(str(err), element="cpuid") from None
+    return cpuid_json(leaves)
 
 
-def _legacy_cpuid(spec: str, leaves: dict[tuple[int, int | None], dict[str, list[str]]]) -> None:
-    """xl's legacy ``"LEAF[,SUBLEAF]:REG=BITS,..."`` form, BITS being 32 of x/0/1/k/s (bit 0 last)."""
-    match = re.fullmatch(r"\s*(\w+)(?:,(\w+))?:(.*)", spec)
-    try:
-        if not match:
-            raise ValueError(spec)
-        key = (int(match[1], 0), int(match[2], 0) if match[2] else None)
-        masks = leaves.setdefault(key, {})
-        for item in match[3].split(","):
-            register, _, bits = item.strip().partition("=")
-            if register not in ("eax", "ebx", "ecx", "edx") or not re.fullmatch(r"[01xks]{32}", bits):
-                raise ValueError(item)
-            masks[register] = list(bits)
-    except ValueError:
-        raise ConfigError(f"malformed cpuid entry {spec!r}", element="cpuid") from None
+def _vcpu_affinity(dom: Domain) -> list[list[int]]:
+    """``<vcpupin>`` as libxl's per-vCPU hard affinity (xl's ``cpus = [ ... ]`` list): one bitmap
+    per vCPU from 0, so the pins must cover vCPUs 0..N without a gap (a gap has no libxl form
+    short of naming every host CPU)."""
+    pins = {pin.vcpu: pin.cpuset for pin in dom.vcpupin}
+    if len(pins) != len(dom.vcpupin):
+        raise ConfigError("a vCPU is pinned twice", element="<cputune><vcpupin>")
+    if pins and sorted(pins) != list(range(len(pins))):
+        raise ConfigError(f"vcpupin must pin vCPUs 0..N without gaps, not {sorted(pins)}",
+                          element="<cputune><vcpupin>")
+    if len(pins) > dom.vcpu.count:
+        raise ConfigError(f"vcpupin names vCPU {len(pins) - 1} of {dom.vcpu.count}",
+                          element="<cputune><vcpupin>")
+    return [parse_cpuset(pins[i], element=f"<vcpupin vcpu='{i}'>") for i in range(len(pins))]
 
 
 def _vnuma(dom: Domain) -> list[JSON]:
@@ -390,6 +361,17 @@ def _serials(dom: Domain, hvm: JSON) -> None:
         hvm["serial_list"] = specs
 
 
+def _soundhw(dom: Domain) -> str | None:
+    """``<sound>`` models as the soundhw list qemu-xen takes (libvirt's ich6 is its ``hda``)."""
+    cards = []
+    for sound in dom.devices.sounds:
+        if sound.model not in _SOUNDHW:
+            raise ConfigError(f"sound model {sound.model!r} is not supported by libxl "
+                              f"(one of {', '.join(_SOUNDHW)})", element=f"<sound model='{sound.model}'>")
+        cards.append(_SOUNDHW[sound.model])
+    return ",".join(cards) or None
+
+
 def _usb(dom: Domain, hvm: JSON) -> None:
     devices = []
     for inp in dom.devices.inputs:
@@ -434,8 +416,7 @@ def _hvm_info(dom: Domain, b_info: JSON) -> JSON:
     if "spice" in graphics:
         hvm["spice"] = _spice(graphics["spice"])
     _serials(dom, hvm)
-    if dom.devices.sounds:
-        hvm["soundhw"] = dom.devices.sounds[0].model
+    _set(hvm, "soundhw", _soundhw(dom))
     hvm["boot"] = "".join(_BOOT[b] for b in os.boot if b in _BOOT) or "c"
     _usb(dom, hvm)
     return hvm
@@ -460,6 +441,10 @@ def _build_info(dom: Domain) -> JSON:
         raise ConfigError("the domain needs a positive <memory>", element="<memory>")
     if dom.vcpu.count <= 0:
         raise ConfigError("the domain needs at least one vcpu", element="<vcpu>")
+    limit = PV_MAX_VCPUS if kind == "pv" else HVM_MAX_VCPUS
+    if dom.vcpu.count > limit:  # before avail_vcpus is built from it
+        raise ConfigError(f"{dom.vcpu.count} vcpus: Xen allows at most {limit} for {kind.upper()} guests",
+                          element="<vcpu>")
     online = dom.online_vcpus
     if not 0 < online <= dom.vcpu.count:
         raise ConfigError(f"current vcpus {online} not within 1..{dom.vcpu.count}", element="<vcpu current>")
@@ -468,6 +453,7 @@ def _build_info(dom: Domain) -> JSON:
     b_info: JSON = {"max_vcpus": dom.vcpu.count, "avail_vcpus": list(range(online))}
     if dom.vcpu.cpuset:
         b_info["cpumap"] = parse_cpuset(dom.vcpu.cpuset, element="<vcpu cpuset>")
+    _set(b_info, "vcpu_hard_affinity", _vcpu_affinity(dom))
     _set(b_info, "vnuma_nodes", _vnuma(dom))
     b_info["max_memkb"] = dom.memory_kib
     b_info["target_memkb"] = dom.target_memory_kib
@@ -515,10 +501,12 @@ def _disk_format(disk: Disk) -> str:
 def _disk_source(disk: Disk) -> str | None:
     if disk.type in ("file", "block"):
         return disk.source
-    if disk.type == "network" and disk.source_protocol == "rbd":
-        spec = f"rbd:{disk.source_name}"
-        hosts = [h.name + (f"\\:{h.port}" if h.port else "") for h in disk.source_hosts]
-        return spec + (":mon_host=" + "\\;".join(hosts) if hosts else "")
+    if disk.type == "network" and disk.source_protocol in ("rbd", "nbd"):
+        try:
+            return network_target(disk)
+        except ValueError as err:
+            where = f"<disk type='network'><target dev='{disk.target_dev}'>"
+            raise ConfigError(str(err), element=where) from None
     raise ConfigError(f"disk type {disk.type!r} ({disk.source_protocol or 'no protocol'}) is not supported",
                       element=f"<disk type='{disk.type}'>")
 
@@ -557,21 +545,18 @@ def build_disk(disk: Disk, dom: Domain) -> JSON:
 
 
 def _rate(iface: Interface) -> tuple[int, int] | None:
-    """(bytes per interval, interval in µs) from ``<bandwidth><outbound average>`` or an xl rate."""
+    """(bytes per interval, interval in µs): an xl ``rate=`` kept verbatim wins (it may name its
+    own interval), else ``<bandwidth><outbound average>`` (KB/s) over xl's default interval."""
+    if iface.rate:
+        try:
+            rate = parse_vif_rate(iface.rate.strip())
+        except ValueError as err:
+            raise ConfigError(str(err), element="<interface> rate") from None
+        return rate.bytes_per_interval, rate.interval_usecs
     if iface.bandwidth_out_average:
-        interval = 50_000  # xl's default credit interval
+        interval = DEFAULT_RATE_INTERVAL_USECS
         return iface.bandwidth_out_average * 1024 * interval // 1_000_000, interval
-    if not iface.rate:
-        return None
-    match = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)([bB])/s\s*(?:@\s*(\d+)\s*(us|ms|s)?)?\s*", iface.rate)
-    if not match:
-        raise ConfigError(f"malformed rate {iface.rate!r}", element="<interface> rate")
-    number, prefix, unit, amount, scale = match.groups()
-    bytes_per_s = int(number) * {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[prefix.lower()]
-    if unit == "b":
-        bytes_per_s //= 8
-    interval = int(amount) * {"us": 1, "ms": 1000, "s": 10**6, None: 1}[scale] if amount else 50_000
-    return bytes_per_s * interval // 1_000_000, interval
+    return None
 
 
 def build_nic(iface: Interface, devid: int, dom: Domain) -> JSON:
@@ -649,6 +634,10 @@ def _channels(dom: Domain) -> list[JSON]:
 def _usb_devices(dom: Domain) -> tuple[list[JSON], list[JSON]]:
     ctrls = []
     for ctrl in dom.devices.controllers:
+        if ctrl.type == "usb" and ctrl.model not in (None, "none", *_USB_VERSIONS, *_QUSB_VERSIONS):
+            raise ConfigError(f"USB controller model {ctrl.model!r} is unknown to libxl (one of "
+                              f"{', '.join([*_USB_VERSIONS, *_QUSB_VERSIONS])})",
+                              element=f"<controller type='usb' model='{ctrl.model}'>")
         if ctrl.type == "usb" and ctrl.model in _QUSB_VERSIONS:
             ctrls.append({"type": "qusb", "version": _QUSB_VERSIONS[ctrl.model], "ports": ctrl.ports or 8})
     devs = [{"type.hostdev": {"hostbus": d.bus, "hostaddr": d.device}} for d in dom.devices.usb_hostdevs]
@@ -657,6 +646,7 @@ def _usb_devices(dom: Domain) -> tuple[list[JSON], list[JSON]]:
 
 def build_config(dom: Domain, *, xsdata: dict[str, str] | None = None) -> JSON:
     """The whole ``libxl_domain_config`` for ``dom``; ``xsdata`` lands in ``c_info.xsdata``."""
+    check_buildable(dom)
     config: JSON = {"c_info": _create_info(dom, xsdata), "b_info": _build_info(dom)}
     _set(config, "disks", [build_disk(d, dom) for d in dom.devices.disks])
     vifs = [i for i in dom.devices.interfaces if i.type != "hostdev"]

@@ -23,6 +23,7 @@ from typing import Any
 
 from libxl.config import nested_hvm_for
 from libxl.errors import ConfigError
+from libxl.formats.readfile import Missing, read_regular
 from libxl.formats.xlcfg import Value, config_text, parse_cfg
 from libxl.model import Domain
 
@@ -44,10 +45,15 @@ class HostSettings:
     claim_mode: bool | None = None
     max_grant_frames: int | None = None
     max_maptrack_frames: int | None = None
+    #: xl.conf's run_hotplug_scripts: whether libxl (rather than udev) runs the hotplug scripts.
+    run_hotplug_scripts: bool | None = None
     #: auto (on unless Xen's command line has dom0_mem=), on or off; see libxl.balloon.
     autoballoon: str = "auto"
     #: libvirt's nested_hvm: whether host-passthrough HVM guests get nested virtualisation.
     nested_hvm: bool | None = None
+    #: The host's cpu count: xl cuts cpu lists (``cpus="all"``, ``cpus=["4-47"]``) to it. None: this
+    #: machine's count as the OS reports it (in dom0, set it from the hypervisor's when they differ).
+    cpus: int | None = None
 
 
 def _string(value: Value) -> str:
@@ -88,7 +94,12 @@ XL_CONF_KEYS: dict[str, tuple[str, Callable[[Value], Any]]] = {
     "max_grant_frames": ("max_grant_frames", _count),
     "max_maptrack_frames": ("max_maptrack_frames", _count),
     "autoballoon": ("autoballoon", _autoballoon),
+    "run_hotplug_scripts": ("run_hotplug_scripts", _boolean),
+    # xl's deprecated spellings; the vif.default.* keys win over them wherever they stand.
+    "defaultbridge": ("vif_bridge", _string),
+    "vifscript": ("vif_script", _string),
 }
+_DEPRECATED_ALIASES = ("defaultbridge", "vifscript")
 #: libvirt's libxl.conf keys that change what a guest becomes here.
 LIBXL_CONF_KEYS: dict[str, tuple[str, Callable[[Value], Any]]] = {
     "autoballoon": ("autoballoon", lambda v: "on" if _boolean(v) else "off"),
@@ -103,14 +114,15 @@ def read_conf(path: str | Path, keys: dict[str, tuple[str, Callable[[Value], Any
     dropping it would give guests a different network than ``xl create`` does.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()[:_MAX_BYTES + 1]
-    except FileNotFoundError:
+    try:  # a regular file only, at most the limit read (readfile): a FIFO here would wedge the agent
+        data = read_regular(str(path), _MAX_BYTES)
+    except Missing as err:
+        if err.dangling:
+            raise
         return {}
-    except OSError as err:
-        raise ConfigError(f"cannot read: {err.strerror}", file=str(path)) from None
     out: dict[str, Any] = {}
-    for key, setting in parse_cfg(config_text(data, str(path), _MAX_BYTES), file=str(path)).items():
+    settings = parse_cfg(config_text(data, str(path), _MAX_BYTES), file=str(path))
+    for key, setting in sorted(settings.items(), key=lambda item: item[0] not in _DEPRECATED_ALIASES):
         if key not in keys:
             continue
         name, convert = keys[key]
@@ -143,6 +155,17 @@ def load_host_settings(xl_conf: str | Path | None = DEFAULT_XL_CONF,
     return settings
 
 
+def with_host_cpus(settings: HostSettings, nr_cpus: Callable[[], int]) -> HostSettings:
+    """``settings`` with the host's cpu count (what xl cuts cpu lists to), asked of the backend;
+    unchanged when the host cannot say (the xl front end then warns where the count matters)."""
+    if settings.cpus is not None:
+        return settings
+    try:
+        return replace(settings, cpus=nr_cpus())
+    except Exception:  # noqa: BLE001 - any backend failure leaves the count unknown, which is safe
+        return settings
+
+
 def apply_host_settings(domain: Domain, config: dict[str, Any], host: HostSettings) -> dict[str, Any]:
     """A copy of ``config`` (built from ``domain``) with the host's defaults where it left gaps."""
     out = copy.deepcopy(config)
@@ -166,4 +189,4 @@ def apply_host_settings(domain: Domain, config: dict[str, Any], host: HostSettin
 
 
 __all__ = ["DEFAULT_XL_CONF", "DEFAULT_LIBXL_CONF", "AUTOBALLOON_MODES", "HostSettings", "read_conf",
-           "load_host_settings", "apply_host_settings", "XL_CONF_KEYS", "LIBXL_CONF_KEYS"]
+           "load_host_settings", "apply_host_settings", "with_host_cpus", "XL_CONF_KEYS", "LIBXL_CONF_KEYS"]

@@ -39,6 +39,8 @@ POWER_STATES = ("running", "paused", "stopped")
 #: "Run strategy"). ``Always`` is the default: the desired file says the guest runs.
 RUN_STRATEGIES = ("Always", "RerunOnFailure", "Manual", "Halted")
 DEFAULT_RUN_STRATEGY = "Always"
+#: libvirt's cpuset syntax (``0-3,^2,8``), which xl's ``cpus`` items share.
+CPUSET = re.compile(r"\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*")
 #: libxl holds memory sizes as uint64 KiB; a larger value could not be passed on (or even printed:
 #: Python refuses to convert ints of over 4300 digits to text).
 MAX_KIB = 2**64 - 1
@@ -122,6 +124,13 @@ class VCpu:
     current: int | None = None
     placement: str | None = None  # static | auto
     cpuset: str | None = None
+
+
+@dataclass
+class VcpuPin:
+    """``<cputune><vcpupin vcpu='N' cpuset='...'>``: xl's per-vCPU ``cpus = [ ... ]`` list item."""
+    vcpu: int
+    cpuset: str
 
 
 @dataclass
@@ -337,7 +346,8 @@ class Hostdev:
     type: str = "pci"
     managed: bool = False
     address: PCIAddress = field(default_factory=PCIAddress)
-    write_filtering: bool | None = None
+    write_filtering: bool | None = None  # False: xl's ``permissive=1``
+    driver_name: str | None = None  # ``<driver name='xen'/>``: the backend libvirt's libxl driver sets
 
 
 @dataclass
@@ -378,6 +388,16 @@ class Devices:
 
 
 @dataclass
+class Seclabel:
+    """``<seclabel>``: a static label is xl's ``seclabel=`` (the XSM/FLASK context); ``none`` asks
+    for nothing."""
+    type: str = "static"  # static | none (dynamic labels need a security driver libxl lacks)
+    model: str | None = None  # xen
+    relabel: str | None = None  # yes | no
+    label: str | None = None
+
+
+@dataclass
 class Domain:
     name: str
     type: str = "xen"
@@ -390,7 +410,8 @@ class Domain:
     max_memory_kib: int | None = None  # <maxMemory> (hotplug ceiling)
     max_memory_slots: int | None = None
     vcpu: VCpu = field(default_factory=VCpu)
-    cputune_shares: int | None = None
+    cputune_shares: int | None = None  # xl's cpu_weight (credit scheduler weight)
+    vcpupin: list[VcpuPin] = field(default_factory=list)
     os: OS = field(default_factory=OS)
     bootloader: str | None = None
     bootloader_args: str | None = None
@@ -401,6 +422,7 @@ class Domain:
     on_reboot: str | None = None
     on_crash: str | None = None
     devices: Devices = field(default_factory=Devices)
+    seclabel: Seclabel | None = None
     #: ``<xen:commandline><xen:arg value=.../>``: extra device-model arguments.
     commandline: list[str] = field(default_factory=list)
     #: Desired power state from the project's ``<metadata>`` (running | paused | stopped).
@@ -419,10 +441,10 @@ class Domain:
 
 
 __all__ = [
-    "XEN_NS", "XR_NS", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "RUN_STRATEGIES",
+    "XEN_NS", "XR_NS", "CPUSET", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "RUN_STRATEGIES",
     "DEFAULT_RUN_STRATEGY", "MAX_KIB", "ConfigError",
-    "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu",
+    "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu", "VcpuPin",
     "Hyperv", "Features", "CpuFeature", "NumaCell", "CPU", "Timer", "Clock", "DiskHost", "Disk",
     "IPAddress", "Interface", "CharDev", "Input", "Listen", "Graphics", "Sound", "Video",
-    "PCIAddress", "Hostdev", "Controller", "USBDevice", "Devices", "Domain",
+    "PCIAddress", "Hostdev", "Controller", "USBDevice", "Devices", "Seclabel", "Domain",
 ]

@@ -16,6 +16,12 @@ daemon. Events are kept in a bounded log inside the state; ``watch_events`` repl
 Test hooks: ``crash``, ``shutdown_from_inside``, ``set_unresponsive``, ``create_cut_short``,
 ``suspend_for_migration`` and ``rename`` (the two ends of ``xl migrate``); ``save`` is ``xl save``. Fault
 injection through ``fail_rate``, ``latency`` and ``seed`` (constructor arguments or attributes).
+Time is injectable: ``clock`` (what time it is on the host, default ``time.time``) and ``sleep`` (how
+the host waits: injected latency, ``shutdown``'s wait; default ``time.sleep``) are read everywhere the
+host's behaviour depends on time (shutdown delays, cpu time, ``op_log`` stamps), so a test steps a
+fake clock instead of polling. The default clock is the wall clock, not a monotonic one, because due
+times live in the state, which a file store shares between processes and keeps across reboots. Only
+the event thread's polling runs on real time: it is delivery, not simulated behaviour.
 ``op_log`` (a file path) appends one JSON line per committed change (``{"t": unix time, "op",
 "domid", "name"}``), so a test or benchmark can read afterwards *when* the host changed, without polling it.
 
@@ -44,8 +50,17 @@ from typing import Any
 import structlog
 
 from libxl import saveimage
-from libxl.backend import MIGRATED_AWAY_SUFFIX, OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
+from libxl.backend import (
+    MIGRATED_AWAY_SUFFIX,
+    OWNER_KEY,
+    DomainEvent,
+    DomainInfo,
+    HostInfo,
+    IoStats,
+    LibxlConfig,
+)
 from libxl.balloon import MIN_DOM0_KIB
+from libxl.display import VNC_BASE, ports_in, vnc_hunts
 from libxl.errors import BackendError
 
 State = dict[str, Any]
@@ -76,11 +91,26 @@ _ENUMS = {
     "action": ("destroy", "restart", "restart_rename", "preserve", "coredump_destroy",
                "coredump_restart", "soft_reset"),
     "tsc_mode": ("default", "always_emulate", "native", "native_paravirt"),
-    "vga": ("none", "std", "cirrus", "qxl"),
+    "vga": ("unknown", "none", "std", "cirrus", "qxl"),
     "bios": ("unknown", "rombios", "seabios", "ovmf"),
 }
+#: Where the enum-valued fields the sim checks sit (libxl's parser lowers their case).
+_ENUM_KEYS = frozenset({"backend", "format", "nictype", "tsc_mode", "bios", "kind", "on_poweroff",
+                        "on_reboot", "on_crash", "on_watchdog", "on_soft_reset"})
+#: The integer fields of b_info the sim reads. libxl's JSON parser ignores a value of another JSON
+#: type (``"max_vcpus": "2"``) as if the key were absent; a negative one it refuses.
+_SIZE_KEYS = ("max_memkb", "target_memkb", "video_memkb", "shadow_memkb", "max_vcpus", "event_channels",
+              "max_grant_frames")
+_NIC_SIZE_KEYS = ("rate_bytes_per_interval", "rate_interval_usecs")
+#: libxl's b_info.max_memkb when a config has none (libxl__domain_build_info_setdefault).
+DEFAULT_MAX_MEMKB = 32 * 1024
 #: libxl's vcpu limits per guest type (HVM_MAX_VCPUS for hvm/pvh).
 _MAX_VCPUS = {"pv": 512, "pvh": 128, "hvm": 128}
+#: The I/O each simulated disk and nic does per second of its guest's uptime (``io_stats``).
+SIM_DISK_IO = {"block_read_requests": 20, "block_write_requests": 10, "block_read_bytes": 20 * 4096,
+               "block_write_bytes": 10 * 4096}
+SIM_NIC_IO = {"net_receive_packets": 30, "net_transmit_packets": 20, "net_receive_bytes": 30 * 1000,
+              "net_transmit_bytes": 20 * 800}
 #: How far a create got before its caller died (``create_cut_short``).
 _CUT_STAGES = ("domain", "xenstore")
 #: What follows the header in a save image of this host (``save``/``restore``).
@@ -129,8 +159,28 @@ def validate_nic(op: str, nic: Any) -> None:
     if mac is not None and (not isinstance(mac, str) or not _MAC_RE.fullmatch(mac)):
         raise _fail(op, f"nic: invalid mac address {mac!r}")
     _check_enum(op, "nic nictype", nic.get("nictype"), "nictype")
-    _check_size(op, "nic rate_bytes_per_interval", nic.get("rate_bytes_per_interval"))
-    _check_size(op, "nic rate_interval_usecs", nic.get("rate_interval_usecs"))
+    for key in _NIC_SIZE_KEYS:
+        _check_size(op, f"nic {key}", nic.get(key))
+
+
+def _drop_mistyped(obj: Any, keys: tuple[str, ...]) -> None:
+    if isinstance(obj, dict):
+        for key in keys:
+            if key in obj and (not isinstance(obj[key], int) or isinstance(obj[key], bool)):
+                del obj[key]
+
+
+def as_parsed(config: Any) -> Any:
+    """A copy of ``config`` as ``libxl_domain_config_from_json`` reads the integer fields the sim
+    uses: one of another JSON type is gone, as libxl's parser skips it (checked against the real
+    libxl in tests/test_backend_contract.py)."""
+    if not isinstance(config, dict):
+        return config
+    config = clone(config)
+    _drop_mistyped(config.get("b_info"), _SIZE_KEYS)
+    for nic in config.get("nics") or []:
+        _drop_mistyped(nic, _NIC_SIZE_KEYS)
+    return config
 
 
 def validate_config(op: str, config: Any) -> None:
@@ -155,31 +205,51 @@ def validate_config(op: str, config: Any) -> None:
         raise _fail(op, f"b_info has several type variants {variants}", name)
     if variants and variants[0] != f"type.{kind}":
         raise _fail(op, f"b_info.{variants[0]} does not match c_info.type {kind!r}", name)
-    for key in ("max_memkb", "target_memkb", "video_memkb", "shadow_memkb", "max_vcpus",
-                "event_channels", "max_grant_frames"):
+    poolid = c_info.get("poolid", 0)
+    if poolid != 0:  # the simulated host has Pool-0 only
+        raise _fail(op, f"Illegal pool specified: cpupool {poolid!r} does not exist (ERROR_INVAL)", name)
+    for key in _SIZE_KEYS:
         _check_size(op, f"b_info.{key}", b_info.get(key))
-    max_vcpus = b_info.get("max_vcpus", 1)
+    max_vcpus = b_info.get("max_vcpus") or 1  # 0 is libxl's "default": one
     if not 1 <= max_vcpus <= _MAX_VCPUS[kind]:
         raise _fail(op, f"b_info.max_vcpus {max_vcpus} not within 1..{_MAX_VCPUS[kind]} for {kind}", name)
     avail = b_info.get("avail_vcpus", list(range(max_vcpus)))
     if not isinstance(avail, list) or any(not isinstance(c, int) or not 0 <= c < max_vcpus for c in avail):
         raise _fail(op, f"b_info.avail_vcpus {avail!r} beyond max_vcpus {max_vcpus}", name)
-    max_memkb = b_info.get("max_memkb")
+    max_memkb = b_info.get("max_memkb", DEFAULT_MAX_MEMKB)
     if not max_memkb:
-        raise _fail(op, "b_info.max_memkb is required", name)
+        raise _fail(op, "b_info.max_memkb must not be 0", name)
     if b_info.get("target_memkb", max_memkb) > max_memkb:
         raise _fail(op, "b_info.target_memkb exceeds max_memkb", name)
     _check_enum(op, "b_info.tsc_mode", b_info.get("tsc_mode"), "tsc_mode")
+    if isinstance(b_info.get("sched_params"), dict):
+        check_sched(op, b_info["sched_params"], max_vcpus, name)
     variant = b_info.get(f"type.{kind}", {})
     if not isinstance(variant, dict):
         raise _fail(op, f"b_info.type.{kind} is not an object", name)
-    if kind == "pv" and not b_info.get("kernel") and not variant.get("bootloader"):
+    # libxl 4.17 takes the bootloader in b_info (xl puts it there) or, as before, in type.pv.
+    if kind == "pv" and not (b_info.get("kernel") or b_info.get("bootloader") or variant.get("bootloader")):
         raise _fail(op, "PV guest needs a kernel or a bootloader", name)
     if kind == "pvh" and not b_info.get("kernel"):
         raise _fail(op, "PVH guest needs a kernel", name)
     if kind == "hvm":
+        if not b_info.get("kernel") and (b_info.get("cmdline") or b_info.get("ramdisk")):
+            raise _fail(op, "direct boot parameters specified but kernel missing (ERROR_INVAL)", name)
+        spice = variant.get("spice") or {}
+        enabled = str(spice.get("enable", "")).lower() == "true"
+        if enabled and not spice.get("port") and not spice.get("tls_port"):
+            raise _fail(op, "at least one of the spiceport or tls_port must be provided", name)
         _check_enum(op, "b_info.type.hvm.vga.kind", variant.get("vga", {}).get("kind"), "vga")
         _check_enum(op, "b_info.type.hvm.bios", variant.get("bios"), "bios")
+        model = str(b_info.get("device_model_version", "qemu_xen")).lower()
+        if str(variant.get("bios", "")).lower() == "rombios" and model == "qemu_xen":
+            raise _fail(op, "qemu-xen does not support bios=rombios. (ERROR_INVAL)", name)
+    # Populate-on-demand (a non-PV guest booted below its maximum) and an IOMMU exclude each other.
+    passthrough = str(c_info.get("passthrough", "unknown")).lower()
+    iommu = passthrough not in ("unknown", "disabled") or config.get("pcidevs") or config.get("dtdevs")
+    if kind != "pv" and b_info.get("target_memkb", max_memkb) < max_memkb and iommu:
+        raise _fail(op, "IOMMU required for device passthrough but not supported together with PoD "
+                        "(ERROR_INVAL)", name)
     for event in ("on_poweroff", "on_reboot", "on_crash", "on_watchdog", "on_soft_reset"):
         _check_enum(op, event, config.get(event), "action")
     disks, nics = config.get("disks", []), config.get("nics", [])
@@ -195,18 +265,58 @@ def validate_config(op: str, config: Any) -> None:
             raise _fail(op, f"duplicate {label} {', '.join(dups)}", name)
 
 
+def _check_cpumap(op: str, b_info: dict[str, Any], nr_cpus: int, name: str) -> None:
+    """libxl 4.17 copies ``b_info.cpumap`` into a bitmap of the host's cpu count and asserts both
+    have the same size in bytes; a bitmap read from JSON is only as long as its highest bit. So a
+    cpumap whose highest cpu falls in another byte than the host's last cpu aborts libxl (seen with
+    the real libxl: tests/test_backend_contract.py); the sim refuses it instead of dying."""
+    cpumap = b_info.get("cpumap")
+    if not isinstance(cpumap, list) or not cpumap or not all(isinstance(c, int) for c in cpumap):
+        return
+    if (max(cpumap) + 8) // 8 != (nr_cpus + 7) // 8:
+        raise _fail(op, f"b_info.cpumap {cpumap} is not sized like the host's {nr_cpus} cpus: libxl 4.17 "
+                        "aborts on it (libxl_bitmap_copy assertion); vcpu_hard_affinity does not", name)
+
+
+def check_sched(op: str, params: dict[str, Any], max_vcpus: int, name: str | None) -> None:
+    """credit2's limits as libxl checks them (-1, libxl's "default", leaves a value alone)."""
+    weight, cap = params.get("weight", -1), params.get("cap", -1)
+    if weight != -1 and not 1 <= weight <= 65535:
+        raise _fail(op, "Cpu weight out of range, valid range is from 1 to 65535 (ERROR_INVAL)", name)
+    if cap != -1 and not 0 <= cap <= 100 * max_vcpus:
+        raise _fail(op, f"Cpu cap out of range, valid range is from 0 to {100 * max_vcpus} for specified "
+                        "number of vcpus (ERROR_INVAL)", name)
+
+
 # ---- state stores -------------------------------------------------------------------------------
 
+def _lower_enums(obj: Any) -> None:
+    """Enum values and macs in lower case, wherever they sit, as libxl's parser keeps them."""
+    if isinstance(obj, list):
+        for item in obj:
+            _lower_enums(item)
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            if isinstance(value, str) and (key in _ENUM_KEYS or key == "mac"):
+                obj[key] = value.lower()
+            else:
+                _lower_enums(value)
+
+
 def _as_made(config: LibxlConfig) -> LibxlConfig:
-    """A copy of ``config`` as libxl holds it once it made the domain: type in lower case, uuid
-    canonical, and libxl's vcpu and memory defaults filled in."""
+    """A copy of ``config`` as libxl holds it once it made the domain: type, enums and macs in lower
+    case, uuid canonical, and libxl's vcpu and memory defaults filled in."""
     config = copy.deepcopy(config)
     c_info, b_info = config["c_info"], config["b_info"]
     c_info["type"] = c_info["type"].lower()
+    _lower_enums({k: v for k, v in config.items() if k != "c_info"})  # c_info.xsdata is free text
+    for key in _ENUM_KEYS & config.keys():
+        config[key] = str(config[key]).lower()
     # Like libxl, which leaves a missing uuid nil (xl makes one up in its parser, not libxl).
     c_info["uuid"] = str(_uuid.UUID(c_info["uuid"])) if c_info.get("uuid") else NIL_UUID
-    b_info.setdefault("max_vcpus", 1)
+    b_info["max_vcpus"] = b_info.get("max_vcpus") or 1
     b_info.setdefault("avail_vcpus", list(range(b_info["max_vcpus"])))
+    b_info.setdefault("max_memkb", DEFAULT_MAX_MEMKB)
     b_info.setdefault("target_memkb", b_info["max_memkb"])
     return config
 
@@ -398,7 +508,8 @@ class SimHost:
                  total_memory_kib: int = 16 * GIB_KIB, dom0_memory_kib: int = GIB_KIB, nr_cpus: int = 8,
                  fail_rate: float = 0.0, latency: float | tuple[float, float] = 0.0,
                  seed: int | None = None, shutdown_delay: float = 0.01, xen_cmdline: str = "",
-                 op_log: str | os.PathLike[str] | None = None) -> None:
+                 op_log: str | os.PathLike[str] | None = None, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], None] | None = None) -> None:
         if dom0_memory_kib > total_memory_kib:
             raise ValueError("dom0 memory exceeds the host's total memory")
         self.uri = uri
@@ -409,6 +520,10 @@ class SimHost:
         #: What ``host_info().extra["xen_commandline"]`` reports (Xen's boot command line).
         self.xen_cmdline = xen_cmdline
         self.op_log = op_log
+        # The defaults look ``time.time``/``time.sleep`` up per call, so a test that patches the time
+        # module (rather than pass a clock) still reaches the host.
+        self._clock: Callable[[], float] = clock or (lambda: time.time())
+        self._sleep: Callable[[float], None] = sleep or (lambda seconds: time.sleep(seconds))
         self._rng = random.Random(seed)
         initial = new_state(total_memory_kib, dom0_memory_kib, nr_cpus)
         self._store: _MemoryStore | _FileStore = (
@@ -423,7 +538,7 @@ class SimHost:
         """Latency and random failures, before the operation touches the host (like a lost RPC)."""
         low, high = self.latency if isinstance(self.latency, tuple) else (self.latency, self.latency)
         if high > 0:
-            time.sleep(self._rng.uniform(low, high))
+            self._sleep(self._rng.uniform(low, high))
         if self.fail_rate > 0 and self._rng.random() < self.fail_rate:
             raise _fail(op, "injected fault: xenstore transaction failed (ERROR_FAIL)", transient=True)
 
@@ -456,7 +571,7 @@ class SimHost:
         """One ``op_log`` line for a change that is committed (visible to every reader) now."""
         if self.op_log is None:
             return
-        line = json.dumps({"t": time.time(), "op": op, "domid": domid, "name": name}) + "\n"
+        line = json.dumps({"t": self._clock(), "op": op, "domid": domid, "name": name}) + "\n"
         with open(self.op_log, "a") as out:  # one short append: whole lines even across processes
             out.write(line)
 
@@ -500,7 +615,7 @@ class SimHost:
         pending = pending_shutdowns(state)
         if not pending:
             return
-        now = time.time()
+        now = self._clock()
         for key in sorted(pending, key=int):  # domid order, the order the records are kept in
             dom = state["domains"].get(key)
             if dom is None or dom.get("shutdown_due") is None:
@@ -509,15 +624,38 @@ class SimHost:
                 self._guest_shutdown(state, self._own(state, key), "poweroff")
 
     def _start(self, state: State, config: LibxlConfig, paused: bool) -> int:
+        ports = self._listen(state, config)
         domid = state["next_domid"]
         state["next_domid"] += 1
         b_info = config["b_info"]
         state["domains"][str(domid)] = {
             "domid": domid, "config": config, "state": "paused" if paused else "running",
             "shutdown_reason": None, "memory_kib": b_info.get("target_memkb", b_info["max_memkb"]),
-            "started": time.time(), "shutdown_due": None, "unresponsive": False,
+            "started": self._clock(), "shutdown_due": None, "unresponsive": False, "ports": ports,
         }
         return domid
+
+    @staticmethod
+    def _listen(state: State, config: LibxlConfig) -> dict[str, int]:
+        """The ports the guest's qemu listens on, as qemu binds them: a fixed one another guest
+        holds fails the create ("Address already in use"); a VNC display with ``findunused``
+        takes the first free one from its display up, as qemu's ``to=`` does."""
+        fixed, start = ports_in(config), vnc_hunts(config)
+        out: dict[str, int] = {}
+        if fixed.vnc is None and fixed.spice is None and start is None:
+            return out  # no display: the common case costs no scan of the host
+        held = {p for d in state["domains"].values() for p in (d.get("ports") or {}).values()}
+        for kind, port in (("vnc", fixed.vnc), ("spice", fixed.spice)):
+            if port is None:
+                continue
+            if port in held:
+                raise _fail("domain_create", f"device model: {kind} port {port}: Address already in use "
+                            "(qemu exited)", str(config["c_info"]["name"]))
+            out[kind] = port
+            held.add(port)
+        if start is not None:
+            out["vnc"] = next(p for p in range(VNC_BASE + start, 65536) if p not in held)
+        return out
 
     def _guest_shutdown(self, state: State, dom: dict[str, Any], reason: str) -> None:
         """The guest stopped (``reason``): libxl's toolstack side applies the configured action."""
@@ -545,13 +683,14 @@ class SimHost:
 
     def list_domains(self) -> list[DomainInfo]:
         state = self._read("list_domains")
-        now = time.time()
+        now = self._clock()
         rows = [DomainInfo(name="Domain-0", domid=0, uuid=DOM0_UUID, state="running",
                            memory_kib=state["dom0_memory_kib"], max_memory_kib=self._dom0_max_kib(state),
                            vcpus_online=state["nr_cpus"], vcpus_max=state["nr_cpus"])]
         for dom in sorted(state["domains"].values(), key=lambda d: d["domid"]):
             c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
             running = dom["state"] in ("running", "paused")
+            ports = dom.get("ports") or {}
             name = _listed_name(dom)  # "" until xenstore has the domain, and with it our marker
             rows.append(DomainInfo(
                 name=name, domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
@@ -559,8 +698,26 @@ class SimHost:
                 vcpus_online=len(b_info.get("avail_vcpus", [])), vcpus_max=b_info.get("max_vcpus", 1),
                 shutdown_reason=dom["shutdown_reason"],
                 owner=(c_info.get("xsdata") or {}).get(OWNER_KEY) if name else None,
-                cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0))
+                cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0,
+                vnc_port=ports.get("vnc"), spice_port=ports.get("spice")))
         return rows
+
+    def io_stats(self) -> dict[int, IoStats]:
+        """Counters that grow with each live guest's uptime: per disk ``SIM_DISK_IO`` and per nic
+        ``SIM_NIC_IO`` (per second), so a rate over them is steady and a re-created guest starts
+        from zero, as blkback's and netback's counters do."""
+        state = self._read("io_stats")
+        now = self._clock()
+        out = {}
+        for dom in state["domains"].values():
+            if dom["state"] not in ("running", "paused") or dom.get("cut_short"):
+                continue
+            seconds = now - dom["started"]
+            disks, nics = len(dom["config"].get("disks", [])), len(dom["config"].get("nics", []))
+            counts = {k: int(seconds * rate) * disks for k, rate in SIM_DISK_IO.items()}
+            counts.update({k: int(seconds * rate) * nics for k, rate in SIM_NIC_IO.items()})
+            out[dom["domid"]] = IoStats(**counts)
+        return out
 
     def domain_config(self, domid: int) -> LibxlConfig:
         state = self._read("domain_config")
@@ -581,6 +738,7 @@ class SimHost:
     def _make(self, op: str, config: LibxlConfig, paused: bool) -> int:
         """A new domain from ``config`` (create, or restore once the image was read)."""
         with self._op(op) as state:
+            config = as_parsed(config)
             validate_config(op, config)
             config = _as_made(config)
             c_info, b_info = config["c_info"], config["b_info"]
@@ -590,6 +748,7 @@ class SimHost:
                     raise _fail(op, f"domain with name {name!r} already exists", name)
                 if other["config"]["c_info"]["uuid"] == c_info["uuid"] != NIL_UUID:
                     raise _fail(op, f"domain with uuid {c_info['uuid']} already exists", name)
+            _check_cpumap(op, b_info, state["nr_cpus"], name)
             free = self._free_kib(state)
             if b_info["target_memkb"] > free:
                 raise _fail(op, f"not enough free memory: need {b_info['target_memkb']} KiB, "
@@ -622,16 +781,16 @@ class SimHost:
             if dom["state"] not in ("running", "paused"):
                 raise _fail(op, f"domain {domid} is already {dom['state']}", dom["config"]["c_info"]["name"])
             if not dom["unresponsive"] and dom["shutdown_due"] is None:
-                dom["shutdown_due"] = time.time() + self.shutdown_delay
+                dom["shutdown_due"] = self._clock() + self.shutdown_delay
                 pending_shutdowns(state)[str(domid)] = dom["shutdown_due"]
         self._trace(op, domid, dom["config"]["c_info"]["name"])
-        deadline = time.monotonic() + timeout
+        deadline = self._clock() + timeout
         while True:
             state = self._read()
             gone = str(domid) not in state["domains"]
-            if gone or time.monotonic() >= deadline:
+            if gone or self._clock() >= deadline:
                 return gone
-            time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+            self._sleep(min(POLL_INTERVAL, max(0.0, deadline - self._clock())))
 
     def destroy(self, domid: int) -> None:
         op = "domain_destroy"
@@ -810,6 +969,56 @@ class SimHost:
             if not 0 < count <= max_vcpus:
                 raise _fail(op, f"{count} vcpus requested, maximum is {max_vcpus} (ERROR_INVAL)", name)
             config["b_info"]["avail_vcpus"] = list(range(count))
+
+    # -- live tuning: what libxl_set_vcpuaffinity, libxl_domain_sched_params_set and
+    # -- libxl_domain_setmaxmem accept and refuse (credit2, Xen 4.17's default scheduler)
+
+    def set_vcpu_affinity(self, domid: int, vcpu: int, hard: list[int] | None,
+                          soft: list[int] | None) -> None:
+        op = "set_vcpuaffinity"
+        with self._device_op(op, domid) as (state, _dom, config, name):
+            b_info = config["b_info"]
+            max_vcpus = b_info.get("max_vcpus", 1)
+            if not 0 <= vcpu < max_vcpus:
+                raise _fail(op, f"vcpu {vcpu} out of range: the domain has {max_vcpus} (ERROR_INVAL)", name)
+            if hard is None and soft is None:
+                raise _fail(op, "no affinity given (ERROR_INVAL)", name)
+            for kind, cpus in (("hard", hard), ("soft", soft)):
+                if cpus is None:
+                    continue
+                if not cpus:
+                    raise _fail(op, f"vcpu {vcpu}: empty {kind} affinity (ERROR_INVAL)", name)
+                missing = sorted(c for c in cpus if not 0 <= c < state["nr_cpus"])
+                if missing:
+                    raise _fail(op, f"vcpu {vcpu}: {kind} affinity names cpu {missing[0]}, the host has "
+                                    f"0..{state['nr_cpus'] - 1} (ERROR_INVAL)", name)
+                # libxl keeps one map per vcpu once it set the domain up (a legacy cpumap included).
+                key = f"vcpu_{kind}_affinity"
+                every = b_info.pop("cpumap" if kind == "hard" else "cpumap_soft", None)
+                maps = b_info.get(key) or [list(every) if every else [] for _ in range(max_vcpus)]
+                maps += [[] for _ in range(max_vcpus - len(maps))]
+                maps[vcpu] = sorted(set(cpus))
+                b_info[key] = maps
+
+    def set_sched_params(self, domid: int, params: dict[str, int]) -> None:
+        op = "domain_sched_params_set"
+        with self._device_op(op, domid) as (_state, _dom, config, name):
+            unknown = sorted(set(params) - {"weight", "cap"})
+            if unknown:
+                raise _fail(op, f"scheduler parameter {unknown[0]!r} is not credit2's (ERROR_INVAL)", name)
+            check_sched(op, params, config["b_info"].get("max_vcpus", 1), name)
+            sched = config["b_info"].setdefault("sched_params", {})
+            sched.setdefault("sched", "credit2")
+            sched.update({k: v for k, v in params.items() if v is not None})
+
+    def set_max_memory(self, domid: int, max_kib: int) -> None:
+        op = "domain_setmaxmem"
+        with self._device_op(op, domid) as (_state, dom, config, name):
+            target = config["b_info"].get("target_memkb", dom["memory_kib"])
+            if max_kib < target:
+                raise _fail(op, f"memory_static_max must be greater than or equal to memory_dynamic_max "
+                                f"({max_kib} < {target} KiB) (ERROR_INVAL)", name)
+            config["b_info"]["max_memkb"] = max_kib
 
     def watch_events(self, callback: Callable[[DomainEvent], None]) -> None:
         self._callbacks.append(callback)

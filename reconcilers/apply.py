@@ -5,6 +5,9 @@ through the ``Backend`` interface, recording ownership in the state directory an
 ``StatusBook``. It is idempotent: a second run over an unchanged host and desired set plans nothing.
 A failing action stops the remaining actions of that domain only, and the domain's status says why.
 
+Display ports come from ``reconcilers.ports``: planning sees each autoport guest's recorded port
+written into its desired config, and a create gets its ports assigned just before libxl is asked.
+
 Ownership is checked twice: the plan only proposes actions on owned domains, and before any call
 that touches an existing domain the executor checks the domid against the snapshot's owned set
 (plus domains adopted in this run), so a planning bug cannot reach a guest that is not ours.
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from libxl.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
+from libxl.display import DisplayPorts
 from libxl.errors import XenReconcileError
 from reconcilers import plan as pl
 from reconcilers import status as st
@@ -27,6 +31,7 @@ from reconcilers.desired import DesiredSet
 from reconcilers.diff import DiffMemo
 from reconcilers.handover import Adoption, adoption
 from reconcilers.policy import Policy
+from reconcilers.ports import PortAllocator, autoport_kinds
 from reconcilers.state import Departure, Inventory, OwnedDomain, StateDir
 
 #: States in which a domain's config is worth retrieving (dead and dying ones are only destroyed).
@@ -91,6 +96,7 @@ class Reconciler:
         self._lock = threading.Lock()
         self._diffs = DiffMemo()  # a no-op resync mostly re-diffs unchanged pairs of configs
         self.inventory: Inventory = self.state.load()
+        self.ports = PortAllocator(self.state, (policy.display_port_min, policy.display_port_max))
 
     # -- observing -------------------------------------------------------------------------------
 
@@ -117,7 +123,23 @@ class Reconciler:
 
     def plan(self, desired: DesiredSet) -> pl.Plan:
         """What ``reconcile_all`` would do now (the dry run behind ``xenreconcile plan``)."""
-        return pl.plan(desired, self.snapshot(desired), self.policy, self._inventory_copy(), self._diffs)
+        actual = self.snapshot(desired)
+        return pl.plan(self._with_ports(desired, actual, record=False), actual, self.policy,
+                       self._inventory_copy(), self._diffs)
+
+    def _with_ports(self, desired: DesiredSet, actual: list[pl.ActualDomain], *,
+                    record: bool = True) -> DesiredSet:
+        """``desired`` with each autoport guest's display ports written in (``reconcilers.ports``),
+        so the plan compares what the guest was created with (``record``: see ``resolve``)."""
+        configs = None
+        domains = dict(desired.domains)
+        for name, want in desired.domains.items():
+            if not autoport_kinds(want.domain):
+                continue
+            if configs is None:
+                configs = {a.info.name: a.config for a in actual if a.config is not None}
+            domains[name] = self.ports.resolve(want, configs.get(name), record=record)
+        return desired if configs is None else replace(desired, domains=domains)
 
     def _inventory_copy(self) -> Inventory:
         with self._lock:
@@ -130,9 +152,11 @@ class Reconciler:
         actual = self.snapshot(desired)
         # Planned with the entries of guests that vanished (a run strategy asks how they left),
         # which are dropped before anything is executed (a create may reuse a vanished uuid).
+        desired = self._with_ports(desired, actual)
         whole = pl.plan(desired, actual, self.policy, self._inventory_copy(), self._diffs)
         self._forget_absent({a.info.uuid.lower() for a in actual})
         results = self._execute(whole, actual, desired)
+        self.ports.keep(desired.domains.keys() | desired.invalid_names() | {a.info.name for a in actual})
         planned = {d.name for d in whole.domains}
         for name in self.status.snapshot():
             if name not in planned:
@@ -142,6 +166,7 @@ class Reconciler:
     def reconcile(self, name: str, desired: DesiredSet) -> Result:
         """Plan and apply one name (one work-queue key)."""
         actual = self.snapshot(desired, only=name)
+        desired = self._with_ports(desired, actual)
         inventory = self._inventory_copy()
         one = pl.plan_domain(name, desired, pl.index_actual(actual), self.policy, inventory, self._diffs,
                              pl.remains_by_name(actual, inventory).get(name))
@@ -177,7 +202,8 @@ class Reconciler:
                 self._refresh_origin(dom.name, desired, owned_uuids.get(dom.name))
             self.status.record(dom.name, result.status, file=str(dom.file) if dom.file else None,
                                error=result.error,
-                               action=result.applied[-1].kind if result.applied else None)
+                               action=result.applied[-1].kind if result.applied else None,
+                               ports=self.ports.get(dom.name) or DisplayPorts())
         return [results[d.name] for d in plan.domains]
 
     def _keep_departures(self, planned: list[pl.DomainPlan]) -> None:
@@ -283,6 +309,8 @@ class Reconciler:
             else:
                 b.destroy(domid)
             self._forget(d["uuid"])  # a create later in this plan records the new guest
+            if d.get("prune"):
+                self.ports.release(action.domain)
         elif action.kind == pl.PAUSE:
             b.pause(domid)
         elif action.kind == pl.UNPAUSE:
@@ -291,6 +319,13 @@ class Reconciler:
             b.set_memory_target(domid, d["target_kib"])
         elif action.kind == "set-vcpus":
             b.set_vcpus_online(domid, d["count"])
+        elif action.kind == "set-max-memory":
+            b.set_max_memory(domid, d["max_kib"])
+        elif action.kind == "set-sched-params":
+            b.set_sched_params(domid, d["params"])
+        elif action.kind == "set-vcpu-affinity":
+            for vcpu, (hard, soft) in sorted(d["affinity"].items()):
+                b.set_vcpu_affinity(domid, vcpu, hard, soft)
         else:
             call = {"hotplug-disk-add": b.disk_add, "hotplug-disk-remove": b.disk_remove,
                     "hotplug-nic-add": b.nic_add, "hotplug-nic-remove": b.nic_remove,
@@ -310,6 +345,9 @@ class Reconciler:
         next run know that domain is its own remains (``plan.remains_by_name``). libxl makes the
         domain with ``c_info.uuid`` as its handle, so the uuid chosen here is the one listed."""
         ready = for_create(config, self.policy.owner)
+        want = desired.domains.get(name)
+        if want is not None:
+            ready = self.ports.assign(name, ready, want.domain, desired.domains.values())
         uuid = str(ready["c_info"]["uuid"])
         self._remember(OwnedDomain(name, uuid, *self._origin(name, desired)))
         try:

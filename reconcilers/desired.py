@@ -13,13 +13,17 @@ Rules the prior art taught (see ../shared/notes/reconciler-prior-art.md):
   applied revision the same way);
 - a file that anyone but the agent's user or root could have written, or that asks for what the
   security policy does not allow (``reconcilers.security``), is invalid in the same way;
+- a ``*.cfg`` is read by the xl front end (``libxl.frontends.xl``: what ``xl create`` builds, with
+  the host's xl.conf laid under it), a ``*.xml`` by the domain-XML parser and libvirt's libxl-driver
+  choices (``libxl.config``); both give the libxl JSON the rest of the reconciler works on;
 - ``host`` (libxl.hostconf: the host's xl.conf and libxl.conf) fills each config's gaps the way
   ``xl create`` does, so one file gives the same guest under the agent as under xl;
 - no candidate file at all sets ``empty_suspicious``: the caller prunes nothing on the strength of
   it unless the policy allows an empty source (Argo CD's allowEmpty).
 
 Parsing is cached per file by (path, mtime_ns, size, inode), then by content hash, so a no-op rescan
-of a large directory costs one ``stat`` per file.
+of a large directory costs one ``O_PATH`` open and ``fstat`` per file (``libxl.formats.readfile``:
+each file is opened once, and owner, modes and cache key come from that descriptor).
 """
 
 from __future__ import annotations
@@ -32,7 +36,11 @@ from pathlib import Path
 from libxl.backend import LibxlConfig
 from libxl.config import build_config
 from libxl.errors import ConfigError
-from libxl.formats.load import is_desired_name, parse_domain_bytes
+from libxl.formats.domxml import MAX_XML_BYTES
+from libxl.formats.load import is_desired_name, located, parse_domain_bytes
+from libxl.formats.readfile import Directory, Missing, NotADirectory, Trust, open_directory, open_regular
+from libxl.formats.xlcfg import config_text
+from libxl.frontends.xl import read_xl_config
 from libxl.hostconf import HostSettings, apply_host_settings
 from libxl.model import DEFAULT_RUN_STRATEGY, Domain
 from reconcilers import security as sec
@@ -43,31 +51,38 @@ from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
 
 @dataclass(frozen=True)
 class DesiredDomain:
-    """One domain as a desired file declares it."""
+    """One domain as a desired file declares it (``domain``: the model of a domain XML file; an
+    xl.cfg has none, its libxl ``config`` is all there is)."""
     name: str
     file: Path
-    domain: Domain
+    domain: Domain | None
     config: LibxlConfig
     #: sha256 of the file's bytes: the "revision" applied, recorded in the state inventory.
     content_hash: str
+    #: What the file asks for that is taken with a caveat (xl.cfg: what xl would warn about).
+    warnings: tuple[ConfigError, ...] = ()
+    #: An xl.cfg's ``xenreconcile_run_strategy`` (a domain XML file's is in ``domain``).
+    xl_run_strategy: str | None = None
 
     @property
     def uuid(self) -> str | None:
-        uuid = (self.config.get("c_info") or {}).get("uuid") or self.domain.uuid
+        uuid = (self.config.get("c_info") or {}).get("uuid") or (self.domain.uuid if self.domain else None)
         return uuid.lower() if uuid else None
 
     @property
     def power_state(self) -> str:
-        """running (the default), paused or stopped, from the project's ``<metadata>``; a guest
-        whose run strategy is ``Halted`` is stopped."""
+        """running (the default), paused or stopped, from the project's ``<metadata>`` (an xl.cfg is
+        started running, as ``xl create`` starts it); a guest whose run strategy is ``Halted`` is
+        stopped."""
         if self.run_strategy == "Halted":
             return "stopped"
-        return self.domain.power_state or "running"
+        return (self.domain.power_state if self.domain else None) or "running"
 
     @property
     def run_strategy(self) -> str:
         """When a guest that is not running is (re)started: ``libxl.model.RUN_STRATEGIES``."""
-        return self.domain.run_strategy or DEFAULT_RUN_STRATEGY
+        chosen = self.domain.run_strategy if self.domain else self.xl_run_strategy
+        return chosen or DEFAULT_RUN_STRATEGY
 
 
 @dataclass(frozen=True)
@@ -106,29 +121,31 @@ class DesiredSet:
 
 @dataclass
 class _Checks:
-    """The security checks of one scan (directory verdicts are cached for its duration)."""
+    """The checks of one scan, and the desired directory it reads (opened once per scan)."""
     policy: SecurityPolicy | None
     host: HostSettings | None = None
     uid: int = field(default_factory=os.geteuid)
-    dirs: dict[str, str | None] = field(default_factory=dict)
 
-    def refuse(self, path: Path, st: os.stat_result) -> ConfigError | None:
+    @property
+    def trust(self) -> Trust | None:
         if self.policy is None or not self.policy.strict_modes:
             return None
-        return sec.check_file_modes(path, self.uid, st=st, checked=self.dirs)
+        return sec.file_trust(self.uid)
 
 
 def parse_desired_file(path: Path, data: bytes, digest: str, policy: SecurityPolicy | None,
                        host: HostSettings | None = None) -> DesiredDomain | ConfigError:
     """Everything that decides whether one file's bytes are acceptable: parse, libxl config build
     (which refuses what libxl would), host defaults, security policy (its first violation)."""
+    if path.suffix.lower() == ".cfg":
+        return _parse_xl_file(path, data, digest, policy, host)
     try:
         domain = parse_domain_bytes(path, data)
         own = config = build_config(domain)
         if host is not None:
             config = apply_host_settings(domain, config, host)
     except ConfigError as err:
-        return err.located(str(path))
+        return located(err, path, data)
     # The policy judges what the file asks for, not the host's own xl.conf defaults (a vif script
     # the operator chose there is not the file's to justify).
     errors = sec.policy_errors(own, policy, path, data) if policy is not None else []
@@ -137,38 +154,49 @@ def parse_desired_file(path: Path, data: bytes, digest: str, policy: SecurityPol
     return DesiredDomain(domain.name, path, domain, config, digest)
 
 
-def _evaluate(path: Path, old: _Entry | None, checks: _Checks) -> _Entry | None:
-    """The cache entry for ``path`` now; None when the file is gone.
+def _parse_xl_file(path: Path, data: bytes, digest: str, policy: SecurityPolicy | None,
+                   host: HostSettings | None) -> DesiredDomain | ConfigError:
+    """An xl.cfg through the xl front end: the config ``xl create`` would build on this host."""
+    try:
+        built = read_xl_config(config_text(data, str(path), MAX_XML_BYTES), str(path), host)
+    except ConfigError as err:
+        return err.located(str(path))
+    # As for domain XML: the policy judges the file's own config, not the host's xl.conf defaults.
+    errors = sec.policy_errors(built.own or built.config, policy, path, data) if policy is not None else []
+    if errors:
+        return sec.first_error(errors)
+    return DesiredDomain(built.name, path, None, built.config, digest, tuple(built.warnings),
+                         built.run_strategy)
 
-    A file refused for its owner or modes is never read, so it can never become a last good version."""
+
+def _evaluate(path: Path, old: _Entry | None, checks: _Checks, base: Directory) -> _Entry | None:
+    """The cache entry for ``path`` (a name in ``base``) now; None when the file is gone.
+
+    The file is opened once (``readfile``): the owner and mode checks, the cache key and the bytes
+    all come from the descriptors opened, so a swap between check and read cannot happen. A file
+    refused for its owner or modes is never read, so it can never become a last good version."""
+    keep = old.last_good if old else None
     try:
-        st = path.stat()  # follows symlinks: a swapped link target changes the inode
-        key = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
-    except FileNotFoundError:
-        if path.is_symlink():
-            err = ConfigError("dangling symlink", file=str(path))
-            return _Entry((0, 0, 0, 0), "", err, old.last_good if old else None)
-        return None
-    except OSError as exc:
-        return _Entry((0, 0, 0, 0), "", ConfigError(f"cannot stat: {exc.strerror}", file=str(path)),
-                      old.last_good if old else None)
-    refused = checks.refuse(path, st)
-    if refused is not None:
-        return _Entry((0, 0, 0, 0), "", refused, old.last_good if old else None)
-    if old is not None and old.stat_key == key:
-        return old
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return _Entry(key, "", ConfigError(f"cannot read: {exc.strerror}", file=str(path)),
-                      old.last_good if old else None)
+        with open_regular(path.name, checks.trust, base) as opened:
+            if old is not None and old.stat_key == opened.key:
+                return old
+            key = opened.key
+            data = opened.read(MAX_XML_BYTES)
+    except Missing as err:
+        if not err.dangling:
+            return None
+        err.file = str(path)
+        return _Entry((0, 0, 0, 0), "", err, keep)
+    except ConfigError as err:
+        err.file = str(path)
+        return _Entry((0, 0, 0, 0), "", err, keep)
     digest = hashlib.sha256(data).hexdigest()
     if old is not None and old.content_hash == digest:
         return _Entry(key, digest, old.result, old.last_good)
     result = parse_desired_file(path, data, digest, checks.policy, checks.host)
     if isinstance(result, DesiredDomain):
         return _Entry(key, digest, result, result)
-    return _Entry(key, digest, result, old.last_good if old else None)
+    return _Entry(key, digest, result, keep)
 
 
 def _assemble(directory: Path, cache: dict[Path, _Entry], security: SecurityPolicy | None,
@@ -202,18 +230,35 @@ def _assemble(directory: Path, cache: dict[Path, _Entry], security: SecurityPoli
     return out
 
 
+def _open_desired_dir(directory: Path, trust: Trust | None = None) -> Directory:
+    """The desired directory, opened once per scan (``readfile``): a git-sync or ConfigMap swap of
+    it mid-scan cannot mix two trees. Raises a located ``ConfigError`` when it cannot be opened."""
+    try:
+        return open_directory(str(directory), trust)
+    except Missing:
+        raise ConfigError("desired directory does not exist", file=str(directory)) from None
+    except NotADirectory:
+        raise ConfigError("desired path is not a directory", file=str(directory)) from None
+    except ConfigError as err:
+        raise ConfigError(f"cannot open desired directory: {err.message}", file=str(directory)) from None
+
+
+def _listed(directory: Path, base: Directory) -> list[Path]:
+    try:
+        entries = base.names()
+    except OSError as exc:
+        raise ConfigError(f"cannot list desired directory: {exc.strerror}", file=str(directory)) from None
+    return [directory / name for name, is_dir in entries if is_desired_name(name) and not is_dir]
+
+
 def desired_paths(directory: Path) -> list[Path]:
     """The files of ``directory`` a scan reads (known suffix, no litter, no subdirectory); raises a
     located ``ConfigError`` when the directory itself cannot be listed."""
+    base = _open_desired_dir(directory)
     try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        raise ConfigError("desired directory does not exist", file=str(directory)) from None
-    except NotADirectoryError:
-        raise ConfigError("desired path is not a directory", file=str(directory)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot list desired directory: {exc.strerror}", file=str(directory)) from None
-    return [directory / name for name in names if is_desired_name(name) and not (directory / name).is_dir()]
+        return _listed(directory, base)
+    finally:
+        base.close()
 
 
 def _previous_cache(previous: DesiredSet | None, security: SecurityPolicy | None,
@@ -240,12 +285,23 @@ def load_desired(directory: Path, previous: DesiredSet | None = None, *,
     directory = Path(directory)
     old = _previous_cache(previous, security, host)
     checks = _Checks(security, host)
+    base = _open_desired_dir(directory, checks.trust)
     cache = {}
-    for path in desired_paths(directory):
-        entry = _evaluate(path, old.get(path), checks)
-        if entry is not None:
-            cache[path] = entry
+    try:
+        for path in _listed(directory, base):
+            entry = _evaluate(path, old.get(path), checks, base)
+            if entry is not None:
+                cache[path] = entry
+    finally:
+        base.close()
     return _assemble(directory, cache, security, host)
+
+
+def _is_directory(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
@@ -255,8 +311,18 @@ def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
     """
     path = previous.directory / Path(path).name  # the set is flat: same key as a full scan
     cache = dict(previous._cache)
-    wanted = is_desired_name(path.name) and not path.is_dir()
-    entry = _evaluate(path, cache.get(path), _Checks(previous.security, previous.host)) if wanted else None
+    entry = None
+    if is_desired_name(path.name) and not _is_directory(path):
+        checks = _Checks(previous.security, previous.host)
+        try:
+            base = _open_desired_dir(previous.directory, checks.trust)
+        except ConfigError:
+            base = None  # the directory is gone: so is the file
+        if base is not None:
+            try:
+                entry = _evaluate(path, cache.get(path), checks, base)
+            finally:
+                base.close()
     if entry is None:
         cache.pop(path, None)
     else:

@@ -18,8 +18,11 @@ Ansible's libvirt check mode). Normalising means:
   the vcpu bitmap becomes a count.
 
 Classification (``DomainDiff``): a change is *hot* when libxl can apply it to a running guest (disk
-and nic add/remove, cdrom media, balloon target up to the current maximum, online vcpus up to the
-current maximum); every other change is *restart-required*.
+and nic add/remove, cdrom media, balloon target up to the maximum, online vcpus up to the current
+maximum, and the live tuning ``xl vcpu-pin``, ``xl sched-credit2`` and ``xl mem-max`` do: vcpu hard
+and soft affinity, scheduler weight and cap, maximum memory); every other change is
+*restart-required*. Live tuning is compared only where the desired file sets it: left out, it is
+libxl's (or its NUMA placement's) to choose, as for any other default.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libxl.backend import OWNER_KEY, LibxlConfig
+from libxl.config import shadow_memkb
 
 #: Hot change kinds, each handled by one backend call in ``reconcilers.apply``.
-HOT_KINDS = ("disk-add", "disk-remove", "nic-add", "nic-remove", "cdrom-change", "set-memory", "set-vcpus")
+HOT_KINDS = ("disk-add", "disk-remove", "nic-add", "nic-remove", "cdrom-change", "set-memory", "set-vcpus",
+             "set-affinity", "set-sched", "set-maxmem")
 RESTART = "restart"
 
 #: Keys whose values libxl parses case-insensitively (enums, uuids, macs).
@@ -45,6 +50,9 @@ _DEFBOOLS = {"true": "true", "false": "false"}
 #: Device fields libxl generates when the config leaves them out.
 _GENERATED_DISK = frozenset({"devid", "backend", "backend_domid", "format"})
 _GENERATED_NIC = frozenset({"devid", "mac", "script", "nictype", "backend_domid", "ifname"})
+#: Scheduler parameters ``libxl_domain_sched_params_set`` changes live on credit and credit2 (the
+#: others, RTDS's period and budget, stay restart-required: a credit2 host ignores them).
+_LIVE_SCHED = ("weight", "cap")
 #: Disk fields a cdrom media change may alter without a restart.
 _MEDIA_FIELDS = frozenset({"pdev_path", "format", "backend"})
 
@@ -87,6 +95,11 @@ class Normalised:
     online_vcpus: int
     disks: dict[str, tuple[dict[str, Any], LibxlConfig]]
     nics: list[tuple[str | None, int, dict[str, Any], LibxlConfig]]  # (mac, devid, norm, raw)
+    #: Per-vcpu hard and soft affinity (sorted cpu tuples; None: not set), see ``_affinity``.
+    hard_affinity: tuple[tuple[int, ...] | None, ...] = ()
+    soft_affinity: tuple[tuple[int, ...] | None, ...] = ()
+    #: The live scheduler parameters (``_LIVE_SCHED``) the config sets.
+    sched: dict[str, int] = field(default_factory=dict)
 
 
 def _clean(value: Any, key: str = "") -> Any:
@@ -122,6 +135,36 @@ def _int(value: Any, default: int) -> int:
         return default
 
 
+def _bitmap(value: Any) -> tuple[int, ...] | None:
+    """A libxl bitmap as JSON (the list of set bits) as a sorted tuple; None when empty or absent."""
+    if not isinstance(value, list) or not value:
+        return None
+    return tuple(sorted({_int(bit, -1) for bit in value}))
+
+
+def _affinity(per_vcpu: Any, every: Any, max_vcpus: int) -> tuple[tuple[int, ...] | None, ...]:
+    """One affinity per vcpu: libxl's ``vcpu_hard_affinity``/``vcpu_soft_affinity`` list (vcpus
+    past its end keep the default), else the legacy all-vcpus ``cpumap`` libxl expands the same way
+    when it sets a domain up."""
+    if isinstance(per_vcpu, list) and per_vcpu:
+        maps = [_bitmap(m) for m in per_vcpu[:max_vcpus]]
+        return tuple(maps + [None] * (max_vcpus - len(maps)))
+    common = _bitmap(every)
+    return (common,) * max_vcpus if common is not None else ()
+
+
+def _live_sched(b_info: dict[str, Any]) -> dict[str, int]:
+    """Pop the live scheduler parameters out of ``b_info`` (a private copy); libxl's "default"
+    values (-1 for weight, cap and the rest) count as unset."""
+    params = b_info.get("sched_params")
+    if not isinstance(params, dict):
+        return {}
+    rest = dict(params)
+    out = {k: _int(rest.pop(k), -1) for k in _LIVE_SCHED if k in rest}
+    b_info["sched_params"] = rest
+    return {k: v for k, v in out.items() if v >= 0}
+
+
 def normalise(config: LibxlConfig) -> Normalised:
     """Bring one libxl config into the form ``diff_domain`` compares (pure; input untouched)."""
     # Copies of just the containers changed below (a deep copy of every config dominated a resync).
@@ -140,6 +183,13 @@ def normalise(config: LibxlConfig) -> Normalised:
     target = b_info.pop("target_memkb", None)
     max_mem = _int(max_mem, 0) or None
     target = _int(target, 0) or max_mem
+    if _int(b_info.get("shadow_memkb"), -1) == shadow_memkb(max_mem or 0, max_vcpus):
+        # libxl's own figure for this size (libxl_get_required_shadow_memory): it follows the
+        # maximum, which is live now, so only a shadow size set apart from it is compared.
+        b_info.pop("shadow_memkb")
+    hard = _affinity(b_info.pop("vcpu_hard_affinity", None), b_info.pop("cpumap", None), max_vcpus)
+    soft = _affinity(b_info.pop("vcpu_soft_affinity", None), b_info.pop("cpumap_soft", None), max_vcpus)
+    sched = _live_sched(b_info)
 
     disks: dict[str, tuple[dict[str, Any], LibxlConfig]] = {}
     for original in config.get("disks") or []:
@@ -157,7 +207,7 @@ def normalise(config: LibxlConfig) -> Normalised:
     tree = _clean(raw) or {}
     return Normalised(dtype=str(tree.get("c_info", {}).get("type", "pv")), tree=tree, max_memkb=max_mem,
                       target_memkb=target, max_vcpus=max_vcpus, online_vcpus=online,
-                      disks=disks, nics=nics)
+                      disks=disks, nics=nics, hard_affinity=hard, soft_affinity=soft, sched=sched)
 
 
 #: Leaves libxl never fills in by itself: when the desired file drops one, the guest must change.
@@ -264,15 +314,58 @@ def _diff_nics(want: Normalised, have: Normalised, out: DomainDiff) -> None:
                            for p, dv, av in _leaf_diffs(d_norm, a_norm, ""))
 
 
-def _diff_sizes(want: Normalised, have: Normalised, out: DomainDiff) -> None:
-    """Memory target and online vcpus are hot only up to the maximum the guest was started with."""
-    if want.max_memkb != have.max_memkb:
+def _diff_memory(want: Normalised, have: Normalised, out: DomainDiff) -> None:
+    """The maximum (``xl mem-max``) and the balloon target, both live. libxl refuses a maximum
+    below the current target, so a shrinking maximum comes after the target's change and a growing
+    one before it (the hot changes run in the order listed here)."""
+    max_change = None
+    if want.max_memkb != have.max_memkb and want.max_memkb is not None:
+        max_change = Change("b_info.max_memkb", "set-maxmem", want.max_memkb, have.max_memkb)
+    elif want.max_memkb != have.max_memkb:
         out.restart.append(Change("b_info.max_memkb", RESTART, want.max_memkb, have.max_memkb))
+    growing = max_change is not None and (have.max_memkb is None or want.max_memkb > have.max_memkb)
+    if growing:
+        out.hot.append(max_change)
     if want.target_memkb != have.target_memkb:
-        hot = want.target_memkb is not None and have.max_memkb is not None \
-            and want.target_memkb <= have.max_memkb
+        ceiling = want.max_memkb if want.max_memkb is not None else have.max_memkb
+        hot = want.target_memkb is not None and ceiling is not None and want.target_memkb <= ceiling
         (out.hot if hot else out.restart).append(Change(
             "b_info.target_memkb", "set-memory" if hot else RESTART, want.target_memkb, have.target_memkb))
+    if max_change is not None and not growing:
+        out.hot.append(max_change)
+
+
+def _diff_tuning(want: Normalised, have: Normalised, out: DomainDiff) -> None:
+    """vcpu affinity (``xl vcpu-pin``) and scheduler weight/cap (``xl sched-credit2``), each
+    compared where the desired config sets it. One change per kind carries the whole desired
+    value, which the executor hands to libxl call by call."""
+    vcpus = range(min(want.max_vcpus, have.max_vcpus))
+    hard: dict[int, tuple[int, ...] | None] = {}
+    soft: dict[int, tuple[int, ...] | None] = {}
+    for mine, theirs, into in ((want.hard_affinity, have.hard_affinity, hard),
+                               (want.soft_affinity, have.soft_affinity, soft)):
+        for vcpu in vcpus:
+            wanted = mine[vcpu] if vcpu < len(mine) else None
+            current = theirs[vcpu] if vcpu < len(theirs) else None
+            if wanted is not None and wanted != current:
+                into[vcpu] = wanted
+    if hard or soft:
+        changed = sorted(hard.keys() | soft.keys())
+        out.hot.append(Change("b_info.vcpu_affinity", "set-affinity",
+                              {v: ([*hard[v]] if v in hard else None, [*soft[v]] if v in soft else None)
+                               for v in changed},
+                              {v: (have.hard_affinity[v] if v < len(have.hard_affinity) else None,
+                                   have.soft_affinity[v] if v < len(have.soft_affinity) else None)
+                               for v in changed}))
+    sched = {k: v for k, v in want.sched.items() if have.sched.get(k) != v}
+    if sched:
+        out.hot.append(Change("b_info.sched_params", "set-sched", sched,
+                              {k: have.sched.get(k) for k in sched}))
+
+
+def _diff_sizes(want: Normalised, have: Normalised, out: DomainDiff) -> None:
+    """Memory (``_diff_memory``); online vcpus are hot up to the maximum the guest was started with."""
+    _diff_memory(want, have, out)
     if want.max_vcpus != have.max_vcpus:
         out.restart.append(Change("b_info.max_vcpus", RESTART, want.max_vcpus, have.max_vcpus))
     if want.online_vcpus != have.online_vcpus:
@@ -319,6 +412,7 @@ def diff_domain(desired: LibxlConfig, actual: LibxlConfig) -> DomainDiff:
     out.restart.extend(Change(p, RESTART, d, a)
                        for p, d, a in _leaf_diffs(want.tree, have.tree, "", defaults=True))
     _diff_sizes(want, have, out)
+    _diff_tuning(want, have, out)
     _diff_disks(want, have, out)
     _diff_nics(want, have, out)
     return out

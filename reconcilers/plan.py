@@ -45,6 +45,7 @@ HOT_ACTIONS = {
     "disk-add": "hotplug-disk-add", "disk-remove": "hotplug-disk-remove",
     "nic-add": "hotplug-nic-add", "nic-remove": "hotplug-nic-remove",
     "cdrom-change": "cdrom-change", "set-memory": "set-memory", "set-vcpus": "set-vcpus",
+    "set-affinity": "set-vcpu-affinity", "set-sched": "set-sched-params", "set-maxmem": "set-max-memory",
 }
 #: Execution phases: free resources first (prune, dead remains), then start, then adjust.
 _PHASE = {ADOPT: 0, CORE_DUMP: 0, SHUTDOWN: 0, DESTROY: 0, SET_ASIDE: 0, RECREATE: 1, CREATE: 2,
@@ -324,6 +325,15 @@ def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, polic
         elif kind == "set-vcpus":
             out.act(kind, f"online vcpus {change.actual} -> {change.desired}", domid=info.domid,
                     count=change.desired)
+        elif kind == "set-max-memory":
+            out.act(kind, f"maximum memory {change.actual} -> {change.desired} KiB", domid=info.domid,
+                    max_kib=change.desired)
+        elif kind == "set-sched-params":
+            pairs = ", ".join(f"{k} {'default' if change.actual[k] is None else change.actual[k]} -> {v}"
+                              for k, v in sorted(change.desired.items()))
+            out.act(kind, f"scheduler {pairs}", domid=info.domid, params=change.desired)
+        elif kind == "set-vcpu-affinity":
+            out.act(kind, _affinity_reason(change.desired), domid=info.domid, affinity=change.desired)
         else:
             device = change.desired if change.desired is not None else change.actual
             out.act(kind, f"{change.path}", domid=info.domid, device=device)
@@ -417,6 +427,14 @@ def _plan_dead(out: DomainPlan, want: DesiredDomain, act: ActualDomain, policy: 
     if want.power_state != "stopped" and not _held(out, want, departure):
         out.act(CREATE, f"desired running, was {info.state} ({why})", config=want.config,
                 paused=want.power_state == "paused")
+def _cpus(cpus: list[int] | None) -> str:
+    return ",".join(map(str, cpus)) if cpus is not None else "unchanged"
+
+
+def _affinity_reason(affinity: dict[int, tuple[list[int] | None, list[int] | None]]) -> str:
+    """``vcpu 0 hard 0,1 soft unchanged; vcpu 1 ...``: what ``xl vcpu-pin`` would be asked."""
+    return "; ".join(f"vcpu {vcpu} hard {_cpus(hard)} soft {_cpus(soft)}"
+                     for vcpu, (hard, soft) in sorted(affinity.items()))
 
 
 def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain], policy: Policy,

@@ -33,6 +33,8 @@ class Policy:
       production agent) on one host never claim each other's guests.
     - ``dump_dir``: where ``on_crash`` ``coredump-*`` writes a crashed guest's core, as
       ``DIR/NAME`` (xl's ``XEN_DUMP_DIR``, Debian's /var/lib/xen/dump).
+    - ``display_port_min``/``display_port_max``: the ports VNC and SPICE autoport displays get
+      (libvirt's ``remote_display_port_min``/``max``; ``reconcilers.ports``).
     """
 
     prune: str = "none"
@@ -42,6 +44,8 @@ class Policy:
     shutdown_timeout: float = 30.0
     owner: str = DEFAULT_OWNER
     dump_dir: str = DEFAULT_DUMP_DIR
+    display_port_min: int = 5900
+    display_port_max: int = 65535
 
     def __post_init__(self) -> None:
         if self.prune not in PRUNE_POLICIES:
@@ -53,3 +57,6 @@ class Policy:
             raise ValueError(f"shutdown timeout must not be negative, not {self.shutdown_timeout!r}")
         if not self.owner:
             raise ValueError("owner id must not be empty")
+        if not 1 <= self.display_port_min <= self.display_port_max <= 65535:
+            raise ValueError(f"display ports {self.display_port_min}..{self.display_port_max} are not a "
+                             "range within 1..65535")

@@ -4,16 +4,18 @@ Whoever can write to the desired directory can make the agent, root in dom0, act
 behalf: a bootloader or device model is a program libxl starts in dom0, device-model arguments reach
 qemu (``-monitor``, ``-chardev file,path=/etc/...``), hotplug scripts run as root, PCI/USB passthrough
 hands host hardware to a guest, and qemu (root) opens, creates, unlinks or listens on whatever a serial
-port, channel, 9p share or display names. So, like sshd's StrictModes, a file (and the directory
-holding it, and the directory a symlinked file resolves into) must be owned by the agent's user or
-root and writable by nobody else; and a policy, deny by default, decides which of those settings a
-file may use at all (README "Security" lists every setting).
+port, channel, 9p share or display names. So, like sshd's StrictModes, a file and every directory and
+symlink on its resolved path must be owned by the agent's user or root and writable by nobody else;
+and a policy, deny by default, decides which of those settings a file may use at all (README
+"Security" lists every setting).
 
 The policy reads the libxl JSON a file becomes, so every front end is held to it the same way;
 ``locate`` then finds the offending key (xl.cfg) or element (domain XML) in the file's own bytes.
-Both checks are pure apart from ``check_file_modes``'s ``os.stat`` calls, and return ``ConfigError``s
-that name the file, line and element, so the loader marks the file invalid (its guest keeps running
-on the last good version) and ``validate`` prints the same lines in CI.
+The policy check is pure; the file-mode check judges each component's own descriptor as
+``libxl.formats.readfile`` opens it (never a second ``stat`` by path that a swap could outrun).
+Both return ``ConfigError``s that name the file (and line and element), so the loader marks the
+file invalid (its guest keeps running on the last good version) and ``validate`` prints the same
+lines in CI.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 from lxml import etree
 
 from libxl.errors import ConfigError
+from libxl.formats.readfile import Role, Trust, open_regular
 from libxl.model import XEN_NS
 from reconcilers import qemu_specs as qs
 
@@ -49,7 +52,7 @@ LIBXL_FIRMWARE_DIR = "/usr/lib/xen/boot"
 DEFAULT_FIRMWARE_DIRS = (LIBXL_FIRMWARE_DIR, "/usr/lib/xen-4.17/boot", "/usr/lib64/xen/boot",
                          "/usr/share/ovmf", "/usr/share/OVMF", "/usr/share/seabios", "/usr/share/qemu")
 #: librbd options that name no dom0 file: the cephx user and the monitors (a ``<host>`` element).
-DEFAULT_RBD_OPTIONS = ("id", "mon_host")
+DEFAULT_RBD_OPTIONS = ("id", "mon_host", "auth_supported")
 #: libxl's private bin directory, where it runs a bootloader given without a path.
 _LIBXL_BINDIR = re.compile(r"/usr/lib(?:64)?/xen(?:-[0-9.]+)?/bin")
 #: pygrub options that choose where it writes the kernel it extracts from the guest's disk, in dom0.
@@ -114,49 +117,49 @@ class PolicyError(ConfigError):
 
 # ---- file ownership and modes ------------------------------------------------------------------
 
-def mode_problem(st: os.stat_result, uid: int) -> str | None:
-    """Why a file or directory with this stat may not be trusted, or None."""
+def _owner_problem(st: os.stat_result, uid: int) -> str | None:
     if st.st_uid not in (uid, 0):
         return f"owned by uid {st.st_uid}, not by the agent's uid {uid} or root"
+    return None
+
+
+def mode_problem(st: os.stat_result, uid: int) -> str | None:
+    """Why a file or directory with this stat may not be trusted, or None."""
+    if owner := _owner_problem(st, uid):
+        return owner
     writable = [who for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH)) if st.st_mode & bit]
     if writable:
         return f"writable by {' and '.join(writable)} (mode {stat.S_IMODE(st.st_mode):04o})"
     return None
 
 
-def check_file_modes(path: Path, uid: int, *, st: os.stat_result | None = None,
-                     checked: dict[str, str | None] | None = None) -> ConfigError | None:
-    """Refuse ``path`` unless it, its directory and (for a symlink) its target's directory are
-    owned by ``uid`` or root and not writable by group or others.
+def _component_problem(role: Role, st: os.stat_result, uid: int) -> str | None:
+    """``mode_problem``, except that a sticky directory (``/tmp``) may be passed through: nobody
+    but an entry's owner can rename or replace it there. A directory that holds the file or one
+    of its symlinks gets no such leniency: others could add or swap what is read."""
+    if role is Role.DIRECTORY and st.st_mode & stat.S_ISVTX and st.st_uid in (uid, 0):
+        return None
+    if role is Role.LINK:  # a symlink's own mode is always 0777 and means nothing
+        return _owner_problem(st, uid)
+    return mode_problem(st, uid)
 
-    ``st`` is the file's ``os.stat`` when the caller already has it; ``checked`` caches directory
-    verdicts across the files of one scan, so a directory is stat'ed once per scan.
-    """
-    checked = {} if checked is None else checked
+
+def file_trust(uid: int) -> Trust:
+    """strict_modes as the race-free reader applies it to every component of a file's resolved
+    chain (``libxl.formats.readfile``), judged on each component's own descriptor."""
+    return Trust(lambda role, st: _component_problem(role, st, uid),
+                 "; others could make the agent run code as root (strict_modes = true)")
+
+
+def check_file_modes(path: Path, uid: int) -> ConfigError | None:
+    """Refuse ``path`` unless the file, the directories on its resolved path (a ConfigMap's
+    ``..data`` target included) and its symlinks are owned by ``uid`` or root and not writable by
+    group or others; None when it may be read."""
     try:
-        st = st or os.stat(path)
-    except OSError as exc:
-        return ConfigError(f"cannot stat: {exc.strerror}", file=str(path))
-    problem = mode_problem(st, uid)
-    if problem:
-        return _refused(path, f"file {problem}")
-    dirs = [str(path.parent)]
-    if os.path.islink(path):
-        dirs.append(os.path.dirname(os.path.realpath(path)))
-    for directory in dirs:
-        if directory not in checked:
-            try:
-                checked[directory] = mode_problem(os.stat(directory), uid)
-            except OSError as exc:
-                checked[directory] = f"cannot be stat'ed: {exc.strerror}"
-        if checked[directory]:
-            return _refused(path, f"directory {os.path.realpath(directory)} {checked[directory]}")
-    return None
-
-
-def _refused(path: Path, problem: str) -> ConfigError:
-    return ConfigError(f"refused: {problem}; others could make the agent run code as root "
-                       "(strict_modes = true)", file=str(path))
+        with open_regular(str(path), file_trust(uid)):
+            return None
+    except ConfigError as err:
+        return err.located(str(path))
 
 
 # ---- what a file may ask for ---------------------------------------------------------------------
@@ -603,5 +606,5 @@ def first_error(errors: list[PolicyError]) -> ConfigError:
 
 __all__ = ["DEFAULT_BOOTLOADERS", "DEFAULT_DEVICE_MODELS", "DEFAULT_FIRMWARE_DIRS", "DEFAULT_RBD_OPTIONS",
            "DEFAULT_SCRIPT_DIRS", "DEFAULT_SECURITY", "LIBXL_FIRMWARE_DIR", "XEN_SCRIPT_DIR", "CHECKS",
-           "SecurityPolicy", "PolicyError", "Where", "check_file_modes", "check_policy", "locate",
-           "mode_problem", "policy_errors", "first_error", "script_path"]
+           "SecurityPolicy", "PolicyError", "Where", "check_file_modes", "check_policy", "file_trust",
+           "locate", "mode_problem", "policy_errors", "first_error", "script_path"]

@@ -25,6 +25,8 @@ from libxl.errors import XenReconcileError
 #: Where the agent keeps its state unless told otherwise.
 DEFAULT_STATE_DIR = Path("/var/lib/xenreconcile")
 INVENTORY_FILE = "inventory.json"
+#: Display ports by guest name (``reconcilers.ports``).
+PORTS_FILE = "ports.json"
 LOCK_FILE = "lock"
 _VERSION = 1
 
@@ -156,15 +158,41 @@ class StateDir:
                 "domains": [vars(d) for d in sorted(inventory.domains.values(), key=lambda d: d.name)]}
         if inventory.departed:  # absent otherwise: an inventory without departures reads as before
             data["departed"] = [vars(d) for _, d in sorted(inventory.departed.items())]
+        self._write(self.inventory_path, data, "inventory")
+
+    def load_ports(self) -> dict[str, dict[str, int]]:
+        """The display ports by guest name (``reconcilers.ports``), empty when none were saved."""
+        path = self.path / PORTS_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") != _VERSION:
+                raise ValueError(f"unsupported version {data.get('version')!r}")
+            ports = data["ports"]
+            if not all(isinstance(v, dict) and all(isinstance(p, int) for p in v.values())
+                       for v in ports.values()):
+                raise ValueError("a port is not an integer")
+            return ports
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StateError(f"{path}: cannot read: {exc.strerror}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StateError(f"{path}: corrupt display port table: {exc}") from exc
+
+    def save_ports(self, ports: dict[str, dict[str, int]]) -> None:
+        self._write(self.path / PORTS_FILE, {"version": _VERSION, "ports": ports}, "display port table")
+
+    def _write(self, target: Path, data: dict[str, object], what: str) -> None:
+        """Atomically: a temporary file, fsync, rename, fsync of the directory."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".inventory.", dir=self.path)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", dir=self.path)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(json.dumps(data, sort_keys=True) + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())
-                os.replace(tmp, self.inventory_path)
+                os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -174,7 +202,7 @@ class StateDir:
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StateError(f"{self.path}: cannot write inventory: {exc.strerror or exc}") from exc
+            raise StateError(f"{self.path}: cannot write {what}: {exc.strerror or exc}") from exc
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 IN_SYNC = "in-sync"
 DRIFTED = "drifted"
@@ -42,11 +43,14 @@ class Status:
     last_time: float = 0.0
     #: The last action applied to the domain (e.g. ``set-memory``), kept across no-op reconciles.
     last_action: str | None = None
+    #: The display ports the agent gave the guest (``reconcilers.ports``; None: no such display).
+    vnc_port: int | None = None
+    spice_port: int | None = None
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "state": self.state, "file": self.file, "last_error": self.last_error,
                 "last_transition": self.last_transition, "last_time": self.last_time,
-                "last_action": self.last_action}
+                "last_action": self.last_action, "vnc_port": self.vnc_port, "spice_port": self.spice_port}
 
 
 class StatusBook:
@@ -58,20 +62,25 @@ class StatusBook:
         self._by_name: dict[str, Status] = {}
 
     def record(self, name: str, state: str, *, file: str | None = None, error: str | None = None,
-               action: str | None = None) -> Status:
-        """Store the outcome of one reconcile; ``action`` None keeps the previous last action."""
+               action: str | None = None, ports: Any = None) -> Status:
+        """Store the outcome of one reconcile; ``action`` None keeps the previous last action.
+        ``ports`` (a ``libxl.display.DisplayPorts``) are the guest's display ports; None keeps the
+        previous ones (a failure reported outside the reconciler knows none)."""
         if state not in STATES:
             raise ValueError(f"unknown status {state!r}")
         now = self._clock()
         with self._lock:
             old = self._by_name.get(name)
+            vnc, spice = ((ports.vnc, ports.spice) if ports is not None
+                          else (old.vnc_port, old.spice_port) if old is not None else (None, None))
             if old is None:
-                new = Status(name, state, file, error, now, now, action)
+                new = Status(name, state, file, error, now, now, action, vnc, spice)
             else:
                 new = replace(old, state=state, file=file if file is not None else old.file,
                               last_error=error, last_time=now,
                               last_transition=now if state != old.state else old.last_transition,
-                              last_action=action if action is not None else old.last_action)
+                              last_action=action if action is not None else old.last_action,
+                              vnc_port=vnc, spice_port=spice)
             self._by_name[name] = new
             return new
 

@@ -18,3 +18,4 @@ def shared_corpus() -> Path:
         pytest.skip(f"../shared/corpus is absent: {SHARED_CORPUS} has no MANIFEST.tsv "
                     "(libvirt's Xen conversion test data)")
     return SHARED_CORPUS
+

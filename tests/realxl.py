@@ -80,6 +80,16 @@ def xl_dry_run(cfg_file: Path) -> dict[str, Any]:
     return json.loads(proc.stdout)
 
 
+def xl_create_dry(cfg_file: Path) -> tuple[dict[str, Any] | None, str]:
+    """Real ``xl -N create FILE``: (its libxl JSON, stderr), or (None, stderr) when xl refuses the
+    file (non-zero exit, a crash included)."""
+    proc = subprocess.run([str(XL), "-N", "create", str(cfg_file)], env=shim_env(), capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        return None, proc.stderr.strip()
+    return json.loads(proc.stdout), proc.stderr.strip()
+
+
 def lost_fields(sent: Any, kept: Any, path: str = "") -> list[str]:
     """Fields of ``sent`` that libxl dropped or changed in ``kept``, as ``path: sent -> kept``.
 
@@ -129,6 +139,98 @@ def flatten(obj: Any, path: str = "") -> dict[str, Any]:
     return {path: obj}
 
 
+def create_outcomes(configs: list[Any]) -> list[dict[str, Any]]:
+    """Each config through real ``libxl_domain_create_new`` as far as it gets without Xen, in order:
+    ``{"outcome": "hypervisor"}`` when libxl accepted it and asked Xen to make the domain (the shim's
+    ``xc_domain_create`` was reached; ``then_crashed`` names the signal if libxl died on its failure
+    path afterwards), ``{"outcome": "refused", "error", "transient"}`` when libxl
+    refused it first, ``{"outcome": "aborted", "signal"}`` when libxl killed the process (an assert)."""
+    return run_under_shim({"op": "create", "configs": configs})
+
+
+def call_outcomes(calls: list[list[Any]]) -> list[dict[str, Any]]:
+    """Each ``[method, *args]`` called on a ``RealHost`` under the shim (a host with domain 0 only):
+    ``{"outcome": "returned", "value"}`` (dataclasses as dicts), ``{"outcome": "refused", "error",
+    "transient"}`` or ``{"outcome": "aborted", "signal"}`` (a call the shim does not model)."""
+    return run_under_shim({"op": "call", "calls": calls})
+
+
+def _create(host: Any, config: Any) -> dict[str, Any]:
+    """One create; its answer, or ``hypervisor`` when the shim's ``xc_domain_create`` was reached
+    (told through a pipe, which survives libxl crashing on its failure path afterwards)."""
+    read_end, write_end = os.pipe()
+    os.environ["XENSHIM_CREATE_FD"] = str(write_end)
+    outcome = _in_child(_call, host, ["create", config])
+    del os.environ["XENSHIM_CREATE_FD"]
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        reached = pipe.read() != b""
+    if reached:
+        crashed = outcome.get("signal")
+        return {"outcome": "hypervisor", **({"then_crashed": crashed} if crashed else {})}
+    return outcome  # "returned" (a domid) cannot happen without Xen: the test says so
+
+
+def _call(host: Any, call: list[Any]) -> dict[str, Any]:
+    import dataclasses
+
+    from libxl.errors import BackendError
+
+    method, *args = call
+    try:
+        value = getattr(host, method)(*args)
+    except BackendError as err:
+        return {"outcome": "refused", "error": str(err), "transient": err.transient}
+    if isinstance(value, list):
+        value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+    elif dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    return {"outcome": "returned", "value": value}
+
+
+def _in_child(step: Any, *args: Any) -> dict[str, Any]:
+    """``step(*args)`` in a forked child, so that an assert in libxl (or a call the shim does not
+    model, which hits a guard page) ends the child, not the batch."""
+    import signal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        os.write(write_end, json.dumps(step(*args)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return {"outcome": "aborted", "signal": signal.Signals(os.WTERMSIG(status)).name}
+    return json.loads(data)
+
+
+def _live_tuning(host: Any) -> dict[str, Any]:
+    """The binding's live-tuning plumbing that runs without a hypervisor: the cpu bitmaps handed
+    to libxl_set_vcpuaffinity (bytes as libxl lays them out, NULL for "leave as it is") and the
+    refusals made before libxl is called."""
+    from libxl.errors import BackendError
+
+    with host._bitmap("test", [0, 3, 9]) as bitmap:
+        laid_out = {"size": bitmap.size, "map": [bitmap.map[i] for i in range(bitmap.size)]}
+    with host._bitmap("test", None) as nothing:
+        null = nothing == host._ffi.NULL
+    refusals = []
+    for call in (lambda: host.set_vcpu_affinity(7, 0, [], None),
+                 lambda: host.set_vcpu_affinity(7, 0, [-1], None),
+                 lambda: host.set_vcpu_affinity(7, 1, [0], [3, 16]),
+                 lambda: host.set_sched_params(7, {"period": 10})):
+        try:
+            call()
+            refusals.append(None)
+        except BackendError as err:
+            refusals.append({"error": str(err), "transient": err.transient})
+    return {"bitmap": laid_out, "null": null, "refusals": refusals}
+
+
 def _serve(request: dict[str, Any]) -> Any:
     import structlog
 
@@ -142,6 +244,11 @@ def _serve(request: dict[str, Any]) -> Any:
             info = host.host_info()
             return {"total_memory_kib": info.total_memory_kib, "nr_cpus": info.nr_cpus,
                     "xen_version": info.xen_version}
+        if request["op"] == "host_facts":
+            info = host.host_info()
+            return {"total_memory_kib": info.total_memory_kib, "free_memory_kib": info.free_memory_kib,
+                    "nr_cpus": info.nr_cpus, "xen_version": info.xen_version,
+                    "xen_commandline": info.extra["xen_commandline"]}
         if request["op"] == "event_wait":
             # The event thread's wait step: times out with nothing armed, returns at once when woken.
             wake_r, wake_w = os.pipe()
@@ -150,6 +257,10 @@ def _serve(request: dict[str, Any]) -> Any:
             os.write(wake_w, b"x")
             woken = host._lib.xr_wait_event(host._ctx, wake_r, 600_000, out)
             return {"timed_out": timed_out, "woken": woken}
+        if request["op"] == "create":
+            return [_create(host, config) for config in request["configs"]]
+        if request["op"] == "call":
+            return [_in_child(_call, host, call) for call in request["calls"]]
         if request["op"] == "restore_refusals":
             # RealHost.restore on images it must refuse before libxl makes anything.
             refused = []
@@ -160,6 +271,8 @@ def _serve(request: dict[str, Any]) -> Any:
                 except BackendError as err:
                     refused.append({"error": str(err), "transient": err.transient})
             return refused
+        if request["op"] == "live_tuning":
+            return _live_tuning(host)
         answers = []
         for config in request["configs"]:
             try:

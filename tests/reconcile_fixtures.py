@@ -56,10 +56,13 @@ def actual(cfg: dict[str, Any], domid: int, *, state: str = "running", owner: st
 def domain_xml(name: str, *, uuid: str | None = None, memory_mib: int = 512, current_mib: int | None = None,
                vcpus: int = 2, current_vcpus: int | None = None, kernel: str = "/boot/vmlinuz",
                disks: tuple[str, ...] = ("xvda",), macs: tuple[str, ...] = (), power: str | None = None,
-               lifecycle: str = "") -> str:
-    """A small PV guest as libvirt domain XML (the desired-file form of ``config``)."""
+               lifecycle: str = "", cpuset: str | None = None, shares: int | None = None) -> str:
+    """A small PV guest as libvirt domain XML (the desired-file form of ``config``); ``cpuset``
+    pins its vcpus, ``shares`` is its scheduler weight."""
     current = f"<currentMemory unit='MiB'>{current_mib}</currentMemory>" if current_mib else ""
     vcpu_current = f" current='{current_vcpus}'" if current_vcpus else ""
+    vcpu_current += f" cpuset='{cpuset}'" if cpuset else ""
+    cputune = f"<cputune><shares>{shares}</shares></cputune>" if shares is not None else ""
     disk_xml = "".join(f"<disk type='file' device='disk'><source file='/img/{name}-{v}.img'/>"
                        f"<target dev='{v}' bus='xen'/></disk>" for v in disks)
     disk_xml += "".join(f"<interface type='bridge'><mac address='{m}'/><source bridge='br0'/></interface>"
@@ -67,6 +70,6 @@ def domain_xml(name: str, *, uuid: str | None = None, memory_mib: int = 512, cur
     meta = (f"<metadata><xr:state xmlns:xr='https://xenreconcile.dev/schemas/domain/1.0'>{power}</xr:state>"
             "</metadata>") if power else ""
     return (f"<domain type='xen'><name>{name}</name><uuid>{uuid or uuid_for(name)}</uuid>{meta}"
-            f"<memory unit='MiB'>{memory_mib}</memory>{current}<vcpu{vcpu_current}>{vcpus}</vcpu>"
+            f"<memory unit='MiB'>{memory_mib}</memory>{current}<vcpu{vcpu_current}>{vcpus}</vcpu>{cputune}"
             f"<os><type>linux</type><kernel>{kernel}</kernel></os>{lifecycle}"
             f"<devices>{disk_xml}</devices></domain>\n")

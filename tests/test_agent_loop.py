@@ -290,3 +290,27 @@ def test_the_agent_process_freezes_its_start_up_heap_after_the_first_resync(tmp_
     finally:
         gc.unfreeze()
         agent.backend.close()
+
+
+def test_an_xl_cfg_warning_is_logged_once_per_version_of_the_file(tmp_path: Path) -> None:
+    """What xl would ignore or read leniently is never silent: one warning line per version."""
+    config = settings(tmp_path)
+    path = Path(config.desired_dir) / "web.cfg"
+    write_atomic(path, 'name = "web"\nmemory = 64\nkernel = "/boot/vmlinuz"\ncolour = "blue"\n')
+    out = io.StringIO()
+    agentlog.configure("json", "info", stream=out)
+    controller = Controller(config, open_backend(config.uri))
+    try:
+        def warnings() -> list[str]:
+            lines = [json.loads(line) for line in out.getvalue().splitlines()]
+            return [e["warning"] for e in lines if e["event"] == "desired file warning"]
+
+        controller.refresh_desired()
+        controller.refresh_desired()
+        assert warnings() == [f"{path}:4: colour: unknown key: xl ignores it, so does the agent"]
+        write_atomic(path, 'name = "web"\nmemory = 64\nkernel = "/boot/vmlinuz"\ncolor = "blue"\n')
+        controller.refresh_desired()
+        assert warnings()[1:] == [f"{path}:4: color: unknown key: xl ignores it, so does the agent"]
+    finally:
+        controller.backend.close()
+        structlog.reset_defaults()

@@ -25,6 +25,8 @@ def test_binding_was_built_and_imports() -> None:
 
     assert API_VERSION == "0x041300"
     for name in ("libxl_domain_config_from_json", "libxl_domain_create_new", "libxl_set_vcpuonline",
+                 "libxl_set_vcpuaffinity", "libxl_domain_sched_params_set", "libxl_domain_setmaxmem",
+                 "libxl_list_vcpu",
                  "libxl_evenable_domain_death", "xr_ctx_alloc", "xr_wait_event"):
         assert hasattr(_libxl.lib, name), name
 

@@ -92,7 +92,7 @@ CASES: list[tuple[str, dict[str, Any], Mutator, Mutator, str, list[str]]] = [
     ("memory target down", BASE, _set("b_info/target_memkb", 262144), _nothing, "hot", ["set-memory"]),
     ("memory target above max", BASE, _set("b_info/target_memkb", 2097152), _nothing,
      "restart-required", []),
-    ("max memory", BASE, _set("b_info/max_memkb", 2097152), _nothing, "restart-required", []),
+    ("max memory", BASE, _set("b_info/max_memkb", 2097152), _nothing, "hot", ["set-maxmem"]),
     ("online vcpus up", BASE, _set("b_info/avail_vcpus", [0, 1, 2, 3]), _nothing, "hot", ["set-vcpus"]),
     ("online vcpus above current max", BASE,
      lambda c: (_set("b_info/max_vcpus", 8)(c), _set("b_info/avail_vcpus", list(range(6)))(c)), _nothing,

@@ -29,6 +29,11 @@ class FakeBackend:
     def list_domains(self) -> list[DomainInfo]:
         return DOMAINS
 
+    def domain_config(self, domid: int) -> dict:
+        """The real libxl lists no display ports: ``list`` reads them from each guest's config."""
+        return {"c_info": {"type": "hvm"}, "b_info": {"type.hvm": {
+            "vnc": {"enable": "True", "display": 3, "findunused": "False"}}}}
+
     def close(self) -> None:
         self.closed = True
 
@@ -64,6 +69,7 @@ def test_json_rows_carry_every_field(monkeypatch: pytest.MonkeyPatch,
     rows = json.loads(capsys.readouterr().out)
     assert [r["domid"] for r in rows] == [0, 3]
     assert rows[1]["owner"] == "agent-a" and rows[1]["max_memory_kib"] == 1048576
+    assert (rows[1]["vnc_port"], rows[1]["spice_port"]) == (5903, None)
 
 
 def test_unreachable_host_is_one_line_on_stderr(monkeypatch: pytest.MonkeyPatch,

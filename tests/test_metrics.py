@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -16,6 +15,7 @@ from agent.metrics import AgentMetrics, DomainView, Endpoints, MetricsServer, Ti
 from agent.queue import WorkQueue
 from libxl.errors import BackendError
 from reconcilers.status import StatusBook
+from tests.citools import ci_tool
 
 BASE_NAMES = [
     "reconcile_total", "reconcile_errors_total", "reconcile_time_seconds", "workqueue_depth",
@@ -139,9 +139,7 @@ def test_timed_backend_counts_calls_and_errors(served: tuple[AgentMetrics, str, 
 
 
 def test_promtool_accepts_the_scrape(served: tuple[AgentMetrics, str, State]) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (Debian package 'prometheus')")
+    promtool = ci_tool("promtool", "prometheus")
     metrics, url, _ = served
     TimedBackend(Flaky(), metrics).list_domains()
     text = get(url + "/metrics")[1]

@@ -35,8 +35,8 @@ EXAMPLES = int(os.environ.get("XENRECONCILE_PROPERTY_EXAMPLES", "300"))
 PRESERVE = "<on_poweroff>preserve</on_poweroff><on_crash>preserve</on_crash>"
 
 
-HOT_FIELDS = ("current_mib", "current_vcpus", "disks", "macs")
-RESTART_FIELDS = ("kernel", "memory_mib", "vcpus", "uuid", "lifecycle")
+HOT_FIELDS = ("current_mib", "current_vcpus", "disks", "macs", "memory_mib", "cpuset", "shares")
+RESTART_FIELDS = ("kernel", "vcpus", "uuid", "lifecycle")
 
 
 @s.composite
@@ -56,6 +56,8 @@ def guest(draw: s.DrawFn, name: str) -> dict[str, Any]:
                                     unique=True))),
         "macs": tuple(draw(s.lists(s.sampled_from(MACS), max_size=2, unique=True))),
         "lifecycle": draw(s.sampled_from(["", PRESERVE])),
+        "cpuset": draw(s.sampled_from([None, "0", "1-2", "0,3"])),
+        "shares": draw(s.sampled_from([None, 128, 512])),
     }
 
 

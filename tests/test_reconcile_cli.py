@@ -105,3 +105,17 @@ def test_apply_refuses_while_another_writer_holds_the_state_directory(host: Host
     assert f"in use by another xenreconcile (pid {os.getpid()})" in apply.stderr
     assert host.names() == []
     assert plan.returncode == 2 and "+ web  create" in plan.stdout
+
+
+def test_xl_cfg_applies_as_xl_builds_it_and_plans_clean_after(host: Host) -> None:
+    """An xl.cfg goes through the xl front end: created, then in sync; its caveats on stderr."""
+    cfg = host.dir / "pvguest.cfg"
+    cfg.write_text('name = "pvguest"\nmemory = 128\nkernel = "/boot/vmlinuz"\nvcpus = 2\n'
+                   'cpus = [ "0", "1" ]\nvif = [ "bridge=xenbr0,rate=10MB/s@20ms" ]\ncolour = "blue"\n')
+    cfg.chmod(0o644)
+    apply = host.run("apply")
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    assert f"{cfg}:7: colour: unknown key: xl ignores it, so does the agent (warning)" in apply.stderr
+    assert host.names() == ["pvguest"]
+    again = host.run("plan")
+    assert again.returncode == 0 and "No changes" in again.stdout, again.stdout

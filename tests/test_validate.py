@@ -132,4 +132,5 @@ def test_the_seeds_floppy_is_refused_like_libxl_refuses_it(tmp_path: Path, capsy
     bad.write_text(text)
     code, lines = run(capsys, str(bad))
     assert code == 1
-    assert lines == [f"{bad}: <disk><target dev='fda'>: libxl has no floppy drives"]
+    line = text.splitlines().index("      <target dev='fda'/>") + 1  # issue 13: located like every refusal
+    assert lines == [f"{bad}:{line}: <disk><target dev='fda'>: libxl has no floppy drives"]

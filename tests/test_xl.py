@@ -181,7 +181,7 @@ def test_written_values_keep_their_meaning() -> None:
     assert out["boot"] == "dcn" and out["bios"] == "ovmf" and out["cmdline"] == "root=/dev/sda1 quiet"
     assert out["vnuma"][1] == ["pnode=1", "size=512", "vcpus=1", "vdistances=20,10"]
     assert out["serial"][2] == "telnet:0.0.0.0:23,server,nowait"
-    assert out["pci"] == ["0000:01:00.0", "0000:02:1f.7"]
+    assert out["pci"] == ["0000:01:00.0", "0000:02:1f.7,permissive=1"]  # issue 13: permissive kept
     pv = settings(format_xl(parse_xl(PV)))
     assert pv["vfb"] == ["type=vnc,vncunused=0,vncdisplay=3,vnclisten=0.0.0.0,vncpasswd=pw,keymap=de"]
     assert pv["passthrough"] == "enabled" and pv["e820_host"] == 1 and pv["maxvcpus"] == 4

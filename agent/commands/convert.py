@@ -3,33 +3,46 @@
 from-native reads an xl/xm/sxpr config and prints libvirt domain XML with libvirt's implicit
 defaults spelled out (so it compares with ``virsh domxml-from-native``); to-native reads domain XML
 and prints the native config. Each direction is a table of format name -> function, so a new format
-is one line. FILE may be ``-`` for stdin. Exit status: 0 done, 1 the input is invalid (located
-message on stderr), 2 unknown format or unreadable file (one-line reason).
+is one line. FILE may be ``-`` for stdin. As virsh does, VNC/SPICE passwords are left out of the
+output unless ``--security-info`` is given (output ends up in tickets, CI logs and diffs).
+
+Conversions are lossy by libvirt's design, but never silently here: every input key or element with
+no equivalent in the output is one stderr line, ``guest.cfg:14: cpu_weight: no domain XML
+equivalent, dropped`` (``libxl.formats.losses``), after the output. Exit status: 0 done (losses
+reported), 1 the input is invalid (located message on stderr) or, with ``--strict``, anything was
+dropped; 2 unknown format or unreadable file (one-line reason).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from libxl.errors import ConfigError
+from libxl.formats.xencommon import Unread
+from libxl.formats.xmlshape import Lost
 from libxl.model import Domain
 
-
-def _xl_in(text: str, file: str) -> Domain:
-    from libxl.formats.xl import parse_xl
-    return parse_xl(text, file)
+#: A native reader: the model and the settings it had no place for (reported as dropped).
+Reader = Callable[[str, str], tuple[Domain, list[Unread]]]
 
 
-def _xm_in(text: str, file: str) -> Domain:
-    from libxl.formats.xm import parse_xm
-    return parse_xm(text, file)
+def _xl_in(text: str, file: str) -> tuple[Domain, list[Unread]]:
+    from libxl.formats.xl import read_xl
+    return read_xl(text, file)
 
 
-def _sxpr_in(text: str, file: str) -> Domain:
-    from libxl.formats.sxpr import parse_sxpr
-    return parse_sxpr(text, file)
+def _xm_in(text: str, file: str) -> tuple[Domain, list[Unread]]:
+    from libxl.formats.xm import read_xm
+    return read_xm(text, file)
+
+
+def _sxpr_in(text: str, file: str) -> tuple[Domain, list[Unread]]:
+    from libxl.formats.sxpr import read_sxpr
+    return read_sxpr(text, file)
 
 
 def _xl_out(dom: Domain) -> str:
@@ -49,17 +62,27 @@ def _libxl_json_out(dom: Domain) -> str:
     return json.dumps(build_config(dom), indent=4)
 
 
+@dataclass(frozen=True)
+class Writer:
+    """A native writer and, when the format can be read back, its reader: what does not come back
+    from ``read(write(dom))`` is what the conversion lost."""
+    write: Callable[[Domain], str]
+    read: Reader | None = None
+
+
 #: Native readers (imported lazily: each format pulls in only its own modules).
-FROM_NATIVE: dict[str, Callable[[str, str], Domain]] = {
+FROM_NATIVE: dict[str, Reader] = {
     "xen-xl": _xl_in,
     "xen-xm": _xm_in,
     "xen-sxpr": _sxpr_in,
 }
+#: Formats libvirt converts in its libxl driver, whose post-parse defaults differ from the xen-xm one's.
+LIBXL_DRIVER_FORMATS = ("xen-xl",)
 #: Native writers.
-TO_NATIVE: dict[str, Callable[[Domain], str]] = {
-    "xen-xl": _xl_out,
-    "xen-xm": _xm_out,
-    "libxl-json": _libxl_json_out,
+TO_NATIVE: dict[str, Writer] = {
+    "xen-xl": Writer(_xl_out, _xl_in),
+    "xen-xm": Writer(_xm_out, _xm_in),
+    "libxl-json": Writer(_libxl_json_out),
 }
 
 
@@ -71,6 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser = sub.add_parser(verb, help=what, description=what)
         parser.add_argument("format", metavar="FORMAT", help=" | ".join(table))
         parser.add_argument("file", metavar="FILE", help="input file, or - for stdin")
+        parser.add_argument("--security-info", action="store_true",
+                            help="include VNC/SPICE passwords in the output (left out by default)")
+        parser.add_argument("--strict", action="store_true",
+                            help="exit 1 when the conversion drops anything (each loss is on stderr)")
         parser.set_defaults(func=run)
 
 
@@ -79,14 +106,31 @@ class _Usage(Exception):
 
 
 def _read(path: str) -> tuple[str, str]:
-    if path == "-":
-        return sys.stdin.read(), "<stdin>"
+    """The input's text: a regular file (a FIFO or device is refused unopened) or stdin, at most
+    the size limit desired files have."""
+    from libxl.formats.domxml import MAX_XML_BYTES
+    from libxl.formats.readfile import read_regular
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read(), path
+        if path == "-":
+            text = sys.stdin.read(MAX_XML_BYTES + 1)
+            if len(text.encode("utf-8")) > MAX_XML_BYTES:
+                raise ConfigError(f"input is over the {MAX_XML_BYTES} byte limit")
+            return text, "<stdin>"
+        return read_regular(path, MAX_XML_BYTES).decode("utf-8"), path
+    except ConfigError as err:
+        raise _Usage(f"cannot read {path}: {err.message}") from None
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise _Usage(f"cannot read {path}: {reason}") from None
+
+
+def _secured(dom: Domain, security_info: bool) -> Domain:
+    """``dom`` without its display passwords unless ``security_info`` (virsh's flag of that name)."""
+    if security_info or not any(g.passwd for g in dom.devices.graphics):
+        return dom
+    graphics = [dataclasses.replace(g, passwd=None) for g in dom.devices.graphics]
+    return dataclasses.replace(dom, devices=dataclasses.replace(dom.devices, graphics=graphics))
 
 
 def _lookup(table: dict, fmt: str) -> Callable:
@@ -95,9 +139,10 @@ def _lookup(table: dict, fmt: str) -> Callable:
     return table[fmt]
 
 
-def _run(verb: str, convert: Callable[[], str]) -> int:
+def _run(verb: str, convert: Callable[[], tuple[str, list[ConfigError]]], strict: bool) -> int:
+    """Print the output, then one stderr line per loss; ``strict`` makes any loss exit 1."""
     try:
-        out = convert()
+        out, losses = convert()
     except _Usage as err:
         print(f"xenreconcile {verb}: {err}", file=sys.stderr)
         return 2
@@ -105,25 +150,42 @@ def _run(verb: str, convert: Callable[[], str]) -> int:
         print(f"xenreconcile {verb}: {err}", file=sys.stderr)
         return 1
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
-    return 0
+    for loss in sorted(losses, key=lambda err: err.line or 0):
+        print(loss, file=sys.stderr)
+    return 1 if strict and losses else 0
 
 
 def run_from_native(args: argparse.Namespace) -> int:
-    def convert() -> str:
+    def convert() -> tuple[str, list[ConfigError]]:
         from libxl.formats.defaults import with_defaults
         from libxl.formats.domxml import format_domain_xml
+        from libxl.formats.losses import unformatted_fields, unused_keys
 
         parse = _lookup(FROM_NATIVE, args.format)
         text, name = _read(args.file)
-        return format_domain_xml(with_defaults(parse(text, name)))
-    return _run("domxml-from-native", convert)
+        dom, unused = parse(text, name)
+        full = with_defaults(dom, libxl_driver=args.format in LIBXL_DRIVER_FORMATS)
+        xml = format_domain_xml(full)
+        losses = unused_keys(unused, name) + unformatted_fields(full, xml, name)
+        shown = _secured(full, args.security_info)  # passwords left out as virsh does: not a loss
+        return (xml if shown is full else format_domain_xml(shown)), losses
+    return _run("domxml-from-native", convert, args.strict)
 
 
 def run_to_native(args: argparse.Namespace) -> int:
-    def convert() -> str:
-        from libxl.formats.domxml import parse_domain_xml
+    def convert() -> tuple[str, list[ConfigError]]:
+        from libxl.formats.domxml import parse_domain_xml, xml_tree
+        from libxl.formats.losses import round_trip_losses, unsupported_elements
 
-        fmt = _lookup(TO_NATIVE, args.format)
+        writer = _lookup(TO_NATIVE, args.format)
         text, name = _read(args.file)
-        return fmt(parse_domain_xml(text, file=name))
-    return _run("domxml-to-native", convert)
+        unsupported: list[Lost] = []
+        dom = parse_domain_xml(text, file=name, unsupported=unsupported)
+        out = writer.write(dom)
+        losses = unsupported_elements(unsupported, name, args.format)
+        if writer.read is not None:
+            back, _ = writer.read(out, name)
+            losses += round_trip_losses(xml_tree(text, name), dom, back, name, args.format)
+        shown = _secured(dom, args.security_info)  # passwords left out as virsh does: not a loss
+        return (out if shown is dom else writer.write(shown)), losses
+    return _run("domxml-to-native", convert, args.strict)

@@ -14,10 +14,12 @@ import sys
 
 from agent.log import configure as configure_logging
 from libxl.backend import Backend, DomainInfo
+from libxl.display import ports_in
 from libxl.errors import BackendError, BackendUnavailable
 
 #: xl's state letters, in xl's order: running, blocked, paused, shutdown, crashed, dying.
 _STATE_LETTERS = "rbpscd"
+_LIVE = ("running", "blocked", "paused")
 _STATE_INDEX = {"running": 0, "blocked": 1, "paused": 2, "shutdown": 3, "crashed": 4, "dying": 5}
 
 
@@ -44,6 +46,23 @@ def format_json(domains: list[DomainInfo]) -> str:
     return json.dumps(domain_rows(domains), indent=2) + "\n"
 
 
+def with_display_ports(backend: Backend, domains: list[DomainInfo]) -> list[DomainInfo]:
+    """Rows completed with the display ports each live guest's config fixes, where the backend
+    did not list them (the real libxl keeps them only in the config). A VNC display qemu may move
+    (``findunused``, xl's default) stays unknown rather than guessed."""
+    out = []
+    for d in domains:
+        if d.domid != 0 and d.vnc_port is None and d.spice_port is None and d.state in _LIVE:
+            try:
+                ports = ports_in(backend.domain_config(d.domid))
+            except BackendError:
+                ports = None  # gone meanwhile, or no stored config (not ours to explain here)
+            if ports is not None:
+                d = dataclasses.replace(d, vnc_port=ports.vnc, spice_port=ports.spice)
+        out.append(d)
+    return out
+
+
 def open_backend(uri: str) -> Backend:
     """Imported late: ``xen:///system`` loads the native binding only when asked for."""
     from libxl.uri import open_backend as open_uri
@@ -57,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         backend = open_backend(args.uri)
         try:
-            domains = backend.list_domains()
+            domains = with_display_ports(backend, backend.list_domains())
         finally:
             backend.close()
     except (BackendError, BackendUnavailable) as err:

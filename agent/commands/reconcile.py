@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
-from libxl.errors import XenReconcileError
+from libxl.backend import Backend
+from libxl.errors import XenReconcileError, safe
+from libxl.hostconf import with_host_cpus
 from reconcilers import plan as pl
 from reconcilers.apply import Reconciler, Result
 from reconcilers.desired import DesiredSet, load_desired
@@ -84,21 +86,30 @@ def _settings(args: argparse.Namespace) -> AgentConfig:
         raise ValueError(str(err)) from None
 
 
-def _desired(args: argparse.Namespace) -> DesiredSet:
-    """The desired set under the agent's security policy and host settings (xl.conf defaults), so the
-    CLI refuses what the agent refuses and builds the guests the agent would build."""
+def _desired(args: argparse.Namespace, backend: Backend) -> DesiredSet:
+    """The desired set under the agent's security policy and host settings (xl.conf defaults, the
+    host's cpu count), so the CLI refuses what the agent refuses and builds the guests it would."""
     settings = _settings(args)
-    return load_desired(args.dir, security=settings.security(), host=settings.host_settings())
+    host = with_host_cpus(settings.host_settings(), lambda: backend.host_info().nr_cpus)
+    desired = load_desired(args.dir, security=settings.security(), host=host)
+    for dom in desired.domains.values():  # an xl.cfg's caveats (what xl reads leniently or ignores)
+        for warning in dom.warnings:
+            print(f"{warning} (warning)", file=sys.stderr)
+    return desired
 
 
 def _action_line(action: pl.Action) -> str:
-    return f"  {action.symbol:>3} {action.domain}  {action.kind}: {action.reason}"
+    return safe(f"  {action.symbol:>3} {action.domain}  {action.kind}: {action.reason}")
+
+
+def _note_line(note: pl.Note) -> str:
+    return safe(f"    ! {note.domain}  {note.kind}: {note.message}")
 
 
 def format_plan(plan: pl.Plan) -> str:
     """The human-readable plan; the last line counts changes like terraform's summary."""
     lines = [_action_line(a) for a in plan.actions]
-    lines += [f"    ! {n.domain}  {n.kind}: {n.message}" for n in plan.notes]
+    lines += [_note_line(n) for n in plan.notes]
     counts = Counter(a.symbol for a in plan.actions)
     if plan.has_changes:
         summary = (f"Plan: {counts['+']} to create, {counts['~']} to change, {counts['-/+']} to replace, "
@@ -119,7 +130,7 @@ def _restart_required(notes: list[pl.Note]) -> bool:
 
 
 def _fail(verb: str, err: Exception) -> int:
-    print(f"xenreconcile {verb}: {err}", file=sys.stderr)
+    print(safe(f"xenreconcile {verb}: {err}"), file=sys.stderr)
     return EXIT_ERROR
 
 
@@ -127,7 +138,7 @@ def run_plan(args: argparse.Namespace) -> int:
     try:
         reconciler = _reconciler(args)
         try:
-            result = reconciler.plan(_desired(args))
+            result = reconciler.plan(_desired(args, reconciler.backend))
         finally:
             reconciler.backend.close()
     except (XenReconcileError, ValueError) as err:
@@ -148,7 +159,7 @@ def run_apply(args: argparse.Namespace) -> int:
         with StateDir(args.state_dir).exclusive():  # never beside a running agent on the same host
             reconciler = _reconciler(args)
             try:
-                desired = _desired(args)
+                desired = _desired(args, reconciler.backend)
                 results = reconciler.reconcile_all(desired)
                 after = reconciler.plan(desired)
             finally:
@@ -164,9 +175,9 @@ def run_apply(args: argparse.Namespace) -> int:
             for action in r.applied:
                 print(_action_line(action))
             if r.error:
-                print(f"    x {r.name}  error: {r.error}")
+                print(safe(f"    x {r.name}  error: {r.error}"))
             for note in r.notes:
-                print(f"    ! {note.domain}  {note.kind}: {note.message}")
+                print(_note_line(note))
         applied = sum(len(r.applied) for r in results)
         print(f"\nApply complete: {applied} action{'s' if applied != 1 else ''}, {len(failed)} failed."
               + (" Changes remain: run plan." if after.has_changes else "")

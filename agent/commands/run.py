@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from agent import log as agentlog
-from agent.commands.hosts import domain_rows
+from agent.commands.hosts import domain_rows, with_display_ports
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
 from agent.loop import Controller
 from agent.metrics import AgentMetrics, Endpoints, MetricsServer
 from agent.socket_api import AgentSocket
 from agent.systemd import Notifier
 from libxl.backend import Backend
-from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError
+from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError, safe
 from libxl.uri import open_backend
 from reconcilers.state import StateDir, StateError
 
@@ -151,9 +151,11 @@ def start_agent_socket(path: str, status: Callable[[], dict[str, Any]], backend:
     ``verbs`` are the operator's requests that change the agent's record (adopt, clear)."""
     if not path:
         return None
+    def rows() -> list[dict[str, object]]:
+        return domain_rows(with_display_ports(backend, backend.list_domains()))
+
     try:
-        local = AgentSocket(path, {"status": status, "list": lambda: domain_rows(backend.list_domains()),
-                                   **(verbs or {})})
+        local = AgentSocket(path, {"status": status, "list": rows, **(verbs or {})})
     except OSError as err:
         log.warning("agent socket unavailable", socket=path, error=str(err))
         return None
@@ -162,19 +164,25 @@ def start_agent_socket(path: str, status: Callable[[], dict[str, Any]], backend:
 
 
 def format_status(doc: dict[str, Any]) -> list[str]:
-    """One line per domain (name, state, last action, file, error), then invalid files."""
+    """One line per domain (name, state, last action, display ports when any guest has one, file,
+    error), then invalid files."""
     rows = []
     for name, s in sorted(doc.get("domains", {}).items()):
-        rows.append([name, s.get("state") or "-", s.get("last_action") or "-", s.get("file") or "-",
-                     s.get("last_error") or ""])
+        ports = " ".join(f"{kind}:{s[f'{kind}_port']}" for kind in ("vnc", "spice") if s.get(f"{kind}_port"))
+        rows.append([name, s.get("state") or "-", s.get("last_action") or "-", ports or "-",
+                     s.get("file") or "-", s.get("last_error") or ""])
     known = {s.get("file") for s in doc.get("domains", {}).values()}
     for path, error in sorted(doc.get("invalid_files", {}).items()):
         if path not in known:
-            rows.append(["-", "invalid", "-", path, error])
+            rows.append(["-", "invalid", "-", "-", path, error])
     if not rows:
         return []
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(r)).rstrip()
+    if all(r[3] == "-" for r in rows):
+        rows = [r[:3] + r[4:] for r in rows]  # no graphical guest: no ports column
+    rows = [[safe(str(cell)) for cell in row] for row in rows]  # names come from files: no ESC, no newline
+    last = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
+    return ["  ".join(cell.ljust(widths[i]) if i < last else cell for i, cell in enumerate(r)).rstrip()
             for r in rows]
 
 

@@ -6,28 +6,32 @@ declaring the same name or uuid, which the agent treats as a conflict and applie
 file is also held to the agent's security policy (README "Security": what makes dom0 run, open,
 create or listen on something for a guest; the settings of ``--config``, else the strict defaults),
 so CI refuses what the agent would; file modes are not checked (they belong to the deployed directory).
+Every file is read as the agent reads it (``reconcilers.desired.parse_desired_file``: an xl.cfg
+through the xl front end, domain XML through the domain model); an xl.cfg's warnings (what xl
+reads leniently or ignores) go to stderr and do not fail the check.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
-from libxl.config import build_config
-from libxl.errors import ConfigError
-from libxl.formats.load import is_desired_name, load_domain_file
-from libxl.model import Domain
+from libxl.errors import ConfigError, safe
+from libxl.formats.load import is_desired_name, read_desired_bytes
+from reconcilers.desired import DesiredDomain, parse_desired_file
 from reconcilers.security import SecurityPolicy, policy_errors
 
 
 @dataclass
 class Report:
     files: list[Path]
-    valid: dict[Path, Domain]
+    valid: dict[Path, DesiredDomain]
     problems: list[str]
+    #: What valid files ask for with a caveat (xl.cfg keys xl ignores or reads leniently).
+    warnings: list[str] = field(default_factory=list)
 
 
 def collect(paths: list[Path]) -> tuple[list[Path], list[str]]:
@@ -44,7 +48,7 @@ def collect(paths: list[Path]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
-def _conflicts(valid: dict[Path, Domain]) -> list[str]:
+def _conflicts(valid: dict[Path, DesiredDomain]) -> list[str]:
     """One line per file whose name or uuid another file also declares."""
     lines = []
     for key, label in ((lambda d: d.name, "name"), (lambda d: d.uuid, "uuid")):
@@ -58,41 +62,46 @@ def _conflicts(valid: dict[Path, Domain]) -> list[str]:
     return lines
 
 
-def _problems(path: Path, dom: Domain, security: SecurityPolicy | None) -> list[str]:
-    """What the agent would refuse beyond parsing: the libxl config build (libxl's own limits, e.g.
-    no floppy drives) and, unless turned off, the security policy."""
-    try:
-        config = build_config(dom)
-    except ConfigError as err:
-        return [str(err.located(str(path)))]
-    if security is None:
-        return []
-    return [str(err) for err in policy_errors(config, security, path, path.read_bytes())]
-
-
 def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Report:
-    """Parse and build every file; with ``security``, also report what its policy refuses."""
+    """Read every file as the agent reads it (parse, libxl config build, and with ``security`` its
+    policy): a domain XML file through the domain model, an xl.cfg through the xl front end."""
     files, problems = collect(paths)
-    valid: dict[Path, Domain] = {}
+    valid: dict[Path, DesiredDomain] = {}
+    warnings: list[str] = []
     for path in files:
-        try:
-            dom = load_domain_file(path)
+        try:  # read once (a regular file only, bounded); parse and policy see the same bytes
+            data = read_desired_bytes(path)
         except ConfigError as err:
             problems.append(str(err.located(str(path))))
             continue
-        refused = _problems(path, dom, security)
+        result = parse_desired_file(path, data, "", None)
+        if isinstance(result, ConfigError):
+            problems.append(str(result))
+            continue
+        refused = _policy_lines(path, data, result, security) if security is not None else []
         if refused:
             problems.extend(refused)
-        else:
-            valid[path] = dom
-    return Report(files, valid, problems + _conflicts(valid))
+            continue
+        valid[path] = result
+        warnings.extend(f"{w} (warning)" for w in result.warnings)
+    return Report(files, valid, problems + _conflicts(valid), warnings)
 
 
-def summary(path: Path, dom: Domain) -> str:
-    kind = "hvm" if dom.os.is_hvm else "pvh" if dom.os.is_pvh else "pv"
-    devs = dom.devices
-    return (f"{path}: ok: {dom.name} ({kind}), {dom.memory_kib // 1024} MiB, {dom.vcpu.count} vcpus, "
-            f"{len(devs.disks)} disks, {len(devs.interfaces)} nics")
+def _policy_lines(path: Path, data: bytes, parsed: DesiredDomain, security: SecurityPolicy) -> list[str]:
+    """Every policy violation of a file that parses (the agent reports only the first); read
+    without host settings, its config is the file's own."""
+    return [str(e) for e in policy_errors(parsed.config, security, path, data)]
+
+
+def summary(path: Path, desired: DesiredDomain) -> str:
+    """name, kind, memory, vcpus, disks and nics, from the libxl config the agent would create."""
+    config = desired.config
+    b_info = config.get("b_info") or {}
+    kind = (config.get("c_info") or {}).get("type", "pv")
+    memory = b_info.get("max_memkb") or b_info.get("target_memkb") or 0
+    vcpus = b_info.get("max_vcpus") or 1
+    return (f"{path}: ok: {desired.name} ({kind}), {memory // 1024} MiB, {vcpus} vcpus, "
+            f"{len(config.get('disks', []))} disks, {len(config.get('nics', []))} nics")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,10 +114,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
     report = validate([Path(p) for p in args.paths], security)
     for line in report.problems:
-        print(line)
+        print(safe(line))  # file and guest names come from the repository: no ESC, no newline
+    for line in report.warnings:
+        print(safe(line), file=sys.stderr)
     if args.verbose:
         for path, dom in report.valid.items():
-            print(summary(path, dom))
+            print(safe(summary(path, dom)))
         print(f"{len(report.files)} files checked, {len(report.valid)} parsed, "
               f"{len(report.problems)} problems", file=sys.stderr)
     return 1 if report.problems else 0

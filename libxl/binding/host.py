@@ -17,14 +17,15 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import structlog
 
 from libxl import saveimage
-from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, LibxlConfig
+from libxl.backend import OWNER_KEY, DomainEvent, DomainInfo, HostInfo, IoStats, LibxlConfig
 from libxl.errors import BackendError, BackendUnavailable
+from libxl.iostats import read_io
 
 _log = structlog.get_logger("xenreconcile").bind(component="libxl")
 
@@ -36,6 +37,7 @@ _PERMANENT_ERRORS = {"INVAL", "NI", "VNUMA_CONFIG_INVALID", "FEATURE_REMOVED", "
 _SHUTDOWN_REASONS = {0: "poweroff", 1: "reboot", 2: "suspend", 3: "crash", 4: "watchdog",
                      5: "soft_reset"}
 _PRIVCMD = ("/dev/xen/privcmd", "/proc/xen/privcmd")
+_NIL_UUID = "00000000-0000-0000-0000-000000000000"
 #: How often the event thread looks for new domains to watch.
 _REARM_MS = 5000
 _SHUTDOWN_POLL_S = 0.2
@@ -171,6 +173,19 @@ class RealHost:
                                transient=(not permanent) if transient is None else transient)
         return rc
 
+    def _on_domain(self, operation: str, func: Any, domid: int, *args: Any) -> int:
+        """One libxl call on domain ``domid`` (``_call``). libxl tells of a domain that is not there
+        in many ways (ERROR_FAIL "unable to get domain type", ERROR_LOCK_FAIL from its userdata
+        lock, a hypercall's ESRCH, ...): when the call fails and the domain does not exist, the
+        error says so and is permanent, whichever path libxl took (as the simulated host does:
+        tests/test_backend_contract.py)."""
+        try:
+            return self._call(operation, func, domid, *args, domain=str(domid))
+        except BackendError as err:
+            if not err.message.startswith("ERROR_DOMAIN_NOTFOUND") and self._dominfo(domid) is None:
+                raise _not_found(operation, domid, err.message) from None
+            raise
+
     def _take_json(self, operation: str, raw: Any) -> Any:
         """Parse and free a malloc'ed JSON string returned by libxl."""
         if raw == self._ffi.NULL:
@@ -265,6 +280,10 @@ class RealHost:
             result.append(dominfo_from_json(info, name, self._owner(domid)))
         return result
 
+    def io_stats(self) -> dict[int, IoStats]:
+        """Block and network counters from dom0's sysfs, where xentop reads them."""
+        return read_io()
+
     def _dominfo(self, domid: int) -> dict[str, Any] | None:
         """libxl's dominfo JSON for one domain, or None when it no longer exists."""
         info = self._ffi.new("libxl_dominfo *")
@@ -282,9 +301,11 @@ class RealHost:
 
     def domain_config(self, domid: int) -> LibxlConfig:
         with self._struct("domain_config", "domain_config") as cfg:
-            self._call("domain_config", self._lib.libxl_retrieve_domain_configuration, domid, cfg,
-                       self._ffi.NULL, domain=str(domid))
-            return self._take_json("domain_config", self._lib.libxl_domain_config_to_json(self._ctx, cfg))
+            self._on_domain("domain_config", self._lib.libxl_retrieve_domain_configuration, domid, cfg,
+                            self._ffi.NULL)
+            config = self._take_json("domain_config", self._lib.libxl_domain_config_to_json(self._ctx, cfg))
+        self._live_tuning(domid, config.setdefault("b_info", {}))
+        return config
 
     def json_roundtrip(self, config: LibxlConfig) -> LibxlConfig:
         """``libxl_domain_config_from_json`` then ``_to_json``: what libxl keeps of ``config``."""
@@ -294,7 +315,8 @@ class RealHost:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
-        name = config.get("c_info", {}).get("name")
+        c_info = config.get("c_info") if isinstance(config, dict) else None
+        name = c_info.get("name") if isinstance(c_info, dict) else None  # libxl's parser judges the rest
         domid = self._ffi.new("uint32_t *")
         with self._struct("domain_config", "create", config) as cfg:
             self._call("create", self._lib.libxl_domain_create_new, cfg, domid, self._ffi.NULL,
@@ -317,14 +339,14 @@ class RealHost:
         return new
 
     def unpause(self, domid: int) -> None:
-        self._call("unpause", self._lib.libxl_domain_unpause, domid, self._ffi.NULL, domain=str(domid))
+        self._on_domain("unpause", self._lib.libxl_domain_unpause, domid, self._ffi.NULL)
 
     def pause(self, domid: int) -> None:
-        self._call("pause", self._lib.libxl_domain_pause, domid, self._ffi.NULL, domain=str(domid))
+        self._on_domain("pause", self._lib.libxl_domain_pause, domid, self._ffi.NULL)
 
     def shutdown(self, domid: int, timeout: float) -> bool:
         """Ask the guest to power off; when it has, destroy the husk as xl's daemon would."""
-        self._call("shutdown", self._lib.libxl_domain_shutdown, domid, self._ffi.NULL, domain=str(domid))
+        self._on_domain("shutdown", self._lib.libxl_domain_shutdown, domid, self._ffi.NULL)
         deadline = time.monotonic() + timeout
         while True:
             info = self._dominfo(domid)
@@ -338,7 +360,7 @@ class RealHost:
             time.sleep(_SHUTDOWN_POLL_S)
 
     def destroy(self, domid: int) -> None:
-        self._call("destroy", self._lib.libxl_domain_destroy, domid, self._ffi.NULL, domain=str(domid))
+        self._on_domain("destroy", self._lib.libxl_domain_destroy, domid, self._ffi.NULL)
 
     # -- host lifecycle: save images, restore, core dumps ---------------------------------------
 
@@ -396,7 +418,7 @@ class RealHost:
 
     def _device_op(self, operation: str, kind: str, func: Any, domid: int, data: LibxlConfig) -> None:
         with self._struct(kind, operation, data) as dev:
-            self._call(operation, func, domid, dev, self._ffi.NULL, domain=str(domid))
+            self._on_domain(operation, func, domid, dev, self._ffi.NULL)
 
     def disk_add(self, domid: int, disk: LibxlConfig) -> None:
         self._device_op("disk_add", "device_disk", self._lib.libxl_device_disk_add, domid, disk)
@@ -414,27 +436,100 @@ class RealHost:
         self._device_op("cdrom_insert", "device_disk", self._lib.libxl_cdrom_insert, domid, disk)
 
     def set_memory_target(self, domid: int, target_kib: int) -> None:
-        self._call("set_memory_target", self._lib.libxl_set_memory_target, domid, target_kib, 0, 1,
-                   domain=str(domid))
+        self._on_domain("set_memory_target", self._lib.libxl_set_memory_target, domid, target_kib, 0, 1)
 
     def set_vcpus_online(self, domid: int, count: int) -> None:
         info = self._dominfo(domid)
         if info is None:
-            raise BackendError("set_vcpus_online", "no such domain", domain=str(domid), transient=False)
+            raise _not_found("set_vcpus_online", domid, "libxl_domain_info")
         maximum = info.get("vcpu_max_id", 0) + 1
         if not 1 <= count <= maximum:
             raise BackendError("set_vcpus_online", f"{count} vcpus requested, the domain has at most "
                                f"{maximum}", domain=str(domid), transient=False)
+        with self._bitmap("set_vcpus_online", range(count), maximum) as bitmap:
+            self._on_domain("set_vcpus_online", self._lib.libxl_set_vcpuonline, domid, bitmap, self._ffi.NULL)
+
+    @contextlib.contextmanager
+    def _bitmap(self, operation: str, bits: Iterable[int] | None, size: int = 0) -> Iterator[Any]:
+        """A ``libxl_bitmap`` with ``bits`` set (NULL for None: "leave as it is"), disposed on exit."""
+        if bits is None:
+            yield self._ffi.NULL
+            return
+        bits = list(bits)
         bitmap = self._ffi.new("libxl_bitmap *")
         self._lib.libxl_bitmap_init(bitmap)
         try:
-            self._call("set_vcpus_online", self._lib.libxl_bitmap_alloc, bitmap, maximum)
-            for cpu in range(count):
-                self._lib.libxl_bitmap_set(bitmap, cpu)
-            self._call("set_vcpus_online", self._lib.libxl_set_vcpuonline, domid, bitmap, self._ffi.NULL,
-                       domain=str(domid))
+            self._call(operation, self._lib.libxl_bitmap_alloc, bitmap, max([size, *(b + 1 for b in bits)]))
+            for bit in bits:
+                self._lib.libxl_bitmap_set(bitmap, bit)
+            yield bitmap
         finally:
             self._lib.libxl_bitmap_dispose(bitmap)
+
+    # -- live tuning: xl vcpu-pin, xl sched-credit2, xl mem-max ---------------------------------
+
+    def set_vcpu_affinity(self, domid: int, vcpu: int, hard: list[int] | None,
+                          soft: list[int] | None) -> None:
+        op = "set_vcpu_affinity"
+        if any(cpus is not None and (not cpus or min(cpus) < 0) for cpus in (hard, soft)):
+            raise BackendError(op, f"vcpu {vcpu}: an affinity needs at least one cpu, none negative",
+                               domain=str(domid), transient=False)
+        # libxl would cut a map at the host's last cpu and report the shorter one back: the same
+        # pinning would be asked for on every resync. Refused instead, as the simulated host does.
+        last = int(self.host_info().extra.get("max_cpu_id", 0))
+        beyond = sorted(c for cpus in (hard or [], soft or []) for c in cpus if c > last)
+        if beyond:
+            raise BackendError(op, f"vcpu {vcpu}: affinity names cpu {beyond[0]}, the host has 0..{last}",
+                               domain=str(domid), transient=False)
+        with self._bitmap(op, hard) as hard_map, self._bitmap(op, soft) as soft_map:
+            self._call(op, self._lib.libxl_set_vcpuaffinity, domid, vcpu, hard_map, soft_map,
+                       domain=str(domid))
+
+    def set_sched_params(self, domid: int, params: dict[str, int]) -> None:
+        op = "set_sched_params"
+        unknown = sorted(set(params) - {"weight", "cap"})
+        if unknown:
+            raise BackendError(op, f"scheduler parameter {unknown[0]!r} is not set live",
+                               domain=str(domid), transient=False)
+        sched = self._ffi.new("libxl_domain_sched_params *")
+        self._lib.libxl_domain_sched_params_init(sched)  # every field "default": left unchanged
+        try:
+            if "weight" in params:
+                sched.weight = params["weight"]
+            if "cap" in params:
+                sched.cap = params["cap"]
+            self._call(op, self._lib.libxl_domain_sched_params_set, domid, sched, domain=str(domid))
+        finally:
+            self._lib.libxl_domain_sched_params_dispose(sched)
+
+    def set_max_memory(self, domid: int, max_kib: int) -> None:
+        self._call("set_max_memory", self._lib.libxl_domain_setmaxmem, domid, max_kib, domain=str(domid))
+
+    def _live_tuning(self, domid: int, b_info: dict[str, Any]) -> None:
+        """Lay the live affinity and scheduler weight/cap over a retrieved config: libxl's stored
+        config keeps what the domain was created with, and ``xl vcpu-pin``/``xl sched-credit2``
+        (or this agent) change only the hypervisor's copy."""
+        count, nr_cpus = self._ffi.new("int *"), self._ffi.new("int *")
+        infos = self._lib.libxl_list_vcpu(self._ctx, domid, count, nr_cpus)
+        if infos != self._ffi.NULL:
+            try:
+                to_json = self._lib.libxl_vcpuinfo_to_json
+                vcpus = [self._take_json("domain_config", to_json(self._ctx, infos + i))
+                         for i in range(count[0])]
+            finally:
+                self._lib.libxl_vcpuinfo_list_free(infos, count[0])
+            b_info.pop("cpumap", None)
+            b_info["vcpu_hard_affinity"] = [v.get("cpumap") or [] for v in vcpus]
+            b_info["vcpu_soft_affinity"] = [v.get("cpumap_soft") or [] for v in vcpus]
+        sched = self._ffi.new("libxl_domain_sched_params *")
+        self._lib.libxl_domain_sched_params_init(sched)
+        try:
+            if self._lib.libxl_domain_sched_params_get(self._ctx, domid, sched) == 0:
+                live = self._take_json("domain_config",
+                                       self._lib.libxl_domain_sched_params_to_json(self._ctx, sched))
+                b_info["sched_params"] = {**(b_info.get("sched_params") or {}), **live}
+        finally:
+            self._lib.libxl_domain_sched_params_dispose(sched)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -527,9 +622,14 @@ class RealHost:
         _hosts.pop(self._key, None)
 
 
+def _not_found(operation: str, domid: int, detail: str) -> BackendError:
+    return BackendError(operation, f"ERROR_DOMAIN_NOTFOUND: domain {domid} does not exist ({detail})",
+                        domain=str(domid), transient=False)
+
+
 def dominfo_from_json(info: dict[str, Any], name: str, owner: str | None) -> DomainInfo:
-    """One ``libxl_dominfo`` (as JSON: false flags, zeros and the ``unknown`` shutdown reason are
-    omitted) as a DomainInfo."""
+    """One ``libxl_dominfo`` (as JSON: false flags, zeros, the nil uuid and the ``unknown`` shutdown
+    reason are omitted) as a DomainInfo."""
     reason = info.get("shutdown_reason", "unknown") if info.get("shutdown") else None
     if info.get("dying"):
         state = "dying"
@@ -544,7 +644,7 @@ def dominfo_from_json(info: dict[str, Any], name: str, owner: str | None) -> Dom
     else:
         state = "running"
     return DomainInfo(
-        name=name, domid=info.get("domid", 0), uuid=info.get("uuid", ""), state=state,
+        name=name, domid=info.get("domid", 0), uuid=info.get("uuid", _NIL_UUID), state=state,
         memory_kib=info.get("current_memkb", 0), max_memory_kib=info.get("max_memkb", 0),
         vcpus_online=info.get("vcpu_online", 0), vcpus_max=info.get("vcpu_max_id", 0) + 1,
         shutdown_reason=reason,

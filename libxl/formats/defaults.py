@@ -25,10 +25,21 @@ _BUS_OF_PREFIX = (("xvd", "xen"), ("hd", "ide"), ("sd", "scsi"), ("fd", "fdc"), 
 _DRIVE_LAYOUT = {"ide": (2, 2), "fdc": (2, 1), "scsi": (7, 1), "sata": (1, 6)}
 
 
-def with_defaults(dom: Domain) -> Domain:
+def default_vram(model: str) -> int | None:
+    """The video RAM (KiB) libvirt gives a ``<video>`` model that does not say."""
+    return _VRAM.get(model)
+
+
+def with_defaults(dom: Domain, *, libxl_driver: bool = False) -> Domain:
+    """``dom`` with libvirt's implicit parts; ``libxl_driver`` adds what libvirt's libxl driver
+    (the one behind ``xen-xl``) fills in on top: the ``xen`` backend of PCI host devices."""
     out = copy.deepcopy(dom)
     _os(out)
     _devices(out)
+    if libxl_driver:
+        for hostdev in out.devices.hostdevs:
+            if hostdev.type == "pci" and hostdev.driver_name is None:
+                hostdev.driver_name = "xen"
     return out
 
 
@@ -127,4 +138,4 @@ def _devices(dom: Domain) -> None:
         devs.memballoon = "xen"
 
 
-__all__ = ["ARCH", "with_defaults", "disk_bus"]
+__all__ = ["ARCH", "with_defaults", "disk_bus", "default_vram"]

@@ -16,16 +16,19 @@ Every rejection is a ``ConfigError`` naming file, line and element, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import NoReturn
 
 from lxml import etree
 
-from libxl.errors import ConfigError
-from libxl.formats.domxml_format import format_domain_xml
+from libxl.errors import TOKEN_LIMIT, ConfigError
+from libxl.formats.domxml_format import domain_node, format_domain_xml
+from libxl.formats.xmlshape import Lost, describe, element_line, lost, node_shape
 from libxl.model import (
     CPU,
+    CPUSET,
     LIFECYCLE_ACTIONS,
     OS,
     OS_TYPES,
@@ -53,10 +56,12 @@ from libxl.model import (
     Loader,
     NumaCell,
     PCIAddress,
+    Seclabel,
     Sound,
     Timer,
     USBDevice,
     VCpu,
+    VcpuPin,
     Video,
     canonical_mac,
     canonical_uuid,
@@ -84,22 +89,17 @@ TIMER_NAMES = ("platform", "pit", "rtc", "hpet", "tsc", "kvmclock", "hypervclock
 CPU_MODES = ("custom", "host-model", "host-passthrough", "maximum")
 CPU_FEATURE_POLICIES = ("force", "require", "optional", "disable", "forbid")
 ON_OFF = ("on", "off")
-_CPUSET = re.compile(r"\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*")
 
 
 # ---- reading ---------------------------------------------------------------------------------
 
-def describe(el: etree._Element) -> str:
-    """``<memory unit='XB'>``: how an error message points at an element."""
-    name = etree.QName(el).localname
-    if el.prefix:
-        name = f"{el.prefix}:{name}"
-    attrs = "".join(f" {etree.QName(k).localname}='{v}'" for k, v in el.attrib.items())
-    return f"<{name}{attrs}>"
+_LONG_WORD = re.compile(rf"\S{{{TOKEN_LIMIT + 1},}}")
+_INTERNAL_SUBSET = re.compile(r"<!DOCTYPE\b[^>\[]*\[")
 
 
 def _harden(data: str | bytes, file: str | None) -> etree._Element:
-    """Parse with every dangerous libxml2 feature off and refuse entity declarations."""
+    """Parse with every dangerous libxml2 feature off; refuse entity declarations and any other
+    internal DTD subset."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if len(raw) > MAX_XML_BYTES:
         raise ConfigError(f"document is {len(raw)} bytes, over the {MAX_XML_BYTES} byte limit", file=file)
@@ -109,6 +109,8 @@ def _harden(data: str | bytes, file: str | None) -> etree._Element:
         root = etree.fromstring(raw, parser)
     except etree.XMLSyntaxError as err:
         reason = re.sub(r", line \d+, column \d+$", "", err.msg)
+        # libxml2 quotes names from the document: each is cut like any offending token
+        reason = _LONG_WORD.sub(lambda m: m.group()[:TOKEN_LIMIT] + "...", reason)
         raise ConfigError(f"not well-formed XML: {reason}", file=file, line=err.lineno) from None
     docinfo = root.getroottree().docinfo
     dtd = docinfo.internalDTD
@@ -118,6 +120,12 @@ def _harden(data: str | bytes, file: str | None) -> etree._Element:
                           line=raw[:at].count(b"\n") + 1 if at >= 0 else None)
     if docinfo.system_url or docinfo.public_id:
         raise ConfigError("external DTD references are not allowed", file=file, line=1)
+    text = raw.decode(docinfo.encoding or "utf-8", "replace") if docinfo.doctype else ""
+    if (subset := _INTERNAL_SUBSET.search(text)) is not None:
+        # ``<!ATTLIST>`` defaults would add attributes nobody reviewing the file can see
+        raise ConfigError("a DOCTYPE with an internal subset ([...]) is not allowed: declarations could "
+                          "add attributes a reviewer cannot see", file=file,
+                          line=text.count("\n", 0, subset.start()) + 1)
     return root
 
 
@@ -213,10 +221,41 @@ class _Reader:
             raise self.error(el, str(err)) from None
 
 
-def parse_domain_xml(data: str | bytes, file: str | None = None) -> Domain:
-    """Parse libvirt domain XML into a Domain; raises ConfigError with file/line on bad input."""
+def xml_tree(data: str | bytes, file: str | None = None) -> etree._Element:
+    """The hardened parse of ``data`` alone (lines kept), for pointing at its elements."""
+    return _harden(data, file)
+
+
+def locate_error(err: ConfigError, data: str | bytes, file: str) -> ConfigError:
+    """``err`` (from the libxl builder, which knows the model, not the document) with ``file`` and
+    the line of the element it names in ``data``, so every refusal is one located line."""
+    err.located(file)
+    if err.line is None and err.element:
+        with contextlib.suppress(ConfigError):  # unparsable data: its own error comes first
+            err.line = element_line(_harden(data, file), err.element)
+    return err
+
+
+#: Why an element or attribute the parser does not carry into the model is refused.
+NOT_SUPPORTED = "not supported by this agent"
+
+
+def parse_domain_xml(data: str | bytes, file: str | None = None, *,
+                     unsupported: list[Lost] | None = None) -> Domain:
+    """Parse libvirt domain XML into a Domain; raises ConfigError with file/line on bad input.
+
+    Nothing is dropped silently: an element or attribute the model has no place for (a serial
+    ``<log>``, a USB ``<vendor>``...) is refused with its line, or, when the caller passes an
+    ``unsupported`` list (the converters, which report losses instead), appended to it.
+    """
     root = _harden(data, file)
-    return _DomainParser(file).domain(root)
+    dom = _DomainParser(file).domain(root)
+    problems = lost(root, node_shape(domain_node(dom)), values=False)
+    if unsupported is not None:
+        unsupported.extend(problems)
+    elif problems:
+        raise problems[0].error(file, NOT_SUPPORTED)
+    return dom
 
 
 class _DomainParser(_Reader):
@@ -244,9 +283,14 @@ class _DomainParser(_Reader):
         dom.power_state, dom.run_strategy = self._lifecycle(root)
         self._memory(root, dom)
         self._vcpu(root, dom)
-        shares = self.one(root, "cputune")
-        if shares is not None and (el := self.one(shares, "shares")) is not None:
-            dom.cputune_shares = self.int_text(el, minimum=0)
+        if (tune := self.one(root, "cputune")) is not None:
+            if (el := self.one(tune, "shares")) is not None:
+                dom.cputune_shares = self.int_text(el, minimum=0)
+            for pin in self.children(tune, "vcpupin"):
+                cpuset = self.req_attr(pin, "cpuset")
+                if not CPUSET.fullmatch(cpuset):
+                    raise self.error(pin, f"malformed cpuset {cpuset!r}")
+                dom.vcpupin.append(VcpuPin(vcpu=self.req_int(pin, "vcpu"), cpuset=cpuset))
         dom.bootloader = self.child_text(root, "bootloader")
         dom.bootloader_args = self.child_text(root, "bootloader_args", strip=False)
         dom.os = self._os(root)
@@ -261,6 +305,12 @@ class _DomainParser(_Reader):
                 setattr(dom, event, self.text_enum(el, LIFECYCLE_ACTIONS))
         if (el := self.one(root, "devices")) is not None:
             dom.devices = self._devices(el)
+        if (sec := self.one(root, "seclabel")) is not None:
+            dom.seclabel = Seclabel(type=self.enum(sec, "type", ("static", "none")) or "static",
+                                    model=sec.get("model"), relabel=self.enum(sec, "relabel", ("yes", "no")),
+                                    label=self.child_text(sec, "label"))
+            if dom.seclabel.type == "static" and not dom.seclabel.label:
+                raise self.error(sec, "a static seclabel needs a <label>")
         dom.commandline = self._commandline(root)
         return dom
 
@@ -300,7 +350,7 @@ class _DomainParser(_Reader):
                     placement=self.enum(el, "placement", ("static", "auto")), cpuset=el.get("cpuset"))
         if vcpu.current is not None and vcpu.current > vcpu.count:
             raise self.error(el, f"current {vcpu.current} exceeds the vcpu count {vcpu.count}")
-        if vcpu.cpuset is not None and not _CPUSET.fullmatch(vcpu.cpuset):
+        if vcpu.cpuset is not None and not CPUSET.fullmatch(vcpu.cpuset):
             raise self.error(el, f"malformed cpuset {vcpu.cpuset!r}")
         dom.vcpu = vcpu
 
@@ -434,6 +484,8 @@ class _DomainParser(_Reader):
         elif disk.device == "disk":
             raise self.error(el, "disk has no <source>")
         disk.backend_domain = self._attr_of(el, "backenddomain", "name")
+        # The disk's hotplug script (xl's disk script=): Qubes' libvirt writes <script path>.
+        disk.script = self._attr_of(el, "script", "path")
         target = self.one(el, "target")
         if target is None or not target.get("dev"):
             raise self.error(el if target is None else target, "disk has no <target dev=...>")
@@ -554,8 +606,10 @@ class _DomainParser(_Reader):
         pci = PCIAddress(domain=self.int_attr(addr, "domain", maximum=0xFFFF) or 0,
                          bus=self.req_int(addr, "bus", 0, 0xFF), slot=self.req_int(addr, "slot", 0, 0x1F),
                          function=self.req_int(addr, "function", 0, 7))
+        driver = self.one(el, "driver")
         return Hostdev(type=kind, managed=managed, address=pci,
-                       write_filtering=self.yesno(src, "writeFiltering"))
+                       write_filtering=self.yesno(src, "writeFiltering"),
+                       driver_name=None if driver is None else self.enum(driver, "name", ("xen",)))
 
     def _commandline(self, root: etree._Element) -> list[str]:
         args: list[str] = []
@@ -568,4 +622,5 @@ class _DomainParser(_Reader):
         return args
 
 
-__all__ = ["MAX_XML_BYTES", "describe", "parse_domain_xml", "format_domain_xml"]
+__all__ = ["MAX_XML_BYTES", "NOT_SUPPORTED", "xml_tree", "locate_error", "describe", "parse_domain_xml",
+           "format_domain_xml"]

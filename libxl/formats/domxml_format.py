@@ -36,6 +36,11 @@ def _num(value: int | None) -> str | None:
 
 def format_domain_xml(dom: Domain) -> str:
     """libvirt-style XML: two-space indent, single quotes, libvirt's element and attribute order."""
+    return render(domain_node(dom))
+
+
+def domain_node(dom: Domain) -> Node:
+    """The element tree ``format_domain_xml`` renders."""
     root = Node("domain", [("type", dom.type), ("id", _num(dom.id))])
     if dom.commandline:
         root.attrs.append(("xmlns:xen", XEN_NS))
@@ -56,8 +61,11 @@ def format_domain_xml(dom: Domain) -> str:
     v = dom.vcpu
     root.leaf("vcpu", [("placement", v.placement), ("cpuset", v.cpuset), ("current", _num(v.current))],
               text=str(v.count))
-    if dom.cputune_shares is not None:
-        root.add("cputune").leaf("shares", text=str(dom.cputune_shares))
+    if dom.cputune_shares is not None or dom.vcpupin:
+        tune = root.add("cputune")
+        tune.leaf("shares", text=_num(dom.cputune_shares))
+        for pin in dom.vcpupin:
+            tune.leaf("vcpupin", [("vcpu", str(pin.vcpu)), ("cpuset", pin.cpuset)])
     root.leaf("bootloader", text=dom.bootloader)
     root.leaf("bootloader_args", text=dom.bootloader_args)
     _format_os(root, dom.os)
@@ -69,11 +77,15 @@ def format_domain_xml(dom: Domain) -> str:
     for event in ("on_poweroff", "on_reboot", "on_crash"):
         root.leaf(event, text=getattr(dom, event))
     _format_devices(root.add("devices"), dom.devices)
+    if dom.seclabel is not None:
+        sec = dom.seclabel
+        root.add("seclabel", [("type", sec.type), ("model", sec.model), ("relabel", sec.relabel)]) \
+            .leaf("label", text=sec.label)
     if dom.commandline:
         cmd = root.add("xen:commandline")
         for arg in dom.commandline:
             cmd.leaf("xen:arg", [("value", arg)])
-    return render(root)
+    return root
 
 
 def _format_os(root: Node, os: OS) -> None:
@@ -167,8 +179,10 @@ def _format_devices(node: Node, devs: Devices) -> None:
                                          ("heads", _num(video.heads)),
                                          ("primary", "yes" if video.primary else None)])
     for hd in devs.hostdevs:
-        src = node.add("hostdev", [("mode", hd.mode), ("type", hd.type), ("managed", _yes(hd.managed))]) \
-            .add("source", [("writeFiltering", _yes(hd.write_filtering))])
+        host = node.add("hostdev", [("mode", hd.mode), ("type", hd.type), ("managed", _yes(hd.managed))])
+        if hd.driver_name:
+            host.leaf("driver", [("name", hd.driver_name)])
+        src = host.add("source", [("writeFiltering", _yes(hd.write_filtering))])
         a = hd.address
         src.leaf("address", [("domain", f"0x{a.domain:04x}"), ("bus", f"0x{a.bus:02x}"),
                              ("slot", f"0x{a.slot:02x}"), ("function", f"0x{a.function:x}")])
@@ -192,6 +206,8 @@ def _format_disk(parent: Node, disk: Disk) -> None:
         node.leaf("source", [("file" if disk.type == "file" else "dev", disk.source)])
     if disk.backend_domain:
         node.leaf("backenddomain", [("name", disk.backend_domain)])
+    if disk.script:
+        node.leaf("script", [("path", disk.script)])
     node.leaf("target", [("dev", disk.target_dev), ("bus", disk.target_bus)])
     for flag in ("readonly", "shareable", "transient"):
         if getattr(disk, flag):
@@ -262,4 +278,4 @@ def _format_graphics(parent: Node, gfx: Graphics) -> None:
         node.leaf("clipboard", [("copypaste", _yes(gfx.clipboard_copypaste))])
 
 
-__all__ = ["format_domain_xml"]
+__all__ = ["format_domain_xml", "domain_node"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from libxl.errors import ConfigError
-from libxl.formats.domxml import MAX_XML_BYTES, parse_domain_xml
+from libxl.formats.domxml import MAX_XML_BYTES, locate_error, parse_domain_xml
+from libxl.formats.readfile import Trust, read_regular
 from libxl.formats.xl import parse_xl
 from libxl.formats.xlcfg import config_text
 from libxl.model import Domain
@@ -30,19 +31,17 @@ def is_desired_name(name: str) -> bool:
     return name.lower().endswith(DESIRED_SUFFIXES)
 
 
-def _read(path: Path) -> bytes:
-    """At most one byte over the size limit: enough for the parser to reject a huge file."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(MAX_XML_BYTES + 1)
-    except OSError as err:
-        raise ConfigError(f"cannot read: {err.strerror or err}", file=str(path)) from None
+def read_desired_bytes(path: Path, trust: Trust | None = None) -> bytes:
+    """The bytes of one desired file, read race-free (``readfile``): a regular file only (a FIFO
+    or device is refused unopened), every component judged by ``trust`` when given (the agent's
+    strict_modes), at most ``MAX_XML_BYTES`` read. Every failure is a located ``ConfigError``."""
+    return read_regular(str(path), MAX_XML_BYTES, trust)
 
 
 def load_domain_file(path: Path) -> Domain:
     """Parse ``path`` as domain XML (``.xml``) or xl.cfg (``.cfg``)."""
     _check_suffix(path)
-    return parse_domain_bytes(path, _read(path))
+    return parse_domain_bytes(path, read_desired_bytes(path))
 
 
 def _check_suffix(path: Path) -> str:
@@ -62,4 +61,13 @@ def parse_domain_bytes(path: Path, data: bytes) -> Domain:
     return parse_xl(config_text(data, str(path), MAX_XML_BYTES), file=str(path))
 
 
-__all__ = ["DESIRED_SUFFIXES", "is_desired_name", "load_domain_file", "parse_domain_bytes"]
+def located(err: ConfigError, path: Path, data: bytes) -> ConfigError:
+    """``err`` pointed at ``path`` and, for domain XML, at the line of the element it names (the
+    libxl builder's refusals know the model, not the document)."""
+    if path.suffix.lower() == ".xml":
+        return locate_error(err, data, str(path))
+    return err.located(str(path))
+
+
+__all__ = ["DESIRED_SUFFIXES", "is_desired_name", "load_domain_file", "located", "parse_domain_bytes",
+           "read_desired_bytes"]

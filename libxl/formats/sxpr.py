@@ -9,10 +9,12 @@ vif settings, character devices), and ignores xend's runtime bookkeeping (state,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 from libxl.errors import ConfigError
 from libxl.formats import diskspec, vifspec
-from libxl.formats.xencommon import VNC_BASE_PORT, parse_chardev, parse_vfb
+from libxl.formats.xencommon import VNC_BASE_PORT, Unread, parse_chardev, parse_vfb
 from libxl.model import (
     LIFECYCLE_ACTIONS,
     MAX_KIB,
@@ -21,6 +23,7 @@ from libxl.model import (
     Graphics,
     Hostdev,
     Input,
+    Listen,
     Loader,
     PCIAddress,
     Sound,
@@ -73,9 +76,24 @@ def parse_sexpr(text: str, file: str | None = None) -> Sexpr:
     return stack[0]
 
 
+#: The (node, key) lookups of the parse under way, so ``read_sxpr`` can tell what it left unread.
+_LOOKUPS: ContextVar[set[tuple[int, str]] | None] = ContextVar("sxpr_lookups", default=None)
+#: xend's runtime bookkeeping in ``xm list -l`` dumps: the state of a running domain, not its
+#: configuration, so nothing a conversion could carry or lose.
+RUNTIME_KEYS = frozenset({
+    "domid", "state", "status", "cpu_time", "online_vcpus", "start_time", "store_mfn", "console_mfn",
+    "shadow_memory", "up_time", "vcpu_avail", "memory_dynamic_min", "memory_dynamic_max",
+    "memory_static_min", "memory_static_max", "notes", "features", "on_xend_start", "on_xend_stop",
+    "pool_name", "backend", "frontend", "uuid", "devid", "location", "tty", "protocol",
+    "shutdown_reason", "VDI",
+})
+
+
 def _children(node: Sexpr, key: str) -> list[list[Sexpr]]:
     if not isinstance(node, list):
         return []
+    if (seen := _LOOKUPS.get()) is not None:
+        seen.add((id(node), key))
     return [c for c in node[1:] if isinstance(c, list) and c and c[0] == key]
 
 
@@ -102,9 +120,42 @@ def _int(node: Sexpr, key: str, file: str | None) -> int | None:
         raise ConfigError(f"expected a whole number, got {value!r}", file=file, element=key) from None
 
 
+def read_sxpr(text: str, file: str | None = None) -> tuple[Domain, list[Unread]]:
+    """``parse_sxpr`` plus the fields it did not read (runtime bookkeeping aside): what a
+    conversion drops, named ``image.hvm.cpu_cap`` style since a dump has no useful lines."""
+    seen: set[tuple[int, str]] = set()
+    token = _LOOKUPS.set(seen)
+    try:
+        root = parse_sexpr(text, file)
+        dom = _domain(root, file)
+    finally:
+        _LOOKUPS.reset(token)
+    return dom, list(_unread(root, "", seen))
+
+
+def _unread(node: Sexpr, path: str, seen: set[tuple[int, str]]) -> Iterator[Unread]:
+    """Fields of ``node`` never looked up; the containers read (image, devices) are walked into."""
+    if not isinstance(node, list):
+        return
+    for child in node[1:]:
+        if not (isinstance(child, list) and child and isinstance(child[0], str)):
+            continue
+        key = child[0]
+        where = f"{path}.{key}" if path else key
+        if key in ("image", "device"):
+            for inner in child[1:]:
+                if isinstance(inner, list) and inner and isinstance(inner[0], str):
+                    yield from _unread(inner, f"{where}.{inner[0]}", seen)
+        elif (id(node), key) not in seen and key not in RUNTIME_KEYS:
+            yield Unread(where, None)
+
+
 def parse_sxpr(text: str, file: str | None = None) -> Domain:
     """Read an xend s-expression into the model; raises ConfigError naming file and field."""
-    root = parse_sexpr(text, file)
+    return _domain(parse_sexpr(text, file), file)
+
+
+def _domain(root: Sexpr, file: str | None) -> Domain:
     if not isinstance(root, list) or not root or root[0] != "domain":
         raise ConfigError("expected (domain ...)", file=file)
     name = _value(root, "name")
@@ -169,20 +220,42 @@ def _image(root: Sexpr, dom: Domain, file: str | None) -> None:
         if sound := _value(kind, "soundhw"):
             models = ["sb16", "es1370"] if sound == "all" else sound.split(",")
             dom.devices.sounds = [Sound(m) for m in models if m]
+        _value(kind, "usb")  # the USB bus flag: what usbdevice needs, nothing of its own
+        _value(kind, "vcpus")  # xend repeats the domain's vcpus in the HVM image
         if usbdev := _value(kind, "usbdevice"):
             dom.devices.inputs.append(Input(usbdev if usbdev in ("mouse", "tablet") else "mouse", "usb"))
     else:
         dom.clock = Clock(offset="localtime" if localtime else "utc", adjustment="reset")
-    if _value(kind, "vnc") == "1" or _value(kind, "sdl") == "1":
-        try:
-            dom.devices.graphics.append(_legacy_graphics(kind))
-        except ValueError as err:
-            raise ConfigError(str(err), file=file, element="image") from None
+    try:
+        dom.devices.graphics += _legacy_graphics(kind)
+    except ValueError as err:
+        raise ConfigError(str(err), file=file, element="image") from None
 
 
-def _legacy_graphics(node: Sexpr) -> Graphics:
-    if _value(node, "vnc") != "1":
-        return Graphics(type="sdl", display=_value(node, "display"), xauth=_value(node, "xauthority"))
+def _legacy_graphics(node: Sexpr) -> list[Graphics]:
+    """Every display the image (or an old-style vfb) turns on: vnc, sdl and spice may all be."""
+    out = []
+    if _value(node, "vnc") == "1":
+        out.append(_vnc(node))
+    if _value(node, "sdl") == "1":
+        out.append(Graphics(type="sdl", display=_value(node, "display"), xauth=_value(node, "xauthority")))
+    if _value(node, "spice") == "1":
+        out.append(_spice(node))
+    return out
+
+
+def _spice(node: Sexpr) -> Graphics:
+    """xend's spice keys, named as xl's (spiceport, spicehost, spicepasswd...)."""
+    port, tls = _value(node, "spiceport"), _value(node, "spicetls_port")
+    host = _value(node, "spicehost")
+    ticketing = _value(node, "spicedisable_ticketing") != "1"
+    return Graphics(type="spice", port=int(port) if port else None, tls_port=int(tls) if tls else None,
+                    autoport=port is None and tls is None, listen=host,
+                    listens=[Listen(address=host)] if host else [],
+                    passwd=_value(node, "spicepasswd") if ticketing else None)
+
+
+def _vnc(node: Sexpr) -> Graphics:
     display = _value(node, "vncdisplay")
     unused = _value(node, "vncunused") != "0" or display is None
     return Graphics(type="vnc", autoport=unused, port=-1 if unused else VNC_BASE_PORT + int(display or 0),
@@ -228,19 +301,24 @@ def _devices(root: Sexpr, dom: Domain, file: str | None) -> None:
                 dom.devices.interfaces.append(nic)
                 nics += 1
             elif kind == "vfb":
-                dom.devices.graphics.append(_vfb(node))
+                # An HVM dump repeats its image's display as a vfb device: keep one per type.
+                shown = {g.type for g in dom.devices.graphics}
+                dom.devices.graphics += [g for g in _vfb(node) if g.type not in shown]
             elif kind == "pci":
                 dom.devices.hostdevs += [_pci(dev) for dev in _children(node, "dev")]
         except (ValueError, KeyError) as err:
             raise ConfigError(str(err), file=file, element=f"device {kind}") from None
 
 
-def _vfb(node: Sexpr) -> Graphics:
-    if _value(node, "type") is None and _value(node, "vnc") is not None or _value(node, "sdl") is not None:
+def _vfb(node: Sexpr) -> list[Graphics]:
+    kind = _value(node, "type")
+    if kind is None and any(_value(node, k) is not None for k in ("vnc", "sdl", "spice")):
         return _legacy_graphics(node)
+    if kind == "spice":
+        return [_spice(node)]
     opts = {k: v for k in ("type", "vncunused", "vncdisplay", "vnclisten", "vncpasswd", "keymap",
                            "display", "xauthority") if (v := _value(node, k)) is not None}
-    return parse_vfb(",".join(f"{k}={v}" for k, v in opts.items()))
+    return [parse_vfb(",".join(f"{k}={v}" for k, v in opts.items()))]
 
 
 def _pci(dev: Sexpr) -> Hostdev:
@@ -248,4 +326,4 @@ def _pci(dev: Sexpr) -> Hostdev:
     return Hostdev(managed=False, address=PCIAddress(*fields))
 
 
-__all__ = ["parse_sexpr", "parse_sxpr"]
+__all__ = ["RUNTIME_KEYS", "parse_sexpr", "parse_sxpr", "read_sxpr"]

@@ -2,34 +2,82 @@
 
 ``vif = [ "mac=..,bridge=..,ip=..,script=..,model=..,type=..,vifname=..,rate=..,backend=.." ]``.
 A bridge may carry Open vSwitch VLANs: ``br.42`` (one access tag) or ``br:42:43`` (a trunk), which
-become ``<vlan>`` plus ``<virtualport type='openvswitch'/>``. ``rate`` (``N[GMK][Bb]/s[@interval]``)
-becomes libvirt's outbound bandwidth in KB/s. The writer emits keys in libvirt's order so the
-output compares equal with libvirt's own.
+become ``<vlan>`` plus ``<virtualport type='openvswitch'/>``. The writer emits keys in libvirt's
+order so the output compares equal with libvirt's own.
+
+``rate`` (``N[GMK](B|b)/s[@N[s|ms|us]]``) is parsed here and nowhere else (``parse_vif_rate``): the
+xl front end and the domain-XML builder take libxl's bytes per interval from it, the converters
+libvirt's outbound bandwidth in KB/s. libvirt reads the prefixes as binary (K = 1024 bytes), xl as
+decimal (K = 1000): ``VifRate`` keeps what was written so each reader applies its own scale.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from libxl.model import Interface, IPAddress, canonical_mac
 
 _KEYS = ("mac", "bridge", "ip", "script", "model", "type", "vifname", "rate", "backend",
          "gatewaydev", "accel", "mtu", "devid", "trusted", "forwarddev")
-_RATE = re.compile(r"^(\d+)([GMK]?)([Bb])/s(?:@(\d+)([mu]?)s)?$")
+_RATE = re.compile(r"(\d+)([GMK]?)([Bb])/s(?:@(\d+)(s|ms|us)?)?")
 _RATE_SCALE_KB = {"G": 1024 * 1024, "M": 1024, "K": 1, "": 1 / 1024}
+_XL_SCALE = {"G": 10**9, "M": 10**6, "K": 10**3, "": 1}
+_USECS = {"s": 10**6, "ms": 10**3, "us": 1, None: 10**6}
+#: xl's credit interval when the rate names none (xl-network-configuration(5)).
+DEFAULT_RATE_INTERVAL_USECS = 50_000
 #: Scripts that imply a bridged interface even without ``bridge=``.
 _BRIDGE_SCRIPTS = ("vif-bridge", "vif-vnic")
 
 
-def parse_rate(text: str) -> int:
-    """``10240KB/s`` -> 10240 (KB/s); ``100Mb/s`` -> 12800. Raises ``ValueError``."""
-    m = _RATE.match(text.strip())
+@dataclass(frozen=True)
+class VifRate:
+    """One ``rate=`` value as written: amount, unit prefix, bits or bytes, credit interval."""
+    amount: int
+    prefix: str  # "", "K", "M" or "G"
+    bits: bool
+    interval_usecs: int
+
+    @property
+    def bytes_per_second(self) -> int:
+        """xl's reading (decimal prefixes)."""
+        value = self.amount * _XL_SCALE[self.prefix]
+        return value // 8 if self.bits else value
+
+    @property
+    def bytes_per_interval(self) -> int:
+        """libxl's ``rate_bytes_per_interval``."""
+        return self.bytes_per_second * self.interval_usecs // 10**6
+
+    @property
+    def libvirt_kbytes_per_second(self) -> int:
+        """libvirt's reading (binary prefixes), for ``<bandwidth><outbound average>``."""
+        kbytes = self.amount * _RATE_SCALE_KB[self.prefix]
+        return int(kbytes / 8 if self.bits else kbytes)
+
+
+def parse_vif_rate(text: str) -> VifRate:
+    """The one reader of the rate grammar, as strict as xl's (no blanks, upper-case prefixes, a
+    bare interval number counts seconds). Raises ``ValueError`` with xl's reason."""
+    m = _RATE.fullmatch(text)
     if not m:
-        raise ValueError(f"malformed rate {text!r}")
-    kbytes = int(m.group(1)) * _RATE_SCALE_KB[m.group(2)]
-    if m.group(3) == "b":
-        kbytes /= 8
-    return int(kbytes)
+        raise ValueError(f"invalid rate in {text!r}")
+    amount, prefix, unit, interval, scale = m.groups()
+    rate = VifRate(int(amount), prefix, unit == "b",
+                   int(interval) * _USECS[scale] if interval else DEFAULT_RATE_INTERVAL_USECS)
+    if rate.bytes_per_second == 0:
+        raise ValueError(f"rate overflow in {text!r} (zero bytes per second)")
+    if rate.interval_usecs == 0 or rate.interval_usecs >= 2**32:
+        raise ValueError(f"replenishment interval overflow in {text!r}")
+    return rate
+
+
+def parse_rate(text: str) -> int:
+    """``10240KB/s`` -> 10240 (libvirt's KB/s); ``100Mb/s`` -> 12800. Raises ``ValueError``."""
+    try:
+        return parse_vif_rate(text.strip()).libvirt_kbytes_per_second
+    except ValueError:
+        raise ValueError(f"malformed rate {text!r}") from None
 
 
 def split_spec(text: str) -> dict[str, str]:

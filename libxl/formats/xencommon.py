@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from libxl.errors import ConfigError
 from libxl.formats import vifspec
+from libxl.formats.pcispec import parse_pci_spec
 from libxl.formats.xlcfg import Setting, Value
 from libxl.model import (
+    CPUSET,
     LIFECYCLE_ACTIONS,
     MAX_KIB,
     CharDev,
@@ -26,8 +28,12 @@ from libxl.model import (
     Hostdev,
     Input,
     PCIAddress,
+    Seclabel,
     Sound,
     Timer,
+    USBDevice,
+    VcpuPin,
+    Video,
     canonical_uuid,
 )
 
@@ -41,13 +47,47 @@ _LETTER_OF_BOOT = {dev: letter for letter, dev in _BOOT_OF_LETTER.items()}
 _TSC_MODES = {"native": "native", "always_emulate": "emulate", "native_paravirt": "paravirt",
               "default": None}
 _TSC_MODE_OF = {mode: name for name, mode in _TSC_MODES.items() if mode}
+#: libxl_tsc_mode's integer values, which xl accepts for tsc_mode in place of the names.
+_TSC_MODE_NUMBERS = {"0": "default", "1": "always_emulate", "2": "native", "3": "native_paravirt"}
+#: xl ``vga`` -> ``<video><model type>``; xl.cfg(5) 4.17.
+_VIDEO_OF_VGA = {"stdvga": "vga", "cirrus": "cirrus", "none": "none", "qxl": "qxl"}
+_VGA_OF_VIDEO = {model: vga for vga, model in _VIDEO_OF_VGA.items()}
+#: soundhw models qemu-xen takes in Xen 4.17 -> libvirt ``<sound model>`` (Intel HDA is libvirt's
+#: ich6); adlib, cs4231a and gus have no libvirt model.
+_SOUND_OF_SOUNDHW = {"sb16": "sb16", "es1370": "es1370", "ac97": "ac97", "pcspk": "pcspk", "hda": "ich6"}
+_SOUNDHW_OF_SOUND = {model: hw for hw, model in _SOUND_OF_SOUNDHW.items()}
+_SOUNDHW_ONLY = ("adlib", "cs4231a", "gus")
+
+
+@dataclass(frozen=True)
+class Unread:
+    """A setting, or part of one (``detail``), that reading left behind: a conversion drops it."""
+    key: str
+    line: int | None
+    detail: str = ""
 
 
 class Cfg:
-    """Typed access to parsed settings; every error names the file, the line and the key."""
+    """Typed access to parsed settings; every error names the file, the line and the key.
+
+    Every key read is remembered, so ``unused`` lists what the reader left behind: the keys a
+    conversion dropped, reported to the user instead of silently lost.
+    """
 
     def __init__(self, settings: dict[str, Setting], file: str | None) -> None:
         self.settings, self.file = settings, file
+        self.read: set[str] = set()
+        self.left: list[Unread] = []
+
+    def leave(self, key: str, detail: str) -> None:
+        """Record a part of ``key``'s value that the model has no place for (a PCI option...)."""
+        setting = self.settings.get(key)
+        self.left.append(Unread(key, setting.line if setting else None, detail))
+
+    def unused(self) -> list[Unread]:
+        """Settings no reader asked for, in file order, then the parts of values left behind."""
+        whole = [Unread(key, s.line) for key, s in self.settings.items() if key not in self.read]
+        return whole + self.left
 
     def has(self, key: str) -> bool:
         return key in self.settings
@@ -57,6 +97,7 @@ class Cfg:
         return ConfigError(message, file=self.file, line=setting.line if setting else None, element=key)
 
     def raw(self, key: str) -> Value | None:
+        self.read.add(key)
         setting = self.settings.get(key)
         return None if setting is None else setting.value
 
@@ -123,6 +164,12 @@ def parse_common(cfg: Cfg, dialect: Dialect, os_type: str) -> Domain:
             if action not in LIFECYCLE_ACTIONS:
                 raise cfg.error(event, f"unknown action {action!r}")
             setattr(dom, event, action)
+    if (label := cfg.str("seclabel")) is not None:
+        dom.seclabel = Seclabel(type="static", model="xen", relabel="no", label=label)
+    version = cfg.str("device_model_version")
+    if version not in (None, "qemu-xen"):
+        raise cfg.error("device_model_version", f"{version!r} is not supported: Xen 4.17 hosts run "
+                                                "qemu-xen only (qemu-xen-traditional is gone)")
     dom.bootloader = cfg.str("bootloader")
     dom.bootloader_args = cfg.str("bootargs")
     dom.clock = _read_clock(cfg, dom.os.is_hvm)
@@ -133,7 +180,11 @@ def parse_common(cfg: Cfg, dialect: Dialect, os_type: str) -> Domain:
     dom.devices.interfaces = [
         item(cfg, "vif", spec, lambda s: vifspec.parse_vif(s, dialect.netfront_type))
         for spec in cfg.strlist("vif")]
-    dom.devices.hostdevs = [item(cfg, "pci", spec, parse_pci) for spec in cfg.strlist("pci")]
+    for spec in cfg.strlist("pci"):
+        hostdev, left = item(cfg, "pci", spec, pci_hostdev)
+        dom.devices.hostdevs.append(hostdev)
+        for part in left:
+            cfg.leave("pci", f"{spec!r}: {part}")
     _read_graphics(cfg, dom)
     return dom
 
@@ -170,9 +221,16 @@ def _read_vcpus(cfg: Cfg, dom: Domain) -> None:
     if vcpus is not None and vcpus != count:
         dom.vcpu.current = vcpus
     cpus = cfg.raw("cpus")
-    if cpus is not None:
-        cpuset = ",".join(str(c) for c in cpus) if isinstance(cpus, list) else str(cpus)
-        dom.vcpu.cpuset = cpuset or None  # `cpus = []` or "" pins nothing, like an absent key
+    if isinstance(cpus, list):
+        # xl.cfg(5): a list pins vCPU i to its i-th item, and only the vCPUs listed.
+        for index, spec in enumerate(cfg.strlist("cpus")):
+            if not CPUSET.fullmatch(spec):
+                raise cfg.error("cpus", f"item {index} {spec!r} is not a cpu list this agent reads "
+                                        "(numbers and ranges; node: and socket: forms are not supported)")
+            dom.vcpupin.append(VcpuPin(index, spec))
+    elif cpus is not None:
+        dom.vcpu.cpuset = str(cpus) or None  # `cpus = ""` pins nothing, like an absent key
+    dom.cputune_shares = cfg.int("cpu_weight")
 
 
 def _read_clock(cfg: Cfg, hvm: bool) -> Clock:
@@ -193,6 +251,7 @@ def _read_hvm(cfg: Cfg, dom: Domain) -> None:
     feats.viridian = bool(cfg.bool("viridian"))
     tsc = cfg.str("tsc_mode")
     if tsc is not None:
+        tsc = _TSC_MODE_NUMBERS.get(tsc, tsc)  # the legacy integers xl still takes (with a warning)
         if tsc not in _TSC_MODES:
             raise cfg.error("tsc_mode", f"unknown tsc_mode {tsc!r}")
         if _TSC_MODES[tsc]:
@@ -212,12 +271,62 @@ def _read_hvm(cfg: Cfg, dom: Domain) -> None:
     sounds = cfg.str("soundhw")
     if sounds:
         models = ["sb16", "es1370"] if sounds == "all" else [s.strip() for s in sounds.split(",")]
-        dom.devices.sounds = [Sound(m) for m in models if m]
+        for model in filter(None, models):
+            if model in _SOUNDHW_ONLY:
+                cfg.leave("soundhw", model)
+            elif model in _SOUND_OF_SOUNDHW:
+                dom.devices.sounds.append(Sound(_SOUND_OF_SOUNDHW[model]))
+            else:
+                raise cfg.error("soundhw", f"unknown sound card {model!r} (expected "
+                                           f"{', '.join([*_SOUND_OF_SOUNDHW, *_SOUNDHW_ONLY])})")
+    _read_video(cfg, dom)
     if cfg.bool("usb") or cfg.has("usbdevice"):
         for kind in cfg.strlist("usbdevice"):
-            if kind not in ("mouse", "tablet", "keyboard"):
+            host = re.fullmatch(r"host:(\d+)\.(\d+)", kind)
+            if host:  # a host device by bus.address: libvirt's <hostdev type='usb'>
+                dom.devices.usb_hostdevs.append(USBDevice(bus=int(host[1]), device=int(host[2])))
+            elif kind in ("mouse", "tablet", "keyboard"):
+                dom.devices.inputs.append(Input(kind, "usb"))
+            elif kind.startswith("host:"):
+                cfg.leave("usbdevice", f"{kind} (by vendor:product)")
+            else:
                 raise cfg.error("usbdevice", f"unsupported usbdevice {kind!r}")
-            dom.devices.inputs.append(Input(kind, "usb"))
+
+
+def _read_video(cfg: Cfg, dom: Domain) -> None:
+    """``vga`` (xl) or ``stdvga`` (xl and xm) and ``videoram`` (MiB) as the ``<video>`` card."""
+    vga, std, ram = cfg.str("vga"), cfg.bool("stdvga"), cfg.int("videoram")
+    model = None
+    if vga is not None:
+        if vga not in _VIDEO_OF_VGA:
+            raise cfg.error("vga", f"unknown vga {vga!r} (expected {', '.join(_VIDEO_OF_VGA)})")
+        model = _VIDEO_OF_VGA[vga]  # xl: vga wins over stdvga
+    elif std is not None:
+        model = "vga" if std else "cirrus"
+    if ram is not None and ram < 0:
+        raise cfg.error("videoram", "videoram must not be negative")
+    if model is not None or ram is not None:
+        dom.devices.videos = [Video(model=model or "cirrus", vram=ram * 1024 if ram else None)]
+
+
+def format_video(dom: Domain, dialect: Dialect) -> list[tuple[str, Value]]:
+    """The primary ``<video>`` card as ``vga``/``stdvga`` and ``videoram`` when it is not libvirt's
+    default (a cirrus card with its default video RAM)."""
+    from libxl.formats.defaults import default_vram
+
+    video = next((v for v in dom.devices.videos if v.primary), dom.devices.videos[0]) \
+        if dom.devices.videos else None
+    if video is None or not dom.os.is_hvm:
+        return []
+    out: list[tuple[str, Value]] = []
+    if video.model != "cirrus" and video.model in _VGA_OF_VIDEO:
+        if dialect.name == "xl":
+            out.append(("vga", _VGA_OF_VIDEO[video.model]))
+        elif video.model == "vga":
+            out.append(("stdvga", 1))
+    if video.vram is not None and video.vram != default_vram(video.model):
+        out.append(("videoram", video.vram // 1024))
+    return out
 
 
 def _chardevs(cfg: Cfg, key: str) -> list[CharDev]:
@@ -285,13 +394,26 @@ def format_chardev(dev: CharDev) -> str:
 
 
 def parse_pci(spec: str) -> Hostdev:
-    """``[DDDD:]BB:SS.F[@VSLOT][,opts]``."""
-    bdf = spec.split(",", 1)[0].split("@", 1)[0].strip()
-    m = re.fullmatch(r"(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])", bdf)
-    if not m:
-        raise ValueError("malformed PCI address (expected [DDDD:]BB:SS.F)")
-    return Hostdev(managed=False, address=PCIAddress(int(m.group(1) or "0", 16), int(m.group(2), 16),
-                                                     int(m.group(3), 16), int(m.group(4), 16)))
+    """xl-pci-configuration(5) as a ``<hostdev>`` (the options: ``pci_hostdev``)."""
+    return pci_hostdev(spec)[0]
+
+
+def pci_hostdev(spec: str) -> tuple[Hostdev, list[str]]:
+    """The host device of an xl ``pci`` spec (read by ``libxl.formats.pcispec``, shared with the xl
+    front end) and the parts domain XML has no place for: a ``@VSLOT`` and every option but
+    ``permissive`` (libvirt's ``writeFiltering='no'``)."""
+    pci = parse_pci_spec(spec)
+    if pci.func is None:
+        raise ValueError("every function of a device (.*) has no domain XML form; list the functions")
+    dev = Hostdev(managed=False, address=PCIAddress(pci.domain, pci.bus, pci.dev, pci.func))
+    left = [f"@{pci.vslot:x}"] if pci.vslot is not None else []
+    for key, value in pci.options.items():
+        if key == "permissive":
+            dev.write_filtering = False if value else None
+        else:
+            left.append(f"{key}={int(value)}")
+    left += [f"{k}={v}" for k, v in (("rdm_policy", pci.rdm_policy), ("name", pci.name)) if v is not None]
+    return dev, left
 
 
 def parse_vfb(spec: str) -> Graphics:
@@ -315,7 +437,10 @@ def _vnc(unused: bool, display: int | None, listen: str | None, passwd: str | No
 
 
 def _read_graphics(cfg: Cfg, dom: Domain) -> None:
-    vfbs = cfg.strlist("vfb")
+    """PV guests: the ``vfb`` list, else the vnc/sdl keys. HVM guests: the vnc/sdl keys, which
+    drive the emulated display, as libvirt reads them; a ``vfb`` list there stays unread and is
+    reported rather than letting it shadow ``vncpasswd``, ``keymap``... (issue 13)."""
+    vfbs = [] if dom.os.is_hvm else cfg.strlist("vfb")
     if vfbs:
         dom.devices.graphics = [item(cfg, "vfb", spec, parse_vfb) for spec in vfbs]
         return
@@ -343,8 +468,14 @@ def format_head(dom: Domain) -> list[tuple[str, Value]]:
     if dom.vcpu.current is not None and dom.vcpu.current != dom.vcpu.count:
         out.append(("maxvcpus", dom.vcpu.count))
     out.append(("vcpus", dom.online_vcpus))
-    if dom.vcpu.cpuset:
+    if dom.vcpupin and [p.vcpu for p in dom.vcpupin] == list(range(len(dom.vcpupin))):
+        out.append(("cpus", [p.cpuset for p in dom.vcpupin]))  # per vCPU: overrides a cpuset
+    elif dom.vcpu.cpuset:
         out.append(("cpus", dom.vcpu.cpuset))
+    if dom.cputune_shares is not None:
+        out.append(("cpu_weight", dom.cputune_shares))
+    if dom.seclabel is not None and dom.seclabel.type == "static" and dom.seclabel.label:
+        out.append(("seclabel", dom.seclabel.label))
     return out
 
 
@@ -440,13 +571,16 @@ def format_devices(dom: Domain, dialect: Dialect) -> list[tuple[str, Value]]:
         out.append(("vif", [checked(vifspec.format_vif, nic, dialect.netfront_type)
                             for nic in devs.interfaces]))
     if devs.hostdevs:
-        out.append(("pci", [str(hd.address) for hd in devs.hostdevs if hd.type == "pci"]))
+        out.append(("pci", [str(hd.address) + (",permissive=1" if hd.write_filtering is False else "")
+                            for hd in devs.hostdevs if hd.type == "pci"]))
     if dom.os.is_hvm:
         for key, ports in (("parallel", devs.parallels), ("serial", devs.serials)):
             specs = [checked(format_chardev, dev) for dev in ports]
             out.append((key, specs if len(specs) > 1 else (specs[0] if specs else "none")))
-        if devs.sounds:
-            out.append(("soundhw", ",".join(s.model for s in devs.sounds)))
+        sounds = [_SOUNDHW_OF_SOUND[s.model] for s in devs.sounds if s.model in _SOUNDHW_OF_SOUND]
+        if sounds:
+            out.append(("soundhw", ",".join(sounds)))
+        out += format_video(dom, dialect)
     return out
 
 
@@ -495,8 +629,9 @@ def format_kernel(dom: Domain, cmdline_key: str) -> list[tuple[str, Value]]:
                                 (cmdline_key, cmdline)) if v]
 
 
-__all__ = ["FIRMWARE_DIR", "HVMLOADER", "Cfg", "Dialect", "parse_common", "parse_chardev",
-           "format_chardev", "parse_pci", "parse_vfb", "format_head", "format_hvm_features",
+__all__ = ["FIRMWARE_DIR", "HVMLOADER", "Unread", "Cfg", "Dialect", "parse_common", "parse_chardev",
+           "format_chardev", "parse_pci", "pci_hostdev", "format_video", "parse_vfb",
+           "format_head", "format_hvm_features",
            "format_clock", "format_lifecycle", "format_vnc_sdl", "format_vfb", "format_devices",
            "format_usb_inputs", "format_disks", "boot_letters", "read_cmdline", "read_kernel",
            "format_kernel"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from libxl.errors import ConfigError
 from libxl.formats import diskspec, vifspec, xencommon
-from libxl.formats.xencommon import FIRMWARE_DIR, Cfg, Dialect
+from libxl.formats.cpuid import split_policy
+from libxl.formats.xencommon import FIRMWARE_DIR, Cfg, Dialect, Unread
 from libxl.formats.xlcfg import Value, format_cfg, parse_cfg
 from libxl.model import (
     CPU,
@@ -47,13 +48,28 @@ _NESTED = ("vmx", "svm")
 
 def parse_xl(text: str, file: str | None = None) -> Domain:
     """Read an xl.cfg; raises ConfigError naming file, line and key."""
+    return read_xl(text, file)[0]
+
+
+def read_xl(text: str, file: str | None = None) -> tuple[Domain, list[Unread]]:
+    """``parse_xl`` plus the settings the model has no place for (what a conversion drops)."""
     cfg = Cfg(parse_cfg(text, file), file)
+    return _domain(cfg), cfg.unused()
+
+
+def _domain(cfg: Cfg) -> Domain:
     dom = xencommon.parse_common(cfg, XL, _guest_type(cfg))
     xencommon.read_kernel(cfg, dom)
+    if dom.os.is_hvm and dom.os.kernel and dom.os.kernel.rsplit("/", 1)[-1] == "hvmloader":
+        # An xm habit: xl warns and ignores it (hvmloader is the firmware, not a kernel to boot).
+        dom.os.kernel = None
+        cfg.leave("kernel", "hvmloader is HVM firmware, which xl ignores here")
     if dom.os.is_hvm:
         bios = cfg.str("bios")
         if bios == "ovmf":
-            dom.os.loader = Loader(path=OVMF, type="pflash", readonly="yes")
+            # libvirt's OVMF loader is the pflash <loader>; its path is xl's bios_path_override.
+            path = cfg.str("bios_path_override") or OVMF
+            dom.os.loader = Loader(path=path, type="pflash", readonly="yes")
         elif bios not in (None, "seabios", "rombios"):
             raise cfg.error("bios", f"unknown bios {bios!r}")
         if cfg.has("acpi_firmware"):
@@ -66,7 +82,7 @@ def parse_xl(text: str, file: str | None = None) -> Domain:
     devs.controllers = [xencommon.item(cfg, "usbctrl", s, parse_usbctrl) for s in cfg.strlist("usbctrl")]
     for index, ctl in enumerate(devs.controllers):
         ctl.index = index
-    devs.usb_hostdevs = [xencommon.item(cfg, "usbdev", s, parse_usbdev) for s in cfg.strlist("usbdev")]
+    devs.usb_hostdevs += [xencommon.item(cfg, "usbdev", s, parse_usbdev) for s in cfg.strlist("usbdev")]
     events, frames = cfg.int("max_event_channels"), cfg.int("max_grant_frames")
     if events is not None or frames is not None:
         devs.controllers.insert(0, Controller("xenbus", max_event_channels=events, max_grant_frames=frames))
@@ -117,7 +133,8 @@ def _read_spice(cfg: Cfg, dom: Domain) -> None:
         listens=[Listen(address=host)] if host else [],
         passwd=cfg.str("spicepasswd") if ticketing else None,
         mouse_mode="client" if cfg.bool("spiceagent_mouse") else "server",
-        clipboard_copypaste=bool(cfg.bool("spice_clipboard_sharing"))))
+        # xl shares the clipboard through the vdagent only: without it the key does nothing.
+        clipboard_copypaste=bool(cfg.bool("spicevdagent") and cfg.bool("spice_clipboard_sharing"))))
 
 
 def _read_cpu(cfg: Cfg, dom: Domain) -> None:
@@ -154,14 +171,13 @@ def _legacy_cpuid_ok(entry: str) -> bool:
 
 
 def parse_cpuid(text: str) -> list[CpuFeature]:
-    """libxl's ``host,NAME=VALUE,...`` cpuid string -> libvirt CPU features."""
+    """libxl's ``host,NAME=VALUE,...`` cpuid string (``libxl.formats.cpuid``) -> libvirt CPU features."""
     feats: list[CpuFeature] = []
-    for item in text.split(","):
-        item = item.strip()
-        if item in ("host", ""):
+    for name, value in split_policy(text)[1]:
+        if name == "host":
             continue
-        name, eq, value = item.partition("=")
-        if not eq or value not in _POLICY_OF:
+        if value not in _POLICY_OF:
+            item = name if value is None else f"{name}={value}"
             raise ValueError(f"malformed cpuid item {item!r} (expected NAME=0|1|x|k|s)")
         feats.append(CpuFeature(_LIBVIRT_NAME_OF.get(name, name), _POLICY_OF[value]))
     return feats
@@ -268,6 +284,8 @@ def format_xl(dom: Domain) -> str:
         out.append(("builder", "hvm"))
         if dom.os.firmware == "efi" or (dom.os.loader and dom.os.loader.type == "pflash"):
             out.append(("bios", "ovmf"))
+            if dom.os.loader and dom.os.loader.path not in (None, OVMF):
+                out.append(("bios_path_override", dom.os.loader.path))
     out += xencommon.format_kernel(dom, XL.cmdline_key)
     out += [(k, v) for k, v in (("bootloader", dom.bootloader), ("bootargs", dom.bootloader_args)) if v]
     if hvm:
@@ -364,5 +382,5 @@ def _format_spice(dom: Domain) -> list[tuple[str, Value]]:
     return out
 
 
-__all__ = ["XL", "parse_xl", "format_xl", "parse_cpuid", "format_cpuid", "parse_channel",
+__all__ = ["XL", "parse_xl", "read_xl", "format_xl", "parse_cpuid", "format_cpuid", "parse_channel",
            "format_channel", "parse_usbctrl", "format_usbctrl", "parse_usbdev"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from libxl.errors import ConfigError
+from libxl.errors import ConfigError, is_secret_key, token
 
 #: A parsed value: a number, a string, or a (possibly nested) list of values.
 Value = int | str | list["Value"]
@@ -69,8 +69,9 @@ def _tokenize(text: str, file: str | None) -> list[_Tok]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
-            near = text[pos:].split("\n", 1)[0][:20]
-            raise ConfigError(f"syntax error near {near!r}", file=file, line=line)
+            # only the character no token can start with: the rest of the line may be a file the
+            # agent was tricked into reading (a symlink to /etc/shadow)
+            raise ConfigError(f"syntax error near {text[pos]!r}", file=file, line=line)
         kind, raw = m.lastgroup or "", m.group()
         if kind == "str3":
             toks.append(_Tok("str", raw, line, _unescape(raw[3:-3])))
@@ -90,10 +91,12 @@ def _tokenize(text: str, file: str | None) -> list[_Tok]:
 
 
 def _number(raw: str) -> int | str:
-    """Integers become ints; decimals stay text (xl reads them as strings, e.g. ``cpu_weight``)."""
+    """Integers become ints; decimals and numbers with a leading zero stay text (xl reads decimals
+    as strings, e.g. ``cpu_weight``, and ``010`` as octal: the xl front end reads the text itself)."""
     if raw.lower().startswith("0x"):
         return int(raw, 16)
-    return raw if "." in raw else int(raw)
+    digits = raw.lstrip("+-")
+    return raw if "." in raw or (len(digits) > 1 and digits[0] == "0") else int(raw)
 
 
 class _Parser:
@@ -101,8 +104,8 @@ class _Parser:
         self.toks, self.i, self.file = toks, 0, file
 
     def error(self, tok: _Tok) -> ConfigError:
-        near = tok.text if tok.kind != "nl" else "end of line"
-        return ConfigError(f"syntax error near {near!r}", file=self.file, line=tok.line)
+        near = token(tok.text) if tok.kind != "nl" else repr("end of line")
+        return ConfigError(f"syntax error near {near}", file=self.file, line=tok.line)
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -152,10 +155,16 @@ class _Parser:
             op = self.take()
             if not (op.kind == "op" and op.text in ("=", "+=")):
                 raise self.error(op)
-            value = self.value()
-            end = self.peek()
-            if not (end.kind in ("nl", "end") or (end.kind == "op" and end.text == ";")):
-                raise self.error(end)
+            try:
+                value = self.value()
+                end = self.peek()
+                if not (end.kind in ("nl", "end") or (end.kind == "op" and end.text == ";")):
+                    raise self.error(end)
+            except ConfigError as err:
+                if is_secret_key(tok.text):  # the token would be (part of) the password
+                    raise ConfigError(f"syntax error in the value of {tok.text} (not shown: a secret)",
+                                      file=self.file, line=err.line) from None
+                raise
             out.append((Setting(tok.text, value, tok.line), op.text))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from libxl.errors import ConfigError
 from libxl.formats import diskspec, xencommon
-from libxl.formats.xencommon import HVMLOADER, Cfg, Dialect
+from libxl.formats.xencommon import HVMLOADER, Cfg, Dialect, Unread
 from libxl.formats.xlcfg import format_cfg, parse_cfg
 from libxl.model import Domain, Loader
 
@@ -20,7 +20,16 @@ XM = Dialect(name="xm", netfront_type="netfront", parse_disk=diskspec.parse_xm_d
 
 def parse_xm(text: str, file: str | None = None) -> Domain:
     """Read an xm config; raises ConfigError naming file, line and key."""
+    return read_xm(text, file)[0]
+
+
+def read_xm(text: str, file: str | None = None) -> tuple[Domain, list[Unread]]:
+    """``parse_xm`` plus the settings the model has no place for (what a conversion drops)."""
     cfg = Cfg(parse_cfg(text, file), file)
+    return _domain(cfg), cfg.unused()
+
+
+def _domain(cfg: Cfg) -> Domain:
     builder = cfg.str("builder")
     if builder not in (None, "hvm", "linux", "generic"):
         raise cfg.error("builder", f"unknown builder {builder!r} (expected hvm or linux)")
@@ -53,4 +62,4 @@ def format_xm(dom: Domain) -> str:
     return format_cfg(out)
 
 
-__all__ = ["XM", "parse_xm", "format_xm"]
+__all__ = ["XM", "parse_xm", "read_xm", "format_xm"]

@@ -7,9 +7,17 @@
  * The fake xc/xs handles are PROT_NONE guard pages: any libxc/xenstore call that really needs Xen
  * and is not faked here dereferences them and crashes at once, instead of returning made-up data.
  * The few calls that are faked (version, cpu count, physinfo, sharing counters) describe a fixed
- * x86_64 host (16 cpus, 8 NUMA nodes, 16 GiB: enough for the corpus vNUMA guests); they are what
- * `xl -N create` asks before it prints the config.
+ * x86_64 host (16 cpus, 8 NUMA nodes, 16 GiB: enough for the corpus vNUMA guests; an IOMMU that
+ * shares the HAP tables, so PCI passthrough is possible); they are what `xl -N create` asks before
+ * it prints the config. `xc_domain_create` and a two-key read-only xenstore (below) let
+ * `libxl_domain_create_new` run every check it makes on a config, up to the hypercall that would
+ * make the domain; a domain list holding domain 0 alone lets libxl list the host and find that
+ * any other domid does not exist (tests/test_backend_contract.py). No fake ever makes a domain.
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -106,7 +114,8 @@ int xc_physinfo(xc_interface *xch, xc_physinfo_t *info)
     info->max_node_id = 7;
     info->cpu_khz = 2000000;
     info->capabilities = XEN_SYSCTL_PHYSCAP_hvm | XEN_SYSCTL_PHYSCAP_pv | XEN_SYSCTL_PHYSCAP_hap
-                         | XEN_SYSCTL_PHYSCAP_shadow;
+                         | XEN_SYSCTL_PHYSCAP_shadow | XEN_SYSCTL_PHYSCAP_directio
+                         | XEN_SYSCTL_PHYSCAP_iommu_hap_pt_share;
     info->total_pages = 1u << 22; /* 16 GiB */
     info->free_pages = 1u << 21;
     return 0;
@@ -122,4 +131,94 @@ long xc_sharing_used_frames(xc_interface *xch)
 {
     (void)xch;
     return 0;
+}
+
+/*
+ * The hypercall that makes a domain. Every check libxl_domain_create_new makes on a config
+ * (libxl__domain_config_setdefault and what precedes the hypercall) runs before it, so a create
+ * that gets here has been accepted by libxl as far as libxl can judge without Xen. It fails
+ * (ENOSYS: there is no hypervisor) after writing one byte to the file descriptor named by
+ * XENSHIM_CREATE_FD (if set), so a test tells "refused by libxl" from "accepted, then stopped at
+ * the hypervisor" without parsing log text, even when libxl's failure path crashes afterwards.
+ */
+int xc_domain_create(xc_interface *xch, uint32_t *pdomid, struct xen_domctl_createdomain *config)
+{
+    const char *fd = getenv("XENSHIM_CREATE_FD");
+    (void)xch; (void)pdomid; (void)config;
+    if (fd && write(atoi(fd), "c", 1) != 1)
+        abort();
+    errno = ENOSYS;
+    return -1;
+}
+
+/*
+ * A read-only xenstore holding what every Xen host has from boot: cpupool 0 and domain 0's name
+ * (libxl checks the pool a config names, and looks domain 0 up by name, before any hypercall).
+ * Any other path does not exist.
+ */
+void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, unsigned int *len)
+{
+    static const char *const keys[][2] = {
+        {"/local/pool/0/name", "Pool-0"},
+        {"/local/domain/0/name", "Domain-0"},
+    };
+    (void)h; (void)t;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (strcmp(path, keys[i][0]) == 0) {
+            char *value = strdup(keys[i][1]);
+            if (value && len)
+                *len = (unsigned int)strlen(value);
+            return value;
+        }
+    }
+    errno = ENOENT;
+    return NULL;
+}
+
+/*
+ * The hypervisor's domain list: domain 0 alone (1 GiB, running), so libxl can list the host and
+ * find that any other domid does not exist. Nothing here can create another domain.
+ */
+#define DOM0_PAGES (1u << 18) /* 1 GiB */
+
+int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int max_domains,
+                          xc_domaininfo_t *info)
+{
+    (void)xch;
+    if (first_domain != 0 || max_domains == 0)
+        return 0;
+    memset(info, 0, sizeof(*info));
+    info->domain = 0;
+    info->flags = XEN_DOMINF_running;
+    info->tot_pages = info->max_pages = DOM0_PAGES;
+    info->nr_online_vcpus = 16;
+    info->max_vcpu_id = 15;
+    return 1;
+}
+
+/* No XSM/FLASK policy: libxl asks for every domain's security label and copes with ENOSYS. */
+int xc_flask_sid_to_context(xc_interface *xch, int sid, char *buf, uint32_t size)
+{
+    (void)xch; (void)sid; (void)buf; (void)size;
+    errno = ENOSYS;
+    return -1;
+}
+
+/* Pausing a domain: only domain 0 exists, so any other domid is ESRCH, as Xen says; domain 0 is
+ * not modelled (abort rather than make an answer up). */
+int xc_domain_pause(xc_interface *xch, uint32_t domid)
+{
+    (void)xch;
+    if (domid == 0)
+        abort();
+    errno = ESRCH;
+    return -1;
+}
+
+/* xenstored computes a domain's path from its id alone, existing or not. */
+char *xs_get_domain_path(struct xs_handle *h, unsigned int domid)
+{
+    char *path = NULL;
+    (void)h;
+    return asprintf(&path, "/local/domain/%u", domid) < 0 ? NULL : path;
 }
