@@ -57,6 +57,9 @@ def test_unit_declares_what_the_agent_relies_on() -> None:
     assert service["KillMode"] == "process"  # guests and qemu survive an agent restart
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert "WatchdogSec" in service
+    # Issue 16: the default 90 s start timeout restarted a slow dom0's agent before its first full
+    # reconcile could finish (READY=1), in a loop.
+    assert int(service["TimeoutStartSec"]) >= 300
     assert service["DevicePolicy"] == "closed"
     assert "PrivateDevices" not in service  # it would hide /dev/xen
     assert service["ProtectSystem"] == "strict"
@@ -64,6 +67,7 @@ def test_unit_declares_what_the_agent_relies_on() -> None:
     # Issue 15: no Conflicts= with xendomains (systemd would stop it, and it stops the guests).
     assert "xendomains.service" not in unit.get("Conflicts", "")
     assert "xenstored.service" in unit["After"]
+    assert "xen.service" in unit["After"].split()  # Debian's sysv script starts xenstored
     assert unit["ConditionPathExists"] == "/proc/xen/capabilities"
     allowed = [line.split("=", 1)[1] for line in UNIT.read_text().splitlines()
                if line.startswith("DeviceAllow=")]
@@ -86,6 +90,9 @@ def test_guests_unit_acts_at_host_shutdown_only_after_the_agent_stopped() -> Non
     # Started before the agent, so stopped after it (stop order is the reverse of start order).
     assert "xenreconcile.service" in unit["Before"].split()
     assert {"xenstored.service", "xenconsoled.service"} <= set(unit["After"].split())
+    # Debian's sysv units (no native xenstored.service there): stopped before xen's daemons stop and
+    # before xendomains would save the same guests (issue 16).
+    assert {"xen.service", "xendomains.service"} <= set(unit["After"].split())
     assert (service["Type"], service["RemainAfterExit"]) == ("oneshot", "yes")
     assert "ExecStart" not in service  # starting it does nothing
     assert service["ExecStop"].split()[1:3] == ["host-shutdown", "--config"]

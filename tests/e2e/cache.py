@@ -2,8 +2,7 @@
 
 A warm run finds ``CACHE/image-KEY/`` complete and boots it at once; any change to a file under
 ``tests/e2e/image/`` gives a new key and one cold build. Downloaded .debs are kept in ``CACHE/debs``
-across builds, and the project's runtime dependencies as wheels in ``CACHE/wheels-KEY`` (dom0 has no
-network, so its pip installs from there).
+across builds. The project itself reaches dom0 as the Debian package built for each run (run_e2e.py).
 """
 
 from __future__ import annotations
@@ -12,9 +11,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import time
-import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -67,32 +64,3 @@ def _drop_old(root: Path, prefix: str, current: Path) -> None:
                  key=lambda p: p.stat().st_mtime, reverse=True)
     for path in old[KEEP_OLD_IMAGES:]:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def project_dependencies(checkout: Path) -> list[str]:
-    with open(checkout / "pyproject.toml", "rb") as f:
-        project = tomllib.load(f)
-    return list(project["project"]["dependencies"])
-
-
-def ensure_wheelhouse(root: Path, checkout: Path) -> tuple[Path, str]:
-    """Wheels of the project's runtime dependencies for dom0's Python (Debian 12: CPython 3.11).
-
-    Returns (directory, note). When the download fails the directory is empty and dom0 falls back
-    to the Debian-packaged dependencies baked into the image; the note says so.
-    """
-    deps = project_dependencies(checkout)
-    key = hashlib.sha256("\n".join(sorted(deps)).encode()).hexdigest()[:12]
-    wheels = root / f"wheels-{key}"
-    if (wheels / ".complete").exists():
-        return wheels, "cached"
-    wheels.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
-           "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
-           "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
-           "-d", str(wheels), *deps]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        return wheels, "download failed, dom0 uses Debian's packages: " + proc.stderr.strip()[-300:]
-    (wheels / ".complete").touch()
-    return wheels, "downloaded"

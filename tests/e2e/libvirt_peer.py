@@ -148,11 +148,11 @@ def s_create_times(e: sc.E2E) -> str:
 
 
 SCENARIOS = [
-    sc.Scenario("install", sc.s_install),
+    sc.Scenario(sc.INSTALL, sc.s_install_deb),
     sc.Scenario("libvirtd on xen:///system", s_libvirtd),
-    sc.Scenario("domxml-from-native xen-xl vs libvirt", s_from_native, ("install", "libvirtd on xen:///system")),
-    sc.Scenario("domxml-to-native xen-xl vs libvirt", s_to_native, ("install", "libvirtd on xen:///system")),
-    sc.Scenario("create time: virsh, xl, agent", s_create_times, ("install", "libvirtd on xen:///system")),
+    sc.Scenario("domxml-from-native xen-xl vs libvirt", s_from_native, (sc.INSTALL, "libvirtd on xen:///system")),
+    sc.Scenario("domxml-to-native xen-xl vs libvirt", s_to_native, (sc.INSTALL, "libvirtd on xen:///system")),
+    sc.Scenario("create time: virsh, xl, agent", s_create_times, (sc.INSTALL, "libvirtd on xen:///system")),
 ]
 
 

@@ -5,7 +5,7 @@
     python3 tests/e2e/run_e2e.py --probe    # exit 0 when this machine can run QEMU at all
 
 Exit status 0 only when every scenario passed. The VM is always powered off; a failed run keeps
-its console log (and dom0's agent log, via the ``out`` share) in the cache's ``runs/`` directory and
+its console log (and dom0's agent journal, via the ``out`` share) in the cache's ``runs/`` directory and
 prints the tail. Timings go to ``CACHE/timings.json`` and a table on stdout; the last line is
 ``e2e: N passed, N failed``.
 """
@@ -84,15 +84,19 @@ def main(argv: list[str] | None = None) -> int:
         return finish(root, figures, outcomes)
     figures["image_build_s" if built else "image_warm_s"] = round(build_s, 2)
     print(f"e2e: image {image.name} {'built' if built else 'cached'} in {build_s:.1f} s", flush=True)
-    wheels, note = cache.ensure_wheelhouse(root, CHECKOUT)
-    print(f"e2e: wheelhouse {wheels.name}: {note}", flush=True)
+    try:
+        deb, deb_s = build_deb(run_dir)
+    except RuntimeError as exc:
+        report(scenarios.Outcome("make deb", False, 0.0, str(exc)))
+        return finish(root, figures, outcomes)
+    print(f"e2e: {deb.name} built in {deb_s:.1f} s", flush=True)
 
     if args.libvirt:
         import libvirt_peer  # only the comparison boot needs it
         cpu, suite = libvirt_peer.CPU, libvirt_peer.run_all
     else:
         cpu, suite = DEFAULT_CPU, scenarios.run_all
-    dom0 = Dom0(image, Shares(CHECKOUT, wheels, run_dir / "out"), run_dir, cpu=cpu)
+    dom0 = Dom0(image, Shares(CHECKOUT, deb.parent, run_dir / "out"), run_dir, cpu=cpu)
     try:
         boot_s = dom0.boot(BOOT_TIMEOUT)
         figures["boot_to_ready_s"] = round(boot_s, 2)
@@ -106,17 +110,29 @@ def main(argv: list[str] | None = None) -> int:
         failed_run = not outcomes or any(not o.passed for o in outcomes)
         if failed_run and dom0.sock is not None:
             with contextlib.suppress(VMError, TimeoutError, OSError):
-                dom0.sh(f"cp -a {scenarios.AGENT_LOG} /var/log/xen /mnt/out/; sync", 60)
+                dom0.sh(f"{scenarios.SAVE_LOGS} /mnt/out; sync", 60)
         dom0.poweroff()
     if failed_run:
         print(f"e2e: console log kept in {dom0.console_log}; its tail:\n{dom0.console_tail(40)}")
-        agent_log = run_dir / "out" / Path(scenarios.AGENT_LOG).name
+        agent_log = run_dir / "out" / scenarios.AGENT_LOG_NAME
         if agent_log.exists():
             tail = agent_log.read_text(errors="replace").splitlines()[-40:]
             print(f"e2e: agent log kept in {agent_log}; its tail:\n" + "\n".join(tail))
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
     return finish(root, figures, outcomes)
+
+
+def build_deb(run_dir: Path) -> tuple[Path, float]:
+    """``make deb`` of the checkout into ``run_dir/deb`` (dom0 installs it from there with apt)."""
+    start = time.monotonic()
+    proc = subprocess.run(["make", "-s", "deb", f"DEB_BUILD={run_dir / 'deb-build'}",
+                           f"DEB_DIST={run_dir / 'deb'}"], cwd=CHECKOUT, capture_output=True, text=True)
+    debs = sorted((run_dir / "deb").glob("xenreconcile_*.deb"))
+    if proc.returncode != 0 or len(debs) != 1:
+        raise RuntimeError(f"`make deb` failed (rc {proc.returncode}): {(proc.stdout + proc.stderr)[-1500:]}")
+    shutil.rmtree(run_dir / "deb-build", ignore_errors=True)
+    return debs[0], time.monotonic() - start
 
 
 def finish(root: Path, figures: dict[str, object], outcomes: list[scenarios.Outcome]) -> int:

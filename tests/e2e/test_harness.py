@@ -68,7 +68,8 @@ def test_cache_key_follows_recipe_content(tmp_path: Path) -> None:
 
 def test_image_key_covers_every_recipe_file() -> None:
     recipe = {p.name for p in cache.RECIPE_DIR.iterdir()}
-    assert {"build.sh", "packages.txt", "dom0-init", "guest-init", "mkguest.sh"} <= recipe
+    assert {"build.sh", "packages.txt", "dom0-setup.sh", "xr-e2e-control.service", "guest-init",
+            "mkguest.sh"} <= recipe
     assert len(cache.image_key()) == 16
 
 
@@ -84,3 +85,10 @@ def test_control_agent_requests(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["g.cfg"]  # no temp file left behind
     assert dom0_control.handle({"op": "reboot"})["rc"] == 2
     json.dumps(dom0_control.handle({"op": "ping"}))  # replies must be JSON-serialisable
+
+
+def test_readme_install_section_gives_the_two_commands_the_e2e_runs() -> None:
+    """The install scenario runs README's own lines: install the .deb, enable the units."""
+    install, enable = scenarios.readme_install_commands((scenarios.CHECKOUT / "README.md").read_text())
+    assert install.startswith("apt-get install ./xenreconcile_") and install.endswith(".deb")
+    assert enable.split()[:3] == ["systemctl", "enable", "--now"] and "xenreconcile" in enable.split()

@@ -1,8 +1,9 @@
 """Boots the e2e Xen host under QEMU and talks to its dom0 over the virtio-serial control channel.
 
-The machine has no network device: the checkout and the wheelhouse reach dom0 as read-only 9p
-shares, results come back through a writable ``out`` share, and commands run through
-``dom0_control.py`` (see its docstring for the protocol). The flags that matter are the ones the
+The machine has no network device: the checkout and the freshly built Debian package reach dom0 as
+read-only 9p shares (mounted by dom0's fstab), results come back through a writable ``out`` share,
+and commands run through ``dom0_control.py`` (a unit in dom0, whose PID 1 is systemd; see its
+docstring for the protocol). The flags that matter are the ones the
 shared recipe found: TCG (the KVM here is a slow software one), SMAP/SMEP/RDTSCP off for Xen 4.17's
 PV dom0 under TCG, and dom0's command line free of commas (QEMU splits multiboot modules on them).
 """
@@ -28,7 +29,7 @@ DEFAULT_CPU = "max,-smap,-smep,-rdtscp,-avx,-avx2,-fma,-f16c,-xsave,-pcid,-invpc
 PORT_NAME = "org.xenreconcile.e2e.ctl"
 XEN_ARGS = ("console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=2 "
             "loglvl=all guest_loglvl=all noreboot")
-DOM0_ARGS = "console=hvc0 earlyprintk=xen root=/dev/vda rw rootwait init=/usr/local/sbin/dom0-init"
+DOM0_ARGS = "console=hvc0 earlyprintk=xen root=/dev/vda rw rootwait"
 
 
 class VMError(RuntimeError):
@@ -53,7 +54,8 @@ class Result:
 @dataclass
 class Shares:
     src: Path
-    wheels: Path
+    #: The directory holding the .deb built from ``src`` (``make deb``).
+    deb: Path
     out: Path
 
 
@@ -68,6 +70,10 @@ class Dom0:
         self.cpu = cpu
         self.memory_mib = memory_mib
         self.console_log = run_dir / "console.log"
+        #: dom0's disk: a qcow2 overlay on the cached image, so what dom0 writes survives a reboot
+        #: inside the run (``snapshot=on`` would drop it) and never reaches the cache.
+        self.overlay = run_dir / "dom0.qcow2"
+        self.boots = 0
         self.sock_path = run_dir / "ctl.sock"
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
@@ -84,12 +90,12 @@ class Dom0:
             "-no-reboot", "-nic", "none",
             "-kernel", str(img / "xen.elf"), "-append", XEN_ARGS,
             "-initrd", f"{img / 'vmlinuz'} {DOM0_ARGS},{img / 'initrd.img'}",
-            "-drive", f"file={img / 'dom0.ext4'},format=raw,if=virtio,snapshot=on,cache=unsafe",
+            "-drive", f"file={self.overlay},format=qcow2,if=virtio,cache=unsafe",
             "-device", "virtio-serial-pci",
             "-chardev", f"socket,id=ctl,path={self.sock_path},server=on,wait=off",
             "-device", f"virtserialport,chardev=ctl,name={PORT_NAME}",
         ]
-        for tag, path in (("src", self.shares.src), ("wheels", self.shares.wheels),
+        for tag, path in (("src", self.shares.src), ("deb", self.shares.deb),
                           ("out", self.shares.out)):
             readonly = "" if tag == "out" else ",readonly=on"
             cmd += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none{readonly}"]
@@ -105,7 +111,13 @@ class Dom0:
         """Start QEMU and wait until dom0's control agent answers; returns the seconds it took."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.sock_path.unlink(missing_ok=True)
-        self.console_log.unlink(missing_ok=True)
+        if self.boots and self.console_log.exists():
+            self.console_log.rename(self.run_dir / f"console-boot{self.boots}.log")
+        if not self.overlay.exists():
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                            str(self.image_dir / "dom0.ext4"), str(self.overlay)], check=True)
+        self.boots += 1
+        self._buffer = b""
         start = time.monotonic()
         with open(self.run_dir / "qemu.out", "wb") as qemu_out:
             self.proc = subprocess.Popen(self.qemu_command(), stdin=subprocess.DEVNULL, stdout=qemu_out,

@@ -36,8 +36,10 @@ mmdebstrap --variant=minbase --mode="$mode" --format=directory --quiet \
   --setup-hook='mkdir -p "$1/usr/share/initramfs-tools/modules.d" "$1/var/cache/apt/archives"' \
   --setup-hook='printf "virtio_pci\nvirtio_blk\next4\n" > "$1/usr/share/initramfs-tools/modules.d/xenreconcile-e2e"' \
   --setup-hook="sync-in $debs /var/cache/apt/archives/" \
-  --customize-hook="copy-in $here/dom0-init $here/guest-init $here/mkguest.sh /usr/local/sbin/" \
+  --customize-hook="copy-in $here/guest-init $here/mkguest.sh $here/dom0-setup.sh /usr/local/sbin/" \
+  --customize-hook="copy-in $here/xr-e2e-control.service /etc/systemd/system/" \
   --customize-hook='chroot "$1" /bin/sh /usr/local/sbin/mkguest.sh' \
+  --customize-hook='chroot "$1" /bin/sh /usr/local/sbin/dom0-setup.sh' \
   --customize-hook="sync-out /var/cache/apt/archives $debs" \
   bookworm "$rootfs" "${sources[@]}"
 

@@ -45,5 +45,5 @@ truncate -s 64M "$dir/disk1.img" "$dir/disk2.img"
 printf 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console"\n' > /etc/default/xen
 # libvirtd (peer comparison boot) fails on its QEMU driver in this dom0: keep only the Xen driver.
 rm -f /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so
-chmod +x /usr/local/sbin/dom0-init
+
 echo "mkguest: guest kernel $kver, initramfs $(wc -c < "$dir/guest-initrd.gz") bytes"
