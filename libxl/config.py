@@ -459,9 +459,14 @@ def _build_info(dom: Domain) -> JSON:
     if dom.target_memory_kib > dom.memory_kib:
         raise ConfigError("<currentMemory> is above <memory>", element="<currentMemory>")
     b_info: JSON = {"max_vcpus": dom.vcpu.count, "avail_vcpus": list(range(online))}
+    hard = _vcpu_affinity(dom)
     if dom.vcpu.cpuset:
-        b_info["cpumap"] = parse_cpuset(dom.vcpu.cpuset, element="<vcpu cpuset>")
-    _set(b_info, "vcpu_hard_affinity", _vcpu_affinity(dom))
+        # Every vCPU not pinned by <vcpupin> gets <vcpu cpuset>, written per vCPU as xl writes
+        # ``cpus=``: libxl 4.17 asserts (libxl_bitmap_copy, killing the agent) on a b_info.cpumap
+        # read from JSON that is shorter than the host's cpu bitmap.
+        cpus = parse_cpuset(dom.vcpu.cpuset, element="<vcpu cpuset>")
+        hard += [cpus] * (dom.vcpu.count - len(hard))
+    _set(b_info, "vcpu_hard_affinity", hard)
     _set(b_info, "vnuma_nodes", _vnuma(dom))
     b_info["max_memkb"] = dom.memory_kib
     b_info["target_memkb"] = dom.target_memory_kib

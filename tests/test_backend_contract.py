@@ -292,15 +292,9 @@ def built_configs() -> dict[str, Any]:
 #: built guest must be accepted by both backends, these refused by the sim and given libxl's answer.
 POD_WITH_IOMMU = ("populate-on-demand (memory < maxmem, HVM) with an IOMMU in use: libxl refuses it "
                   "before any hypercall")
-CPUMAP_ABORTS = ("cpus= pinning, built as b_info.cpumap, a bitmap shorter than the host's 16 cpus: libxl "
-                 "4.17 asserts (libxl_bitmap_copy) and kills the agent; xl writes vcpu_hard_affinity")
 KNOWN_BUILT: dict[str, tuple[Outcome, str]] = {
     "corpus/xmconfigdata/test-pci-devs.xml": (REFUSED, POD_WITH_IOMMU),
     "corpus/xlconfigdata/test-fullvirt-hypervisor-features.xml": (REFUSED, POD_WITH_IOMMU),
-    **{f"realworld/{name}": (ABORTED, CPUMAP_ABORTS) for name in (
-        "xen-troops-meta-xt-prod-cockpit-rcar/doma-h3ulcb-4x2g-kf.cfg", "mihaelamartinas-clickos/config.xen",
-        "dterletskiy-meta-xt-prod-qemu/domd.cfg", "dterletskiy-meta-xt-prod-qemu/domu.cfg",
-        "dterletskiy-meta-xt-prod-qemu/files/domd.cfg")},
 }
 
 
@@ -506,3 +500,23 @@ def test_sim_only_a_name_in_use_is_refused_once_created() -> None:
     assert sim_outcome(guest(**another_uuid, n=lambda c: c["c_info"].update(name="Domain-0")),
                        host)[0] is Outcome.REFUSED
     assert sim_outcome(guest(**another_uuid, n=lambda c: c["c_info"].update(name="h")), host)[0] is ACCEPTED
+
+
+def test_a_cpuset_is_built_per_vcpu_and_libxl_takes_it() -> None:
+    """``<vcpu cpuset>`` as b_info.cpumap (libvirt's driver allocates it at the host's size, but
+    read from JSON it is only as long as its highest cpu) makes libxl 4.17 assert in
+    libxl_bitmap_copy and kill the agent: it is written per vCPU, as xl writes ``cpus=``, with
+    ``<vcpupin>`` winning for the vCPUs it names."""
+    from libxl.config import build_config
+    from libxl.formats.domxml import parse_domain_xml
+
+    dom = parse_domain_xml("<domain type='xen'><name>p</name><memory>131072</memory>"
+                           "<vcpu cpuset='2-3'>3</vcpu><cputune><vcpupin vcpu='0' cpuset='1'/></cputune>"
+                           "<os><type>xen</type><kernel>/k</kernel></os></domain>")
+    config = build_config(dom, xsdata={OWNER_KEY: "contract"})
+    assert "cpumap" not in config["b_info"]
+    assert config["b_info"]["vcpu_hard_affinity"] == [[1], [2, 3], [2, 3]]
+    assert sim_outcome(config) == (ACCEPTED, "")
+    real_libxl()
+    (answer,) = realxl.create_outcomes([config])
+    assert libxl_outcome(answer) == (ACCEPTED, "")

@@ -63,4 +63,4 @@ def test_a_huge_cpu_range_is_refused_unread_or_cut_to_the_host_as_xl_cuts_it(tmp
 def test_the_limits_themselves_are_accepted() -> None:
     assert build_config(parse_xl(HVM + f"vcpus = {HVM_MAX_VCPUS}\n"))["b_info"]["max_vcpus"] == 128
     pv = build_config(parse_xl(PV + f'vcpus = {PV_MAX_VCPUS}\ncpus = "{MAX_CPU_ID}"\n'))["b_info"]
-    assert (pv["max_vcpus"], pv["cpumap"]) == (PV_MAX_VCPUS, [MAX_CPU_ID])
+    assert (pv["max_vcpus"], pv["vcpu_hard_affinity"][-1]) == (PV_MAX_VCPUS, [MAX_CPU_ID])
