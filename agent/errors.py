@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import TextIO
 
-from libxl.errors import XenReconcileError
+from libxl.errors import XenReconcileError, printable
 
 EXIT_ERROR = 1
 #: The longest problem text printed; a longer one is cut with an ellipsis.
@@ -33,17 +33,11 @@ class CommandError(XenReconcileError):
         self.status = status
 
 
-def _escape(char: str) -> str:
-    code = ord(char)
-    if code < 0x20 or 0x7F <= code < 0xA0:
-        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{code:02x}")
-    return char
-
-
 def one_line(text: str, limit: int = MAX_LINE) -> str:
-    """``text`` on one line: control characters escaped (backslashes are left alone, so text that
-    was escaped at its source is not escaped twice), at most ``limit`` characters."""
-    out = "".join(_escape(c) for c in text)
+    """``text`` on one line: control characters escaped (``libxl.errors.printable``; backslashes
+    are left alone, so text that was escaped at its source is not escaped twice), at most ``limit``
+    characters."""
+    out = printable(text)
     return out if len(out) <= limit else out[:limit - 1] + "…"
 
 
