@@ -23,7 +23,6 @@ from libxl.formats.diskspec import network_target
 from libxl.formats.vifspec import DEFAULT_RATE_INTERVAL_USECS, parse_vif_rate
 from libxl.model import (
     CPU,
-    MAX_CPU_ID,
     NIL_UUID_REFUSAL,
     CharDev,
     Disk,
@@ -32,6 +31,7 @@ from libxl.model import (
     Interface,
     PCIAddress,
     Video,
+    cpu_beyond_xen,
     is_nil_uuid,
     too_many_vcpus,
 )
@@ -104,9 +104,9 @@ def parse_cpuset(text: str, element: str = "cpuset") -> list[int]:
         first, last = int(match[2]), int(match[3] or match[2])
         if last < first:
             raise ConfigError(f"reversed cpu range {part!r}", element=element)
-        if last > MAX_CPU_ID:  # before the range is expanded: "0-300000000" would take gigabytes
-            raise ConfigError(f"cpu {last} does not exist: Xen has at most {MAX_CPU_ID + 1} cpus (NR_CPUS)",
-                              element=element)
+        beyond = cpu_beyond_xen(last)
+        if beyond:  # before the range is expanded: "0-300000000" would take gigabytes
+            raise ConfigError(beyond, element=element)
         span = set(range(first, last + 1))
         cpus = cpus - span if match[1] else cpus | span
     return sorted(cpus)

@@ -85,6 +85,13 @@ def too_many_vcpus(count: int, kind: str) -> str | None:
     return f"{count} vcpus: Xen allows at most {limit} for {kind.upper()} guests" if count > limit else None
 
 
+def cpu_beyond_xen(cpu: int) -> str | None:
+    """Why a cpu list naming ``cpu`` is refused before its range is expanded, or None."""
+    if cpu <= MAX_CPU_ID:
+        return None
+    return f"cpu {cpu} does not exist: Xen has at most {MAX_CPU_ID + 1} cpus (NR_CPUS)"
+
+
 #: libxl reads the nil uuid as "none" and makes up a random one: the guest would come back with a
 #: new uuid on every create, and the agent would re-create it on every restart.
 NIL_UUID_REFUSAL = ("the all-zero uuid means 'no uuid' to libxl, which would give the guest a new random "
@@ -467,7 +474,7 @@ class Domain:
 __all__ = [
     "XEN_NS", "XR_NS", "CPUSET", "OS_TYPES", "LIFECYCLE_ACTIONS", "POWER_STATES", "RUN_STRATEGIES",
     "DEFAULT_RUN_STRATEGY", "MAX_KIB", "NIL_UUID_REFUSAL", "is_nil_uuid", "HVM_MAX_VCPUS", "PV_MAX_VCPUS",
-    "MAX_CPU_ID", "too_many_vcpus", "ConfigError",
+    "MAX_CPU_ID", "cpu_beyond_xen", "too_many_vcpus", "ConfigError",
     "scale_to_kib", "canonical_uuid", "canonical_mac", "Loader", "AcpiTable", "OS", "VCpu", "VcpuPin",
     "Hyperv", "Features", "CpuFeature", "NumaCell", "CPU", "Timer", "Clock", "DiskHost", "Disk",
     "IPAddress", "Interface", "CharDev", "Input", "Listen", "Graphics", "Sound", "Video",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from libxl.model import MAX_CPU_ID
+from libxl.model import MAX_CPU_ID, cpu_beyond_xen
 
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 
@@ -37,8 +37,9 @@ def parse_xl_cpus(text: str, max_cpus: int | None, all_count: int | None = None)
             raise ValueError(f"invalid cpu range {item!r}")
         first, last = int(m.group(1)), int(m.group(2) or m.group(1))
         top = max_cpus - 1 if max_cpus is not None else MAX_CPU_ID
-        if max_cpus is None and last > MAX_CPU_ID:  # before the range is expanded
-            raise ValueError(f"cpu {last} does not exist: Xen has at most {MAX_CPU_ID + 1} cpus (NR_CPUS)")
+        beyond = cpu_beyond_xen(last) if max_cpus is None else None
+        if beyond:  # before the range is expanded
+            raise ValueError(beyond)
         span = set(range(first, min(last, top) + 1))  # libxl's bitmap drops the bits past the host's
         cpus = cpus - span if negate else cpus | span
     return sorted(c for c in cpus if max_cpus is None or c < max_cpus)
