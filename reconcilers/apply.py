@@ -31,7 +31,7 @@ from reconcilers.desired import DesiredSet
 from reconcilers.diff import DiffMemo
 from reconcilers.handover import Adoption, adoption
 from reconcilers.policy import Policy
-from reconcilers.ports import PortAllocator, autoport_kinds
+from reconcilers.ports import PortAllocator
 from reconcilers.state import Departure, Inventory, OwnedDomain, StateDir
 
 #: States in which a domain's config is worth retrieving (dead and dying ones are only destroyed).
@@ -134,8 +134,8 @@ class Reconciler:
         configs = None
         domains = dict(desired.domains)
         for name, want in desired.domains.items():
-            if not autoport_kinds(want.domain):
-                continue
+            if want.domain is None or not want.domain.devices.graphics:
+                continue  # no display the agent chooses a port for (``ports.autoport_kinds``)
             if configs is None:
                 configs = {a.info.name: a.config for a in actual if a.config is not None}
             domains[name] = self.ports.resolve(want, configs.get(name), record=record)
