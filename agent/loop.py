@@ -435,8 +435,14 @@ class Controller:
         return self.shutdown()
 
     def _reload(self) -> None:
-        """SIGHUP: re-read the config file, apply what can change live, rescan everything."""
-        self.notifier.reloading()
+        """SIGHUP: re-read the config file, apply what can change live, rescan everything.
+
+        Under systemd the reload is RELOADING=1 then READY=1, but only once the agent is ready: a
+        READY=1 sent during the start (a reload queued before the first full reconcile ran) would
+        tell systemd the start had finished; that READY=1 follows the first full reconcile.
+        """
+        if self.state.ready:
+            self.notifier.reloading()
         self.log.info("reloading configuration")
         if self._config_loader is not None:
             try:
@@ -446,7 +452,8 @@ class Controller:
             else:
                 self._apply_settings(new)
         self.watcher.request_rescan("reload")
-        self.notifier.ready(self.status_line())
+        if self.state.ready:
+            self.notifier.ready(self.status_line())
 
     def _apply_settings(self, new: AgentConfig) -> None:
         old = self.settings

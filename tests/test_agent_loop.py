@@ -13,6 +13,7 @@ import structlog
 from agent import log as agentlog
 from agent.loop import Controller, Gate, affected_names
 from agent.queue import Outcome
+from agent.systemd import Notifier
 from libxl.uri import open_backend
 from reconcilers.apply import Result
 from reconcilers.desired import DesiredSet, load_desired
@@ -314,3 +315,31 @@ def test_an_xl_cfg_warning_is_logged_once_per_version_of_the_file(tmp_path: Path
     finally:
         controller.backend.close()
         structlog.reset_defaults()
+
+
+class _RecordingNotifier(Notifier):
+    """Records what would go to systemd instead of sending it."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.sent: list[str] = []
+
+    def notify(self, **fields: str | int) -> bool:
+        self.sent.append(",".join(sorted(k.upper() for k in fields)))
+        return True
+
+
+def test_reload_before_ready_sends_no_ready_to_systemd(tmp_path: Path) -> None:
+    """A SIGHUP while the first full reconcile has not run yet must not send READY=1 (systemd
+    would end the start early); once ready, a reload is RELOADING=1 then READY=1."""
+    cfg = settings(tmp_path)
+    notifier = _RecordingNotifier()
+    c = Controller(cfg, open_backend(cfg.uri), notifier=notifier)
+    try:
+        c._reload()
+        assert notifier.sent == []
+        c.state.ready = True
+        c._reload()
+        assert notifier.sent == ["MONOTONIC_USEC,RELOADING", "READY,STATUS"]
+    finally:
+        c.watcher.stop()
