@@ -3,6 +3,7 @@
     python3 tests/e2e/run_e2e.py            # the scenarios (scenarios.py)
     python3 tests/e2e/run_e2e.py --libvirt  # libvirt 9.0 side by side (libvirt_peer.py)
     python3 tests/e2e/run_e2e.py --probe    # exit 0 when this machine can run QEMU at all
+    python3 tests/e2e/run_e2e.py --only NAME...  # those scenarios and the ones they need, in order
 
 Exit status 0 only when every scenario passed. The VM is always powered off; a failed run keeps
 its console log (and dom0's agent journal, via the ``out`` share) in the cache's ``runs/`` directory and
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cache
@@ -58,9 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probe", action="store_true", help="only check that QEMU can run here")
     parser.add_argument("--libvirt", action="store_true", help="run the libvirt comparison boot")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run these scenarios (exact names) and, first, those they need")
     args = parser.parse_args(argv)
     if args.probe:
         return probe()
+    try:
+        suite = scenarios.subset(scenarios.SCENARIOS, args.only) if args.only else scenarios.SCENARIOS
+    except KeyError as exc:
+        parser.error(f"--only: {exc.args[0]}")
 
     root = cache.cache_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -93,16 +101,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.libvirt:
         import libvirt_peer  # only the comparison boot needs it
-        cpu, suite = libvirt_peer.CPU, libvirt_peer.run_all
+        cpu, run = libvirt_peer.CPU, libvirt_peer.run_all
     else:
-        cpu, suite = DEFAULT_CPU, scenarios.run_all
+        cpu = DEFAULT_CPU
+
+        def run(e: scenarios.E2E, report: Callable[[scenarios.Outcome], None]) -> None:
+            scenarios.run_scenarios(suite, e, report)
     dom0 = Dom0(image, Shares(CHECKOUT, deb.parent, run_dir / "out"), run_dir, cpu=cpu)
     try:
         boot_s = dom0.boot(BOOT_TIMEOUT)
         figures["boot_to_ready_s"] = round(boot_s, 2)
         print(f"e2e: dom0 ready {boot_s:.1f} s after QEMU started", flush=True)
         e = scenarios.E2E(dom0)
-        suite(e, report)
+        run(e, report)
         figures.update({k: round(v, 3) for k, v in e.figures.items()})
     except (VMError, TimeoutError, OSError) as exc:
         report(scenarios.Outcome("VM", False, 0.0, f"{type(exc).__name__}: {exc}"))

@@ -51,9 +51,14 @@ READY_TIMEOUT = 600.0
 
 
 def domain_xml(name: str, *, kernel: str = KERNEL, current_mib: int = 128, disk: str | None = None,
-               nic: bool = False) -> str:
-    """The PV test guest as libvirt domain XML, with the optional hot-pluggable pieces."""
+               nic: bool = False, vnc: bool = False, cpuset: str | None = None, shares: int | None = None,
+               on_crash: str = "destroy", cmdline: str = "console=hvc0") -> str:
+    """The PV test guest as libvirt domain XML, with the optional hot-pluggable pieces, a VNC
+    framebuffer on an autoport (the PV vfb: libxl starts a qemu for it), the live-tunable pinning
+    and scheduler weight, and the crash action."""
     devices = ["    <console type='pty'><target type='xen' port='0'/></console>"]
+    if vnc:
+        devices.append("    <graphics type='vnc' autoport='yes'/>")
     if disk:
         devices.insert(0, f"    <disk type='block' device='disk'><driver name='phy'/>"
                           f"<source dev='{disk}'/><target dev='xvdb' bus='xen'/></disk>")
@@ -65,16 +70,17 @@ def domain_xml(name: str, *, kernel: str = KERNEL, current_mib: int = 128, disk:
         f"  <name>{name}</name>",
         "  <memory unit='MiB'>128</memory>",
         f"  <currentMemory unit='MiB'>{current_mib}</currentMemory>",
-        "  <vcpu>1</vcpu>",
+        f"  <vcpu{f' cpuset={cpuset!r}' if cpuset else ''}>1</vcpu>",
+        *([f"  <cputune><shares>{shares}</shares></cputune>"] if shares else []),
         "  <os>",
         "    <type arch='x86_64' machine='xenpv'>linux</type>",
         f"    <kernel>{kernel}</kernel>",
         f"    <initrd>{RAMDISK}</initrd>",
-        "    <cmdline>console=hvc0</cmdline>",
+        f"    <cmdline>{cmdline}</cmdline>",
         "  </os>",
         "  <on_poweroff>destroy</on_poweroff>",
         "  <on_reboot>restart</on_reboot>",
-        "  <on_crash>destroy</on_crash>",
+        f"  <on_crash>{on_crash}</on_crash>",
         "  <devices>",
         *devices,
         "  </devices>",
@@ -731,6 +737,140 @@ def s_handmade_untouched(e: E2E) -> str:
     return f"domid {e.handmade_domid} unchanged and running"
 
 
+def remove_guests(e: E2E, *names: str) -> None:
+    """Delete the guests' desired files, then their domains (whatever the prune policy)."""
+    e.d.check("rm -f " + " ".join(f"{DESIRED}/{n}.xml {DESIRED}/{n}.cfg" for n in names))
+    time.sleep(3)  # the agent sees the files go (debounce 0.05 s) before the domains do
+    for name in names:
+        e.d.sh(f"xl destroy {quote(name)}", 60)
+    for name in names:
+        e.wait(f"{name} gone", lambda n=name: e.domid(n) is None, timeout=90)
+
+
+_RFB = ("import socket, sys\n"
+        "with socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10) as s:\n"
+        "    s.settimeout(10)\n"
+        "    print(s.recv(12).decode(errors='replace').strip())\n")
+
+
+def s_vnc_autoport(e: E2E) -> str:
+    """Two PV guests with a VNC framebuffer on an autoport: the agent gives each its own port, each
+    guest's qemu (libxl's device model for the vfb) is up and answers there with an RFB banner, and
+    ``xenreconcile list --json`` shows the two ports."""
+    d = e.d
+    names = ("e2e-vnc1", "e2e-vnc2")
+    for name in names:
+        d.write(f"{DESIRED}/{name}.xml", domain_xml(name, vnc=True))
+    try:
+        domids = {n: e.wait_guest_up(n) for n in names}
+        for name, domid in domids.items():
+            e.wait(f"{name}'s qemu (-xen-domid {domid})",
+                   lambda dom=domid: d.sh(f"pgrep -f -- '-xen-domid {dom} '", 30).ok, timeout=120)
+        listing = d.check(f"{XR} list --uri xen:///system --json", 120)
+        ports = {r["name"]: r.get("vnc_port") for r in json.loads(listing) if r.get("name") in names}
+        if sorted(ports) != sorted(names) or None in ports.values() or len(set(ports.values())) != 2:
+            raise ScenarioFailed(f"`xenreconcile list --json` ports: {ports}")
+        d.write("/root/rfb.py", _RFB)
+        banners = {}
+        for name, port in ports.items():
+            def banner(p: int = port) -> str | None:
+                res = d.sh(f"python3 /root/rfb.py {p}", 60)
+                return res.out.strip() if res.ok and res.out.startswith("RFB ") else None
+            banners[name] = e.wait(f"an RFB banner on {name}'s port {port}", banner, timeout=120)
+    finally:
+        remove_guests(e, *names)
+    return ", ".join(f"{n} (domid {domids[n]}): port {ports[n]} {banners[n]!r}" for n in names)
+
+
+def _vcpu_hard_affinity(e: E2E, name: str) -> list[str]:
+    """The hard affinity of each vCPU in ``xl vcpu-list`` (its columns end ``HARD / SOFT``)."""
+    out = e.d.check(f"xl vcpu-list {quote(name)}", 60)
+    return [line.split()[-3] for line in out.splitlines()[1:] if line.split()[-2:-1] == ["/"]]
+
+
+def _credit2_weight(e: E2E, name: str) -> int | None:
+    out = e.d.sh(f"xl sched-credit2 -d {quote(name)}", 60).out
+    rows = [line.split() for line in out.splitlines()[1:]]
+    return int(rows[0][2]) if rows and len(rows[0]) >= 3 and rows[0][2].isdigit() else None
+
+
+def s_live_tuning(e: E2E) -> str:
+    """Pinning (``<vcpu cpuset>``) and the credit2 weight (``<cputune><shares>``) edited in the
+    desired file reach the running guest live: ``xl vcpu-list`` and ``xl sched-credit2`` show the
+    new values, and the domid stays."""
+    d = e.d
+    name = "e2e-tune"
+    d.write(f"{DESIRED}/{name}.xml", domain_xml(name, cpuset="0", shares=256))
+    try:
+        domid = e.wait_guest_up(name)
+        e.wait(f"{name} pinned to cpu 0 and weight 256 at create",
+               lambda: _vcpu_hard_affinity(e, name) == ["0"] and _credit2_weight(e, name) == 256)
+        d.write(f"{DESIRED}/{name}.xml", domain_xml(name, cpuset="1", shares=512))
+        e.wait(f"`xl vcpu-list {name}` showing hard affinity 1",
+               lambda: _vcpu_hard_affinity(e, name) == ["1"])
+        e.wait(f"`xl sched-credit2 -d {name}` showing weight 512", lambda: _credit2_weight(e, name) == 512)
+        e.wait_state(name, "in-sync")
+        e.expect_same_domid(name, domid)
+    finally:
+        remove_guests(e, name)
+    return f"domid {domid}: hard affinity 0 -> 1, credit2 weight 256 -> 512, live"
+
+
+def _usec(text: str) -> float:
+    """Seconds from a ``systemctl show`` time span such as ``1min 30s`` or ``90s``."""
+    units = {"min": 60.0, "ms": 0.001, "us": 0.000001, "s": 1.0, "h": 3600.0}
+    total = 0.0
+    for part in text.split():
+        number = part.rstrip("abcdefghijklmnopqrstuvwxyz")
+        total += float(number) * units[part[len(number):]]
+    return total
+
+
+#: systemd's default start timeout, set for the readiness scenario (the unit's own 600 s would make
+#: "twice the start timeout" 20 minutes).
+SHORT_START_TIMEOUT = 90
+DROP_IN = f"/etc/systemd/system/{UNIT}.d/e2e-start-timeout.conf"
+
+
+def s_unready_guest(e: E2E) -> str:
+    """A guest that cannot be created (more memory than the host has) beside a good one: the first
+    full reconcile still completes, so the unit becomes active (READY=1) and systemd never restarts
+    it, over twice the unit's start timeout (lowered to systemd's default by a drop-in). A
+    Type=notify unit is active only once systemd has had READY=1."""
+    d = e.d
+    big = xl_cfg("e2e-big").replace("memory = 128", "memory = 65536")
+    d.write(f"{DESIRED}/e2e-big.cfg", big)
+    d.write(f"{DESIRED}/e2e-ok.cfg", xl_cfg("e2e-ok"))
+    d.check(f"mkdir -p {DROP_IN.rsplit('/', 1)[0]}")
+    d.write(DROP_IN, f"[Service]\nTimeoutStartSec={SHORT_START_TIMEOUT}\n")
+    try:
+        d.check("systemctl daemon-reload", 120)
+        timeout = _usec(e.unit("TimeoutStartUSec")["TimeoutStartUSec"])
+        if timeout != SHORT_START_TIMEOUT:
+            raise ScenarioFailed(f"the drop-in did not take: TimeoutStartUSec {timeout} s")
+        restarts = e.unit("NRestarts")["NRestarts"]
+        start = time.monotonic()
+        e.start_agent()
+        ready_s = time.monotonic() - start
+        pid = e.agent_pid()
+        e.wait("e2e-ok running", lambda: e.running("e2e-ok"))
+        time.sleep(max(0.0, 2 * timeout - (time.monotonic() - start)))
+        unit = e.unit("ActiveState", "SubState", "StatusText", "NRestarts", "MainPID")
+        big_state = e.status_state("e2e-big")
+        big_domid = e.domid("e2e-big")
+    finally:
+        remove_guests(e, "e2e-big", "e2e-ok")
+        d.check(f"rm -f {DROP_IN} && systemctl daemon-reload", 120)
+    if unit.get("ActiveState") != "active" or unit.get("MainPID") != str(pid) \
+            or unit.get("NRestarts") != restarts:
+        raise ScenarioFailed(f"{2 * timeout:.0f} s after the start (pid {pid}, NRestarts was {restarts}): "
+                             f"{unit}\n{e.agent_log_tail()}")
+    if big_domid is not None or big_state in (None, "in-sync"):
+        raise ScenarioFailed(f"e2e-big: domid {big_domid}, agent state {big_state!r}")
+    return (f"READY=1 {ready_s:.0f} s after the restart (unit active); same pid {pid} and NRestarts "
+            f"{restarts} {2 * timeout:.0f} s on; e2e-big {big_state}; StatusText {unit.get('StatusText')!r}")
+
+
 INSTALL = "installed from the .deb, started by systemd"
 AGENT = (INSTALL, "host setup", "create from domain XML")
 SCENARIOS = [
@@ -755,6 +895,9 @@ SCENARIOS = [
     Scenario("metrics show the actions", s_metrics, AGENT),
     Scenario("list_domains cost", s_list_cost, (INSTALL,)),
     Scenario("hand-made domain never touched", s_handmade_untouched, ("host setup",)),
+    Scenario("VNC autoport: two guests, two ports", s_vnc_autoport, AGENT),
+    Scenario("live vcpu pin and scheduler weight", s_live_tuning, AGENT),
+    Scenario("unit: a guest that cannot be created does not block readiness", s_unready_guest, AGENT),
 ]
 
 
@@ -779,5 +922,17 @@ def run_scenarios(suite: list[Scenario], e: E2E, report: Callable[[Outcome], Non
     return outcomes
 
 
-def run_all(e: E2E, report: Callable[[Outcome], None]) -> list[Outcome]:
-    return run_scenarios(SCENARIOS, e, report)
+def subset(suite: list[Scenario], names: list[str]) -> list[Scenario]:
+    """``names`` and every scenario they need (transitively), in the suite's order: what
+    ``run_e2e.py --only`` runs. KeyError names an unknown scenario."""
+    by_name = {sc.name: sc for sc in suite}
+    wanted: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in by_name:
+            raise KeyError(f"no scenario named {name!r}")
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(by_name[name].needs)
+    return [sc for sc in suite if sc.name in wanted]

@@ -22,6 +22,8 @@ from agent.cli import main as cli_main
 @pytest.mark.parametrize("variant", [
     {}, {"disk": "/dev/loop0"}, {"nic": True}, {"nic": True, "current_mib": 96},
     {"nic": True, "current_mib": 96, "kernel": scenarios.KERNEL_ALT},
+    {"vnc": True}, {"cpuset": "1", "shares": 512},
+    {"on_crash": "coredump-restart", "cmdline": "console=hvc0 sysrq_always_enabled"},
 ])
 def test_guest_domain_xml_is_valid_project_input(tmp_path: Path, variant: dict) -> None:
     path = tmp_path / "e2e-xml.xml"
@@ -92,3 +94,17 @@ def test_readme_install_section_gives_the_two_commands_the_e2e_runs() -> None:
     install, enable = scenarios.readme_install_commands((scenarios.CHECKOUT / "README.md").read_text())
     assert install.startswith("apt-get install ./xenreconcile_") and install.endswith(".deb")
     assert enable.split()[:3] == ["systemctl", "enable", "--now"] and "xenreconcile" in enable.split()
+
+
+def test_subset_adds_what_the_named_scenarios_need_in_suite_order() -> None:
+    picked = scenarios.subset(scenarios.SCENARIOS, ["disk unplug"])
+    assert [sc.name for sc in picked] == list(scenarios.AGENT) + ["disk unplug"]
+    with pytest.raises(KeyError, match="no scenario named 'nope'"):
+        scenarios.subset(scenarios.SCENARIOS, ["nope"])
+
+
+def test_dom0_scripts_compile_and_time_spans_parse() -> None:
+    """The scripts the scenarios write into dom0 are valid Python; systemd's spans are read right."""
+    compile(scenarios._RFB, "rfb.py", "exec")
+    assert scenarios._usec("1min 30s") == 90
+    assert scenarios._usec("10min") == 600
