@@ -963,6 +963,268 @@ def s_unready_guest(e: E2E) -> str:
             f"{restarts} {2 * timeout:.0f} s on; e2e-big {big_state}; StatusText {unit.get('StatusText')!r}")
 
 
+# --- host reboots, xendomains and the hand-over (last: each reboot restarts dom0) --------------
+CLEAN = "XR-E2E-GUEST-CLEAN-SHUTDOWN"
+TICK = "XR-E2E-GUEST-TICK"
+#: The guests xendomains starts at boot, the agent then takes over, shuts down and brings back.
+STORM = tuple(f"e2e-s{i}" for i in range(1, 7))
+#: The guests of the save-and-restore reboot (fewer: a save writes each guest's memory).
+SAVED = STORM[:2]
+#: QEMU's exit after ``systemctl reboot`` plus a boot, under TCG on a loaded machine.
+BOOT_AFTER_REBOOT = 900.0
+MARKS = "/run/xr-e2e-markers.json"
+MARK_BASELINE = f"{GUEST_DIR}/marker-baseline.json"
+#: Started at boot before xendomains and the agent: the CLOCK_MONOTONIC time at which each guest's
+#: console log first shows a boot marker beyond the count recorded before the reboot (what the
+#: boot storm is timed by, against the services' own start time in the same clock).
+MARKWATCH = f"""import json, os, time
+base = json.load(open({MARK_BASELINE!r}))
+seen = {{}}
+while len(seen) < len(base):
+    for name, count in base.items():
+        if name in seen:
+            continue
+        try:
+            with open(f"/var/log/xen/console/guest-{{name}}.log", "rb") as f:
+                now = f.read().count(b{MARKER!r})
+        except OSError:
+            continue
+        if now > count:
+            seen[name] = time.monotonic()
+            with open({MARKS!r} + ".tmp", "w") as f:
+                json.dump(seen, f)
+            os.replace({MARKS!r} + ".tmp", {MARKS!r})
+    time.sleep(0.1)
+"""
+MARKWATCH_UNIT = f"""[Unit]
+Description=e2e: when each guest's boot marker appears (boot storm timing)
+After=local-fs.target
+Before=xendomains.service xenreconcile.service
+ConditionPathExists={MARK_BASELINE}
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/sbin/xr-e2e-markwatch.py
+ExecStopPost=/bin/rm -f {MARK_BASELINE}
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _console_count(e: E2E, name: str, pattern: str) -> int:
+    res = e.d.sh(f"grep -c {pattern} /var/log/xen/console/guest-{name}.log", 30)
+    return int(res.out.strip()) if res.out.strip().isdigit() else 0
+
+
+def _last_tick(e: E2E, name: str) -> int:
+    out = e.d.sh(f"grep {TICK} /var/log/xen/console/guest-{name}.log | tail -1", 30).out.split()
+    return int(out[-1]) if out and out[-1].isdigit() else 0
+
+
+@dataclass
+class GuestSeen:
+    """What a reboot scenario compares across the reboot, per guest."""
+    domid: int | None
+    markers: int
+    clean: int
+    tick: int
+
+
+def _seen(e: E2E, names: tuple[str, ...]) -> dict[str, GuestSeen]:
+    return {n: GuestSeen(e.domid(n), e.markers(n), _console_count(e, n, CLEAN), _last_tick(e, n))
+            for n in names}
+
+
+def _monotonic(e: E2E, unit: str, prop: str) -> float:
+    """A unit's ``...TimestampMonotonic`` property, in seconds of dom0's CLOCK_MONOTONIC."""
+    out = e.d.check(f"systemctl show -p {prop}TimestampMonotonic --value {unit}", 30).strip()
+    if not out.isdigit() or int(out) == 0:
+        raise ScenarioFailed(f"{unit} has no {prop}TimestampMonotonic ({out!r})")
+    return int(out) / 1e6
+
+
+def _reboot(e: E2E, timed: tuple[str, ...] = ()) -> float:
+    """``systemctl reboot`` of dom0 and its boot on the same disk; with ``timed``, the boot marker
+    watcher is armed for those guests. Returns the seconds from the request to dom0 answering."""
+    if timed:
+        baseline = {n: e.markers(n) for n in timed}
+        e.d.write(MARK_BASELINE, json.dumps(baseline))
+    e.agent_expected = False
+    e.d.sh("sync", 60)
+    return e.d.reboot(BOOT_AFTER_REBOOT)
+
+
+def _storm_seconds(e: E2E, unit: str, names: tuple[str, ...]) -> float:
+    """From ``unit``'s start at this boot to the last of ``names``' boot markers."""
+    marks: dict[str, float] = {}
+
+    def all_marked() -> bool:
+        res = e.d.sh(f"cat {MARKS}", 30)
+        marks.update(json.loads(res.out) if res.ok and res.out.strip() else {})
+        return set(names) <= set(marks)
+    e.wait(f"every boot marker of {names} after the boot", all_marked, timeout=BOOT_AFTER_REBOOT)
+    return max(marks[n] for n in names) - _monotonic(e, unit, "InactiveExit")
+
+
+def _timed_stop(e: E2E, unit: str, names: tuple[str, ...]) -> float:
+    """``systemctl stop unit``; the seconds systemd spent stopping it (its stop waits until the
+    guests are down), after checking every guest in ``names`` went down cleanly."""
+    before = {n: _console_count(e, n, CLEAN) for n in names}
+    e.d.check(f"systemctl stop {unit}", 600)
+    took = _monotonic(e, unit, "InactiveEnter") - _monotonic(e, unit, "ActiveExit")
+    left = [n for n in names if e.domid(n) is not None]
+    unclean = [n for n in names if _console_count(e, n, CLEAN) <= before[n]]
+    if left or unclean:
+        raise ScenarioFailed(f"after `systemctl stop {unit}`: still running {left}, no clean-shutdown "
+                             f"line on the console of {unclean}")
+    return took
+
+
+XENDOMAINS_DEFAULTS = "/etc/default/xendomains"
+
+
+def s_xendomains_host(e: E2E) -> str:
+    """This dom0 becomes a plain xendomains host: the agent's package purged (no guest running),
+    six guests in /etc/xen/auto, xendomains shutting guests down rather than saving them. After a
+    reboot xendomains has started them one by one (the boot storm's xendomains side, timed from
+    its start to the last boot marker); ``systemctl stop xendomains`` is timed until every guest is
+    cleanly down (the host shutdown's xendomains side); its start brings them back."""
+    d = e.d
+    e.stop_agent()
+    for _, domid, _ in e.xl_list():
+        if domid:
+            d.sh(f"xl destroy {domid}", 60)
+    d.check("systemctl disable --now xenreconcile-guests.service", 300)
+    d.check(f"apt-get purge -y xenreconcile </dev/null && rm -rf {STATE_DIR} {DESIRED}", 600)
+    d.check("mkdir -p /etc/xen/auto && rm -f /etc/xen/auto/*")
+    for name in STORM:
+        d.write(f"/etc/xen/auto/{name}.cfg", xl_cfg(name))
+    d.check(f"sed -i 's|^XENDOMAINS_SAVE=.*|XENDOMAINS_SAVE=|' {XENDOMAINS_DEFAULTS}")
+    d.write("/usr/local/sbin/xr-e2e-markwatch.py", MARKWATCH)
+    d.write("/etc/systemd/system/xr-e2e-markwatch.service", MARKWATCH_UNIT)
+    d.check("systemctl daemon-reload && systemctl enable xr-e2e-markwatch.service", 120)
+    _reboot(e, STORM)
+    storm = _storm_seconds(e, "xendomains.service", STORM)
+    e.figures["xendomains_boot_storm_s"] = storm
+    shutdown = _timed_stop(e, "xendomains.service", STORM)
+    e.figures["xendomains_shutdown_s"] = shutdown
+    markers = {n: e.markers(n) for n in STORM}
+    d.check("systemctl start xendomains.service", 600)
+    for name in STORM:
+        e.wait_guest_up(name, markers[name])
+    return (f"{len(STORM)} guests from /etc/xen/auto: last marker {storm:.1f} s after xendomains "
+            f"started at boot; `systemctl stop xendomains` {shutdown:.1f} s until all were cleanly down")
+
+
+def s_handover(e: E2E) -> str:
+    """README "Install on a Xen host" and "Moving a host from xendomains or libvirt" on the guests
+    xendomains runs: the .deb installed, a desired file each, `plan` says Unowned, the units
+    enabled, `adopt`, xendomains retired; no guest is stopped (same domids) and the agent owns
+    them (in-sync)."""
+    d = e.d
+    domids = {n: int(e.wait(f"{n} started by xendomains", lambda n=n: e.running(n))) for n in STORM}
+    install, enable = readme_install_commands((CHECKOUT / "README.md").read_text())
+    res = d.sh(f"cd /root/pkg && {install} </dev/null", 600)
+    if not res.ok:
+        raise ScenarioFailed(f"`{install}` failed in dom0 (rc {res.rc}):\n{res.text()[-2000:]}")
+    e.write_settings(on_host_shutdown="shutdown")
+    for name in STORM:
+        d.check(f"cp /etc/xen/auto/{name}.cfg {DESIRED}/{name}.cfg")
+    plan = d.sh(f"{XR} plan --uri xen:///system --dir {DESIRED} --state-dir {STATE_DIR}", 120)
+    unowned = [n for n in STORM if any(n in ln and "Unowned" in ln for ln in plan.out.splitlines())]
+    if unowned != list(STORM):
+        raise ScenarioFailed(f"`xenreconcile plan` (rc {plan.rc}) reports {unowned} Unowned:\n"
+                             f"{plan.text()[-1500:]}")
+    d.check(enable, 300)
+    e.wait_ready(f"after `{enable}`")
+    e.agent_expected = True
+    for name in STORM:
+        e.wait_state(name, "conflict")
+    d.check(f"{XR} adopt {' '.join(STORM)}", 120)
+    d.check("rm /etc/xen/auto/* && systemctl disable xendomains", 120)
+    for name in STORM:
+        e.wait_state(name, "in-sync")
+    time.sleep(5)
+    for name, domid in domids.items():
+        e.expect_same_domid(name, domid)
+    return (f"`{install}` and `{enable}` with {len(STORM)} guests running; adopted, all in-sync; "
+            f"domids {sorted(domids.values())} kept")
+
+
+def s_shutdown_timing(e: E2E) -> str:
+    """The host shutdown's agent side, as systemd runs it: the agent stopped, then
+    ``xenreconcile-guests`` stopped (on_host_shutdown = "shutdown", the guests in parallel), timed
+    until every guest is cleanly down; then both started again and the guests brought back."""
+    d = e.d
+    markers = {n: e.markers(n) for n in STORM}
+    e.stop_agent()
+    took = _timed_stop(e, "xenreconcile-guests.service", STORM)
+    d.check("systemctl start xenreconcile-guests.service", 120)
+    e.start_agent(on_host_shutdown="shutdown")
+    for name in STORM:
+        e.wait_guest_up(name, markers[name])
+    xendomains = e.figures["xendomains_shutdown_s"]
+    ratio = took / xendomains
+    e.figures.update(agent_shutdown_s=took, agent_vs_xendomains_shutdown_ratio=ratio)
+    return (f"{len(STORM)} guests cleanly down: agent {took:.1f} s, xendomains {xendomains:.1f} s, "
+            f"ratio {ratio:.2f} (target <= 1.1)")
+
+
+def s_reboot_shutdown(e: E2E) -> str:
+    """``on_host_shutdown = "shutdown"``: at ``systemctl reboot`` xenreconcile-guests shuts every
+    owned guest down cleanly (its init prints the clean-shutdown line on its console); at boot the
+    agent creates them again (the boot storm's agent side, timed from its start to the last
+    marker)."""
+    before = _seen(e, STORM)
+    took = _reboot(e, STORM)
+    storm = _storm_seconds(e, UNIT, STORM)
+    e.wait_ready("after the reboot")
+    e.agent_expected = True
+    after = _seen(e, STORM)
+    not_clean = [n for n in STORM if after[n].clean <= before[n].clean]
+    if not_clean:
+        guests_log = e.d.sh("journalctl -b -1 -u xenreconcile-guests -o cat --no-pager", 30).out
+        raise ScenarioFailed(f"no clean-shutdown line on the console of {not_clean}; "
+                             f"xenreconcile-guests at the reboot:\n{guests_log[-800:]}")
+    e.figures.update(agent_boot_storm_s=storm, reboot_shutdown_s=took)
+    return (f"{len(STORM)} guests shut down cleanly and booted again, the last {storm:.1f} s after the "
+            f"agent started; dom0 back {took:.0f} s after the request")
+
+
+def s_boot_storm(e: E2E) -> str:
+    """The same six guests brought up at dom0 boot by xendomains (one by one) and by the agent."""
+    agent, xendomains = e.figures["agent_boot_storm_s"], e.figures["xendomains_boot_storm_s"]
+    ratio = agent / xendomains
+    e.figures["agent_vs_xendomains_boot_ratio"] = ratio
+    return (f"service start to the last of {len(STORM)} markers: agent {agent:.1f} s, xendomains "
+            f"{xendomains:.1f} s, ratio {ratio:.2f} (target <= 0.6)")
+
+
+def s_reboot_save(e: E2E) -> str:
+    """``on_host_shutdown = "save"``: the guests are saved at the reboot and restored at boot, so
+    the counter each keeps in memory goes on from where it was, and none boots again."""
+    remove_guests(e, *[n for n in STORM if n not in SAVED])
+    e.start_agent(on_host_shutdown="save")
+    for name in SAVED:
+        e.wait(f"{name}'s counter ticking", lambda n=name: _last_tick(e, n) > 0, timeout=60)
+    before = _seen(e, SAVED)
+    took = _reboot(e)
+    e.wait_ready("after the reboot")
+    e.agent_expected = True
+    for name in SAVED:
+        e.wait(f"{name} running after the restore", lambda n=name: e.running(n))
+        e.wait(f"{name}'s counter going on after the restore",
+               lambda n=name: _last_tick(e, n) > before[n].tick + 10, timeout=180)
+    after = _seen(e, SAVED)
+    rebooted = [n for n in SAVED if after[n].markers != before[n].markers]
+    if rebooted:
+        raise ScenarioFailed(f"booted again instead of restored: {rebooted}")
+    for name in SAVED:
+        e.wait_state(name, "in-sync")
+    e.figures["reboot_save_s"] = took
+    return (f"counters {[before[n].tick for n in SAVED]} before the reboot went on to "
+            f"{[after[n].tick for n in SAVED]} with no new boot; domids "
+            f"{[after[n].domid for n in SAVED]}; dom0 back {took:.0f} s after the request")
+
+
 INSTALL = "installed from the .deb, started by systemd"
 AGENT = (INSTALL, "host setup", "create from domain XML")
 SCENARIOS = [
@@ -993,6 +1255,19 @@ SCENARIOS = [
     Scenario("live vcpu pin and scheduler weight", s_live_tuning, AGENT),
     Scenario("on_crash coredump-restart", s_crash_coredump, AGENT),
     Scenario("unit: a guest that cannot be created does not block readiness", s_unready_guest, AGENT),
+    # Last: they turn dom0 into a xendomains host, hand it over, and reboot it.
+    Scenario("xendomains host: boot storm and shutdown timed", s_xendomains_host, AGENT),
+    Scenario("hand-over from xendomains keeps guests running", s_handover,
+             ("xendomains host: boot storm and shutdown timed",)),
+    Scenario("host shutdown: agent vs xendomains", s_shutdown_timing,
+             ("hand-over from xendomains keeps guests running",)),
+    Scenario("host reboot: guests shut down cleanly and come back", s_reboot_shutdown,
+             ("hand-over from xendomains keeps guests running",)),
+    Scenario("boot storm: agent vs xendomains", s_boot_storm,
+             ("xendomains host: boot storm and shutdown timed",
+              "host reboot: guests shut down cleanly and come back")),
+    Scenario("host reboot: guests saved and restored", s_reboot_save,
+             ("hand-over from xendomains keeps guests running",)),
 ]
 
 

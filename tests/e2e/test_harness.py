@@ -105,6 +105,7 @@ def test_subset_adds_what_the_named_scenarios_need_in_suite_order() -> None:
 
 def test_dom0_scripts_compile_and_time_spans_parse() -> None:
     """The scripts the scenarios write into dom0 are valid Python; systemd's spans are read right."""
+    compile(scenarios.MARKWATCH, "xr-e2e-markwatch.py", "exec")
     compile(scenarios._RFB, "rfb.py", "exec")
     assert scenarios._usec("1min 30s") == 90
     assert scenarios._usec("10min") == 600

@@ -143,6 +143,27 @@ class Dom0:
                 if time.monotonic() > deadline:
                     raise VMError(f"dom0 did not answer within {timeout:.0f} s") from None
 
+    def reboot(self, timeout: float) -> float:
+        """``systemctl reboot`` in dom0, then boot again on the same disk; returns the seconds from
+        the request to the control agent answering again.
+
+        The reboot is scheduled (systemd-run) so the control agent can answer first; Xen reboots
+        the machine, and QEMU, started with ``-no-reboot``, exits instead: start it again.
+        """
+        start = time.monotonic()
+        self.check("systemd-run --on-active=1 --unit=xr-e2e-reboot /bin/systemctl reboot", 60)
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise VMError(f"dom0 did not reboot within {timeout:.0f} s of `systemctl reboot`") from None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.proc = None
+        self.boot(timeout)
+        return time.monotonic() - start
+
     def _check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             out = (self.run_dir / "qemu.out").read_text(errors="replace").strip()
