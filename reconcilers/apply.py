@@ -22,9 +22,9 @@ import uuid as uuid_mod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from libxl.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
-from libxl.display import DisplayPorts
 from libxl.errors import XenReconcileError
+from libxl.hosts.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
+from libxl.hosts.display import DisplayPorts
 from reconcilers import plan as pl
 from reconcilers import status as st
 from reconcilers.desired import DesiredSet
