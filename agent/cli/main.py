@@ -2,30 +2,23 @@
 
 Each module in ``COMMANDS`` exposes ``register(subparsers)`` and sets ``func`` on its parsers; the
 function returns the exit status. Keeping verbs in their own modules lets the CLI grow without one
-file that knows every floor of the project.
+file that knows every floor of the project. They are imported plainly (not by name through
+importlib), so a renamed or missing verb module fails at import and tools see the dependency.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
+from types import ModuleType
 from typing import NoReturn
 
+from agent.cli.commands import convert, hosts, lifecycle, reconcile, remote, render, run, validate
 from agent.cli.errors import one_line, report
 
-#: Verb modules under ``agent.cli.commands``, in the order ``--help`` lists them.
-COMMANDS = [
-    "validate",
-    "render",
-    "hosts",
-    "convert",
-    "reconcile",
-    "run",
-    "lifecycle",
-    "remote",
-]
+#: Verb modules, in the order ``--help`` lists them.
+COMMANDS: tuple[ModuleType, ...] = (validate, render, hosts, convert, reconcile, run, lifecycle, remote)
 
 
 #: Verbs whose usage errors cannot exit 2, because 2 means something else there: plan's 2 is
@@ -48,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declarative reconciliation agent for Xen hosts (libxl).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        importlib.import_module(f"agent.cli.commands.{name}").register(sub)
+    for module in COMMANDS:
+        module.register(sub)
     return parser
 
 

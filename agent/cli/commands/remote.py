@@ -119,7 +119,7 @@ def _confine(argv: list[str], *, uri: str | None, config: Any) -> None:
     caller's choosing), and ``status --url`` may only name this host's own agent on loopback over
     http (not ``file://``, not another host)."""
     from agent.cli.main import (
-        build_parser,  # late: agent.cli.main imports this module while building its parser
+        build_parser,  # late: agent.cli.main imports this module (its verb list)
     )
 
     with contextlib.redirect_stderr(io.StringIO()):
@@ -142,7 +142,7 @@ def _confine(argv: list[str], *, uri: str | None, config: Any) -> None:
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
     """Run a verb in-process, capturing what it prints (argparse errors included)."""
-    from agent.cli.main import main  # late: agent.cli.main imports this module while building its parser
+    from agent.cli.main import main  # late: agent.cli.main imports this module (its verb list)
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
