@@ -29,9 +29,10 @@ from typing import Any
 
 from agent import log as agentlog
 from agent.config import AgentConfig
-from agent.daemon.metrics import AgentMetrics, DomainView, TimedBackend
+from agent.daemon.metrics import AgentMetrics, DomainView
 from agent.daemon.queue import Outcome, QueueSettings, WorkerPool, WorkQueue
 from agent.daemon.systemd import Notifier
+from agent.daemon.timedbackend import TimedBackend
 from agent.daemon.watch import Change, DesiredWatcher
 from libxl.errors import ConfigError, XenReconcileError
 from libxl.frontends.hostconf import with_host_cpus

@@ -1,4 +1,6 @@
-"""Prometheus metrics, the health endpoints and ``/status``, on one small HTTP server.
+"""The agent's Prometheus metrics: the registry, its counters and histograms, and the collectors
+that build per-domain series at scrape time. Served by agent.daemon.endpoints; host calls are timed
+into it by agent.daemon.timedbackend.
 
 Names mirror controller-runtime's reconcile and work-queue metrics under one prefix,
 ``xenreconcile_``, so dashboards written for Kubernetes controllers read naturally. Per-domain
@@ -13,22 +15,15 @@ as many agents as they like in one process.
 
 from __future__ import annotations
 
-import json
 import platform
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from importlib import metadata
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from agent.daemon.httpd import BoundedHTTPServer, Limits
-from agent.log import get_logger
 from libxl.hosts.backend import DomainInfo, IoStats
 from reconcilers.status import DRIFTED, RESTART_REQUIRED, STATES, Status
 
@@ -260,102 +255,3 @@ class AgentMetrics:
 
     def rescan(self, reason: str) -> None:
         self.rescans.inc()
-
-
-class TimedBackend:
-    """A proxy that times every host call and counts its failures, per operation.
-
-    Wrapping at the interface boundary measures libxl itself, whatever the reconciler does around it.
-    """
-
-    def __init__(self, backend: Any, metrics: AgentMetrics) -> None:
-        self._backend = backend
-        self._metrics = metrics
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._backend, name)
-        if name.startswith("_") or not callable(attr):
-            return attr
-        duration = self._metrics.libxl_duration.labels(name)
-        errors = self._metrics.libxl_errors.labels(name)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return attr(*args, **kwargs)
-            except Exception:
-                errors.inc()
-                raise
-            finally:
-                duration.observe(time.perf_counter() - start)
-
-        # Kept, so later calls skip this lookup (a resync makes one call per guest).
-        setattr(self, name, timed)
-        return timed
-
-
-@dataclass
-class Endpoints:
-    """What the HTTP server asks the loop: liveness, readiness and the status document."""
-    healthy: Callable[[], tuple[bool, str]]
-    #: /readyz: the first full reconcile has run (per-guest failures never hold it).
-    ready: Callable[[], tuple[bool, str]]
-    status: Callable[[], dict[str, Any]]
-
-
-class MetricsServer:
-    """``/metrics``, ``/healthz``, ``/readyz`` and ``/status`` on ``(host, port)`` (port 0: any), with
-    timeouts and a bounded worker pool (agent.daemon.httpd): slow or idle clients cost no thread."""
-
-    def __init__(self, address: tuple[str, int], registry: CollectorRegistry, endpoints: Endpoints,
-                 limits: Limits | None = None) -> None:
-        self._server = BoundedHTTPServer(address, _make_handler(registry, endpoints), limits)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self._server.server_address
-
-    def start(self) -> None:
-        self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-
-def _make_handler(registry: CollectorRegistry, endpoints: Endpoints) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = f"xenreconcile/{version()}"
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            try:
-                code, body, content_type = self._route(self.path.split("?", 1)[0])
-            except Exception as err:  # noqa: BLE001 (one endpoint's bug: a 500 and one log line)
-                self._send(500, b"internal error\n", "text/plain")
-                get_logger(component="metrics").warning("metrics endpoint failed", path=self.path[:200],
-                                                        error=f"{type(err).__name__}: {err}")
-                return
-            self._send(code, body, content_type)
-
-        def _route(self, path: str) -> tuple[int, bytes, str]:
-            if path == "/metrics":
-                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                return 200, encoder(registry), content_type
-            if path in ("/healthz", "/readyz"):
-                ok, why = (endpoints.healthy if path == "/healthz" else endpoints.ready)()
-                return 200 if ok else 503, (why + "\n").encode(), "text/plain; charset=utf-8"
-            if path == "/status":
-                body = json.dumps(endpoints.status(), indent=2, sort_keys=True).encode() + b"\n"
-                return 200, body, "application/json"
-            return 404, b"not found: try /metrics /healthz /readyz /status\n", "text/plain"
-
-        def _send(self, code: int, body: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (signature is fixed)
-            """Scrapes every 15 s would drown the agent's own log lines."""
-
-    return Handler

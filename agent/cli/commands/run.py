@@ -23,8 +23,9 @@ from agent.cli.commands.hosts import domain_rows, with_display_ports
 from agent.cli.errors import CommandError
 from agent.cli.replies import status_document, status_url
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
+from agent.daemon.endpoints import Endpoints, MetricsServer
 from agent.daemon.loop import Controller
-from agent.daemon.metrics import AgentMetrics, Endpoints, MetricsServer
+from agent.daemon.metrics import AgentMetrics
 from agent.daemon.socket_api import AgentSocket
 from agent.daemon.systemd import Notifier
 from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError, safe
