@@ -5,6 +5,11 @@ through the ``Backend`` interface, recording ownership in the state directory an
 ``StatusBook``. It is idempotent: a second run over an unchanged host and desired set plans nothing.
 A failing action stops the remaining actions of that domain only, and the domain's status says why.
 
+The reconciler is the only writer of the status book, the agent's loop included (a reconcile that
+could not run at all is recorded through ``failed``): the rules of what a status holds and when a
+name leaves the book live in one place, so ``xenreconcile status``, ``/status`` and the metrics
+cannot disagree about a guest because two writers applied different rules.
+
 Display ports come from ``reconcilers.ports``: planning sees each autoport guest's recorded port
 written into its desired config, and a create gets its ports assigned just before libxl is asked.
 
@@ -46,10 +51,23 @@ class Result:
     applied: list[pl.Action] = field(default_factory=list)
     notes: list[pl.Note] = field(default_factory=list)
     error: str | None = None
+    #: The status this reconcile recorded (kept here even when the book then let the name go).
+    recorded: st.Status | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing applied, noted or failed: a reconcile with nothing to say."""
+        return not (self.applied or self.notes or self.error)
+
+
+def _declared(name: str, desired: DesiredSet) -> bool:
+    """Whether a file declares ``name``: valid, in conflict, or invalid and kept from its last good
+    version (``invalid_names`` is built only for the rare name that is neither of the others)."""
+    return name in desired.domains or name in desired.conflicts or name in desired.invalid_names()
 
 
 def for_create(config: LibxlConfig, owner: str) -> LibxlConfig:
@@ -200,11 +218,18 @@ class Reconciler:
                 continue
             if result.ok:
                 self._refresh_origin(dom.name, desired, owned_uuids.get(dom.name))
-            self.status.record(dom.name, result.status, file=str(dom.file) if dom.file else None,
-                               error=result.error,
-                               action=result.applied[-1].kind if result.applied else None,
-                               ports=self.ports.get(dom.name) or DisplayPorts())
+            result.recorded = self.status.record(
+                dom.name, result.status, file=str(dom.file) if dom.file else None, error=result.error,
+                action=result.applied[-1].kind if result.applied else None,
+                ports=self.ports.get(dom.name) or DisplayPorts())
+            if result.quiet and result.status == st.IN_SYNC and not _declared(dom.name, desired):
+                self.status.forget(dom.name)  # an unmanaged guest left alone: nothing to report
         return [results[d.name] for d in plan.domains]
+
+    def failed(self, name: str, error: str) -> Result:
+        """A reconcile of ``name`` that could not run (the host did not answer): recorded as an error
+        (display ports kept), so the next attempt is reported as a transition."""
+        return Result(name, st.ERROR, error=error, recorded=self.status.record(name, st.ERROR, error=error))
 
     def _keep_departures(self, planned: list[pl.DomainPlan]) -> None:
         """Record or drop the departures the plan decided on (saved once for all of them)."""

@@ -11,7 +11,8 @@ from pathlib import Path
 import structlog
 
 from agent import log as agentlog
-from agent.daemon.loop import Controller, Gate, affected_names
+from agent.daemon.desiredcache import affected_names
+from agent.daemon.loop import Controller, Gate
 from agent.daemon.queue import Outcome
 from libxl.hosts.uri import open_backend
 from reconcilers.apply import Result

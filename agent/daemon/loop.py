@@ -13,6 +13,10 @@ A full resync excludes the per-key workers (a reader/writer gate), so one domain
 two threads at once. The loop thread is also the liveness signal: it stamps a heartbeat and sends
 systemd's ``WATCHDOG=1`` on every tick, so a hung loop is noticed by ``/healthz`` and restarted by
 systemd.
+
+The loop only schedules: the desired set it works from is kept by ``agent.daemon.desiredcache``,
+what it says about each reconcile (metrics, log lines) by ``agent.daemon.results``, and the status
+book is written by the reconciler alone (``reconcilers.apply``); the loop reads it.
 """
 
 from __future__ import annotations
@@ -29,20 +33,18 @@ from typing import Any
 
 from agent import log as agentlog
 from agent.config import AgentConfig
+from agent.daemon.desiredcache import DesiredCache
 from agent.daemon.metrics import AgentMetrics, DomainView
 from agent.daemon.queue import Outcome, QueueSettings, WorkerPool, WorkQueue
+from agent.daemon.results import TERMINAL, report
 from agent.daemon.systemd import Notifier
 from agent.daemon.timedbackend import TimedBackend
 from agent.daemon.watch import Change, DesiredWatcher
-from libxl.errors import ConfigError, XenReconcileError
-from libxl.frontends.hostconf import with_host_cpus
+from libxl.errors import XenReconcileError
 from libxl.hosts.backend import Backend, DomainEvent, DomainInfo, IoStats
-from reconcilers import status as st
-from reconcilers.apply import Reconciler, Result
-from reconcilers.desired import DesiredSet, load_desired
+from reconcilers.apply import Reconciler
+from reconcilers.desired import DesiredSet
 
-#: Results that retrying cannot fix until the desired file changes.
-_TERMINAL = (st.INVALID, st.CONFLICT)
 #: Longest sleep of the loop thread between heartbeats.
 _TICK = 1.0
 
@@ -85,26 +87,6 @@ class Gate:
                 self._cond.notify_all()
 
 
-def affected_names(old: DesiredSet | None, new: DesiredSet) -> set[str]:
-    """Domains whose declaration differs between two desired sets.
-
-    Compares what the reconciler acts on (file, content hash, conflicts, invalid fallbacks), not
-    which files had events: a batch re-reads the whole directory, so it already sees files whose
-    own events are still in the next batch, and keying on events would reconcile those twice.
-    An editor re-saving identical bytes costs nothing; drift on the host is the resync's job.
-    """
-    def declared(s: DesiredSet | None) -> dict[str, tuple[str, str]]:
-        if s is None:
-            return {}
-        out = {n: (str(d.file), d.content_hash) for n, d in s.domains.items()}
-        out.update({n: ("conflict", ",".join(map(str, files))) for n, files in s.conflicts.items()})
-        out.update({d.name: ("invalid", str(s.invalid[p])) for p, d in s.last_good.items()})
-        return out
-
-    before, after = declared(old), declared(new)
-    return {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
-
-
 @dataclass
 class LoopState:
     """What ``/healthz``, ``/readyz`` and ``/status`` read."""
@@ -130,25 +112,22 @@ class Controller:
         self._clock = clock
         self._raw_backend = backend
         self.backend = TimedBackend(backend, self.metrics)
-        self.status = st.StatusBook()
-        self.reconciler = Reconciler(self.backend, settings.policy(), settings.state_dir, self.status)
+        self.reconciler = Reconciler(self.backend, settings.policy(), settings.state_dir)
+        #: Read here (metrics, /status, STATUS=); only the reconciler writes it (reconcilers.apply).
+        self.status = self.reconciler.status
         self.queue = WorkQueue(QueueSettings(settings.backoff_base, settings.backoff_cap, settings.rate_limit,
                                              settings.rate_burst), hooks=self.metrics)
         self.pool = WorkerPool(self.queue, self._handle, settings.workers, on_error=self._worker_crashed)
         self.watcher = self._new_watcher(settings)
         self._gate = Gate()
-        self._desired_lock = threading.Lock()
-        self._desired: DesiredSet | None = None
-        self._desired_error: str | None = None
-        #: The host's cpu count, asked of the backend once (xl cuts xl.cfg cpu lists to it).
-        self._nr_cpus: int | None = None
+        self.log = agentlog.get_logger(component="loop")
+        self._desired = DesiredCache(lambda: self.settings, self.backend, self.log)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload_requested = False
         self._resync_requested = False
         now = clock()
         self.state = LoopState(started=now, heartbeat=now)
-        self.log = agentlog.get_logger(component="loop")
         self.metrics.bind_queue(self.queue.unfinished_work)
         self.metrics.bind_domains(self._domain_view)
         self.metrics.bind_runtime(self._runtime_sample)
@@ -176,41 +155,11 @@ class Controller:
     # -- desired state -------------------------------------------------------------------------
 
     def desired(self) -> DesiredSet | None:
-        with self._desired_lock:
-            return self._desired
+        return self._desired.current()
 
     def refresh_desired(self) -> set[str]:
         """Re-read the desired directory; returns the names whose declaration changed."""
-        with self._desired_lock:
-            old = self._desired
-            try:
-                host = with_host_cpus(self.settings.host_settings(), self._host_cpus)  # xl.conf edits apply
-                new = load_desired(Path(self.settings.desired_dir), old, security=self.settings.security(),
-                                   host=host)
-            except ConfigError as err:
-                # The directory itself is gone: keep the last set (never prune on a missing mount).
-                if self._desired_error != str(err):
-                    self.log.error("desired directory unreadable; keeping the last desired set",
-                                   file=self.settings.desired_dir, error=str(err))
-                self._desired_error = str(err)
-                return set()
-            self._desired_error = None
-            self._desired = new
-        for path, err in new.invalid.items():
-            if old is None or old.invalid.get(path) is None or str(old.invalid[path]) != str(err):
-                self.log.warning("desired file invalid", file=str(path), action="validate", error=str(err))
-        for dom in new.domains.values():  # an xl.cfg's caveats, once per version of the file
-            seen = old.domains.get(dom.name) if old else None
-            if seen is None or seen.content_hash != dom.content_hash:
-                for warning in dom.warnings:
-                    self.log.warning("desired file warning", file=str(dom.file), action="validate",
-                                     warning=str(warning))
-        return affected_names(old, new)
-
-    def _host_cpus(self) -> int:
-        if self._nr_cpus is None:
-            self._nr_cpus = self.backend.host_info().nr_cpus
-        return self._nr_cpus
+        return self._desired.refresh()
 
     def _on_change(self, change: Change) -> None:
         """Watcher batch: re-read, then queue every affected domain.
@@ -268,51 +217,17 @@ class Controller:
             try:
                 result = self.reconciler.reconcile(name, desired)
             except XenReconcileError as err:
-                result = Result(name, st.ERROR, error=str(err))
-                self.status.record(name, st.ERROR, error=str(err))
+                result = self.reconciler.failed(name, str(err))
             seconds = time.perf_counter() - start
-        self._report(result, desired, rid, seconds)
+        report(self.metrics, result, desired, rid, seconds)
         after = self.status.get(name)
         if self.state.ready and (before and before.state) != (after and after.state):
             self.notifier.status(self.status_line())  # STATUS= follows every guest that changes state
         if result.error is not None:
             return Outcome.RETRY
-        if result.status in _TERMINAL:
+        if result.status in TERMINAL:
             return Outcome.TERMINAL
         return Outcome.SUCCESS
-
-    def _report(self, result: Result, desired: DesiredSet, rid: str, seconds: float) -> None:
-        """Metrics, a log line per applied action, a summary when something happened."""
-        want = desired.domains.get(result.name)
-        current = self.status.get(result.name)
-        file = str(want.file) if want else (current.file if current else None)
-        label = "error" if result.error else ("invalid" if result.status in _TERMINAL else "success")
-        self.metrics.observe_reconcile(label, seconds)
-        quiet = not (result.applied or result.notes or result.error)
-        if not quiet or agentlog.debug_enabled():  # an in-sync domain says nothing at info level
-            self._log_result(result, current, file, rid, seconds)
-        declared = result.name in desired.domains or result.name in desired.conflicts or \
-            result.name in desired.invalid_names()
-        if not declared and quiet and result.status == st.IN_SYNC:
-            self.status.forget(result.name)  # neither desired nor on the host: nothing to report
-
-    @staticmethod
-    def _log_result(result: Result, current: st.Status | None, file: str | None, rid: str,
-                    seconds: float) -> None:
-        log = agentlog.domain_logger(result.name, file, "reconcile", rid)
-        for action in result.applied:
-            log.info("applied", action=action.kind, reason=action.reason)
-        # Notes repeat on every resync while the condition lasts: loud only when the status moved.
-        moved = current is not None and current.last_transition == current.last_time
-        for note in result.notes:
-            (log.info if moved else log.debug)("note", kind=note.kind, detail=note.message)
-        if result.error:
-            log.warning("reconcile failed", status=result.status, error=result.error,
-                        seconds=round(seconds, 4))
-        elif result.applied or (result.notes and moved):
-            log.info("reconciled", status=result.status, seconds=round(seconds, 4))
-        else:
-            log.debug("in sync", status=result.status, seconds=round(seconds, 4))
 
     def _worker_crashed(self, key: Any, err: BaseException) -> None:
         self.metrics.observe_reconcile("error", 0.0)
@@ -328,7 +243,7 @@ class Controller:
         self.refresh_desired()
         desired = self.desired()
         if desired is None:
-            self._full_sync_failed(self._desired_error or "desired set unavailable")
+            self._full_sync_failed(self._desired.error or "desired set unavailable")
             return False
         rid = agentlog.new_reconcile_id()
         start = time.perf_counter()
@@ -341,7 +256,7 @@ class Controller:
         per_domain = (time.perf_counter() - start) / max(1, len(results))
         failed = [r for r in results if r.error]
         for result in results:
-            self._report(result, desired, rid, per_domain)
+            report(self.metrics, result, desired, rid, per_domain)
             if result.error:
                 self.queue.add_rate_limited(result.name)
         if failed:
