@@ -65,9 +65,9 @@ class ActionKind(enum.StrEnum):
     SET_MAXMEM = "set-max-memory"
 
 
-#: Field metadata: the field is left out of ``Payload.as_dict`` while it is false (the plan's JSON
-#: has carried such a key only where it applies, e.g. ``prune`` on a removal the prune policy made).
-_ONLY_WHEN_SET = {"only_when_set": True}
+#: Field metadata key: the field is left out of ``Payload.as_dict`` while it is false (the plan's
+#: JSON has carried such a key only where it applies: ``prune`` on a removal the prune policy made).
+_ONLY_WHEN_SET = "only_when_set"
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Payload:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value or not f.metadata.get("only_when_set"):
+            if value or not f.metadata.get(_ONLY_WHEN_SET):
                 out[f.name] = value
         return out
 
@@ -134,7 +134,7 @@ class CoreDump(OnDomain):
 class _Removal(OnDomain):
     uuid: str
     #: Removed because its desired file went (the prune policy): its display ports are freed too.
-    prune: bool = field(default=False, metadata=_ONLY_WHEN_SET)
+    prune: bool = field(default=False, metadata={_ONLY_WHEN_SET: True})
 
 
 @dataclass(frozen=True)

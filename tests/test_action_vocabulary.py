@@ -22,7 +22,7 @@ from libxl.sim import SimHost
 from reconcilers import actions
 from reconcilers import plan as pl
 from reconcilers.actions import ActionKind, ChangeKind
-from reconcilers.apply import _HANDLERS, Reconciler
+from reconcilers.apply import _HANDLERS, Reconciler, for_create
 from reconcilers.desired import load_desired
 from reconcilers.policy import Policy
 from reconcilers.state import SAVED, Departure, Inventory, OwnedDomain
@@ -164,3 +164,18 @@ def test_no_action_on_an_existing_guest_reaches_one_that_is_not_ours(tmp_path: P
     untouched = [dataclasses.replace(d, cpu_time_ns=0) for d in host.list_domains() if d.name == "theirs"]
     assert untouched == [dataclasses.replace(info, cpu_time_ns=0)]
     assert host.domain_config(domid) == before
+
+
+def test_every_hot_action_runs_on_the_simulated_host_and_converges(tmp_path: Path) -> None:
+    """Each hot handler reaches its backend call: afterwards the guest is what its file says."""
+    want, have = _hot_pair()
+    host = SimHost(shutdown_delay=0.0)
+    host.create(for_create(have, OWNER))
+    reconciler = Reconciler(host, Policy(owner=OWNER), tmp_path / "state")
+    desired = desired_set(desired_domain(want))
+    [result] = reconciler.reconcile_all(desired)
+    assert result.error is None
+    # The scenario's k-hot guest: one action for each kind of hot change (see above).
+    assert [a.kind for a in result.applied] == [a.kind for a in _scenario("destroy").actions
+                                                if a.domain == "k-hot"]
+    assert not reconciler.plan(desired).has_changes
