@@ -172,8 +172,8 @@ class Reconciler:
                 return
             if (entry.file, entry.content_hash) == (str(want.file), want.content_hash):
                 return
-            self.inventory.add(replace(entry, file=str(want.file), content_hash=want.content_hash))
-            self.state.save(self.inventory)
+            updated = replace(entry, file=str(want.file), content_hash=want.content_hash)
+            self.state.put(updated, self.inventory.add(updated))
 
     def _run(self, action: pl.Action, owned: set[int], desired: DesiredSet) -> None:
         """One backend call (or two, for shutdown-then-destroy); raises on failure."""
@@ -241,8 +241,7 @@ class Reconciler:
 
     def _remember(self, entry: OwnedDomain) -> None:
         with self._lock:
-            self.inventory.add(entry)
-            self.state.save(self.inventory)
+            self.state.put(entry, self.inventory.add(entry))
 
     def _forget_absent(self, listed: set[str]) -> None:
         """Drop entries for uuids the host does not list: a guest destroyed behind the agent's back,
@@ -254,8 +253,8 @@ class Reconciler:
             self._forget(*absent)
 
     def _forget(self, *uuids: str) -> None:
-        """Drop ``uuids`` from the inventory, saved once."""
+        """Drop ``uuids`` from the inventory, in one transaction."""
         with self._lock:
             for uuid in uuids:
                 self.inventory.remove(uuid)
-            self.state.save(self.inventory)
+            self.state.delete(uuids)

@@ -6,11 +6,13 @@ simulated host with libxl latency 0, so the figures are the agent's cost alone: 
 of the subprocess benchmarks rewrites its whole state file per change, which would dominate at
 10,000 guests. The state directory (ownership inventory, fsynced on every create) is on disk.
 The desired-set sub-measures (cold parse, stat-only rescan, a changed file, every file touched with
-unchanged bytes) and a pure plan over guests in sync are timed on their own as well.
+unchanged bytes) and a pure plan over guests in sync are timed on their own as well. Last, the CPU
+time of a cold ``apply`` at 1,000 and 4,000 guests, as a ratio (growth with the guests).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import time
@@ -22,13 +24,19 @@ from agent import log as agentlog
 from agent.config import AgentConfig
 from agent.loop import Controller
 from libxl.sim import GIB_KIB, SimHost
+from reconcilers.apply import Reconciler
 from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.plan import plan
+from reconcilers.policy import Policy
 from tests.bench.common import Row, guest_xml, make_desired, median
 
 BENCH = "scale"
 #: Repetitions of the cheap measures (the median is reported).
 REPEAT = 5
+#: The cold-apply comparison: CPU at the second size over the first, at most the target ratio.
+APPLY_SIZES = (1000, 4000)
+APPLY_REPEAT = 5
+APPLY_RATIO_TARGET = 4.6
 
 
 def _timed(func: Callable[[], Any]) -> tuple[float, Any]:
@@ -108,6 +116,43 @@ def run_size(count: int) -> tuple[list[Row], dict]:
                   "noop_s": noop}
 
 
+def cold_apply_cpu(count: int) -> float:
+    """CPU seconds of what ``xenreconcile apply`` does (reconcile everything, then plan again) for
+    ``count`` new guests onto an in-memory simulated host, the state directory on disk. The desired
+    set is parsed before the clock starts: this measures creating and recording, which must grow
+    linearly with the guests (issue 17: the inventory was rewritten whole per create)."""
+    with tempfile.TemporaryDirectory(prefix=f"xr-bench-apply-{count}-") as tmp:
+        base = Path(tmp)
+        make_desired(base / "desired", count)
+        desired = load_desired(base / "desired")
+        host = SimHost(total_memory_kib=(count // 8 + 4) * GIB_KIB, nr_cpus=64)
+        reconciler = Reconciler(host, Policy(owner="bench"), base / "state")
+        cpu = time.process_time()
+        results = reconciler.reconcile_all(desired)
+        after = reconciler.plan(desired)
+        spent = time.process_time() - cpu
+        assert all(r.ok for r in results) and not after.has_changes and len(host.list_domains()) == count + 1
+    return spent
+
+
+def cold_apply_ratio(repeat: int = APPLY_REPEAT) -> tuple[list[Row], dict]:
+    """Median CPU of a cold apply at both ``APPLY_SIZES``, and their ratio against
+    ``APPLY_RATIO_TARGET`` (linear growth is 4; the margin is for the simulated host's copy of its
+    domain table per call, which libxl's list of domains per create has too)."""
+    small, large = APPLY_SIZES
+    figures: dict[int, list[float]] = {count: [] for count in APPLY_SIZES}
+    for _ in range(repeat):  # interleaved, so a busy spell of the machine weighs on both sizes
+        for count in APPLY_SIZES:
+            gc.collect()  # each run starts from the same heap, not the garbage of the one before
+            figures[count].append(cold_apply_cpu(count))
+    low, high = median(figures[small]), median(figures[large])
+    rows = [Row(BENCH, f"cold apply, {n} domains: CPU time (median of {repeat})", median(figures[n]), "s")
+            for n in APPLY_SIZES]
+    rows.append(Row(BENCH, f"cold apply CPU, {large} / {small} domains", high / low, "x",
+                    f"<= {APPLY_RATIO_TARGET}", high / low <= APPLY_RATIO_TARGET))
+    return rows, {"cpu_s": {str(n): v for n, v in figures.items()}, "ratio": high / low}
+
+
 def run(sizes: list[int]) -> tuple[list[Row], dict]:
     rows: list[Row] = []
     raw = {}
@@ -115,4 +160,6 @@ def run(sizes: list[int]) -> tuple[list[Row], dict]:
         size_rows, size_raw = run_size(count)
         rows += size_rows
         raw[str(count)] = size_raw
+    apply_rows, raw["cold_apply"] = cold_apply_ratio()
+    rows += apply_rows
     return rows, raw
