@@ -99,6 +99,9 @@ def affected_names(old: DesiredSet | None, new: DesiredSet) -> set[str]:
         out.update({d.name: ("invalid", str(s.invalid[p])) for p, d in s.last_good.items()})
         return out
 
+    if old is not None and old.domains is new.domains and old.conflicts is new.conflicts and \
+            old.last_good is new.last_good:
+        return set()  # an unchanged rescan shares the previous set's dicts: nothing to compare
     before, after = declared(old), declared(new)
     return {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
 
@@ -290,6 +293,10 @@ class Controller:
 
     def full_resync(self) -> bool:
         """Re-read everything and reconcile every domain; True when no domain failed."""
+        with self._collector_paused():
+            return self._full_resync()
+
+    def _full_resync(self) -> bool:
         self.refresh_desired()
         desired = self.desired()
         if desired is None:
@@ -325,6 +332,25 @@ class Controller:
         self.log.info("full resync done", domains=len(results), invalid=len(desired.invalid),
                       seconds=round(time.perf_counter() - start, 3), reconcile_id=rid)
         return True
+
+    @contextlib.contextmanager
+    def _collector_paused(self) -> Iterator[None]:
+        """In the agent process, the cyclic garbage collector waits while a full resync runs.
+
+        A resync holds every guest's retrieved config at once (at 10,000 guests, a quarter of a
+        million containers): young objects that survive, to the collector, so its generation
+        counters walked them again and again, full collections included (about a third of a
+        no-op resync's CPU). Reference counting frees them when the resync drops them; garbage in
+        cycles, if any, waits for the first collection after the resync.
+        """
+        if not self._freeze_heap or not gc.isenabled():
+            yield
+            return
+        gc.disable()
+        try:
+            yield
+        finally:
+            gc.enable()
 
     def _full_sync_failed(self, why: str) -> None:
         self.state.last_full_sync_error = why

@@ -224,10 +224,10 @@ def working_copy(state: State) -> State:
 def clone(value: Any) -> Any:
     """A deep copy of JSON-shaped data (dicts, lists, scalars), several times faster than
     ``copy.deepcopy`` (which has to track shared references this data never has)."""
-    if isinstance(value, dict):
-        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, dict):  # scalars are taken as they are, without a call each
+        return {k: clone(v) if isinstance(v, (dict, list)) else v for k, v in value.items()}
     if isinstance(value, list):
-        return [clone(v) for v in value]
+        return [clone(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from libxl.backend import LibxlConfig
@@ -196,14 +196,16 @@ def desired_paths(directory: Path) -> list[Path]:
     """The files of ``directory`` a scan reads (known suffix, no litter, no subdirectory); raises a
     located ``ConfigError`` when the directory itself cannot be listed."""
     try:
-        names = os.listdir(directory)
+        with os.scandir(directory) as listing:
+            entries = list(listing)
     except FileNotFoundError:
         raise ConfigError("desired directory does not exist", file=str(directory)) from None
     except NotADirectoryError:
         raise ConfigError("desired path is not a directory", file=str(directory)) from None
     except OSError as exc:
         raise ConfigError(f"cannot list desired directory: {exc.strerror}", file=str(directory)) from None
-    return [directory / name for name in names if is_desired_name(name) and not (directory / name).is_dir()]
+    # The directory entry's type, not one more stat per file (a symlink is still followed).
+    return [directory / entry.name for entry in entries if is_desired_name(entry.name) and not entry.is_dir()]
 
 
 def _previous_cache(previous: DesiredSet | None, security: SecurityPolicy | None,
@@ -235,7 +237,16 @@ def load_desired(directory: Path, previous: DesiredSet | None = None, *,
         entry = _evaluate(path, old.get(path), checks)
         if entry is not None:
             cache[path] = entry
+    if previous is not None and old is previous._cache and _same_entries(cache, old):
+        # Nothing changed: assembling again would rebuild the same set. The new set shares the
+        # previous one's dicts (no one changes a set once assembled), which also tells callers
+        # comparing the two that nothing is affected without a comparison per domain.
+        return replace(previous, _cache=cache)
     return _assemble(directory, cache, security, host)
+
+
+def _same_entries(new: dict[Path, _Entry], old: dict[Path, _Entry]) -> bool:
+    return len(new) == len(old) and all(old.get(path) is entry for path, entry in new.items())
 
 
 def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
