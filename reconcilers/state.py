@@ -50,6 +50,8 @@ DATABASE_FILE = "inventory.db"
 LEGACY_FILE = "inventory.json"
 MIGRATED = ".migrated"
 LOCK_FILE = "lock"
+#: The database while a migration builds it.
+BUILDING = f".{DATABASE_FILE}.new"
 #: Version of the database layout; added ``OwnedDomain`` fields do not change it (see above).
 SCHEMA_VERSION = 1
 _LEGACY_VERSION = 1
@@ -250,7 +252,7 @@ class StateDir:
             raise StateError(f"{self.path}: both {DATABASE_FILE} and {LEGACY_FILE} exist ({LEGACY_FILE} "
                              f"was written after the migration, by an older xenreconcile?); keep the "
                              "right one and move the other aside")
-        if not self.database_path.exists():
+        if not self.database_path.exists() and not self._finish_migration():
             if not create:
                 return None
             self._migrate()
@@ -275,24 +277,21 @@ class StateDir:
         return db
 
     def _migrate(self) -> None:
-        """Create the database, filled from ``inventory.json`` when there is one.
-
-        Built under a temporary name, complete and synced, before the JSON file is renamed aside and
-        the database renamed into place: a crash at any point leaves either the JSON inventory
-        (the half-built database is discarded) or a complete database (its rename is finished).
-        """
-        building = self.path / f".{DATABASE_FILE}.new"
+        """Create the database: in place when there is nothing to migrate (SQLite's own journal
+        makes its creation atomic), else filled from ``inventory.json`` under a temporary name,
+        complete and synced before the JSON file is renamed aside and the database renamed into
+        place. A crash leaves the JSON inventory (the half-built database is discarded on the next
+        try) or the JSON file renamed and a complete database (``_finish_migration``)."""
+        if not self.legacy_path.exists():
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StateError(f"{self.path}: cannot write inventory: {exc.strerror or exc}") from None
+            return
+        building = self.path / BUILDING
+        entries = self._read_legacy().domains.values()
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            if building.exists() and not self.legacy_path.exists():
-                os.replace(building, self.database_path)  # killed between the two renames
-                _sync_dir(self.path)
-                return
             building.unlink(missing_ok=True)
-        except OSError as exc:
-            raise StateError(f"{self.path}: cannot write inventory: {exc.strerror or exc}") from None
-        entries = self._read_legacy().domains.values() if self.legacy_path.exists() else ()
-        try:
             db = sqlite3.connect(building)
             try:
                 db.execute("PRAGMA synchronous=FULL")
@@ -301,14 +300,28 @@ class StateDir:
                     db.executemany(_PUT, [_row(e) for e in entries])
             finally:
                 db.close()
-            if self.legacy_path.exists():
-                os.replace(self.legacy_path, self.path / (LEGACY_FILE + MIGRATED))
+            os.replace(self.legacy_path, self.path / (LEGACY_FILE + MIGRATED))
             os.replace(building, self.database_path)
             _sync_dir(self.path)
         except sqlite3.Error as exc:
             raise self._error(exc, "cannot write inventory") from None
         except OSError as exc:
             raise StateError(f"{self.path}: cannot write inventory: {exc.strerror or exc}") from None
+
+    def _finish_migration(self) -> bool:
+        """Put a migrated database in place if a crash came between the two renames (the JSON file
+        renamed aside, the complete database still under its temporary name); True if it did.
+        Done on reading too: the inventory is in that database, and nowhere else."""
+        building = self.path / BUILDING
+        if self.database_path.exists() or self.legacy_path.exists() or not building.exists() or \
+                not (self.path / (LEGACY_FILE + MIGRATED)).exists():
+            return False
+        try:
+            os.replace(building, self.database_path)
+            _sync_dir(self.path)
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot write inventory: {exc.strerror or exc}") from None
+        return True
 
     def _read_legacy(self) -> Inventory:
         """``inventory.json`` as the agent before the database wrote it."""

@@ -127,11 +127,15 @@ def test_a_migration_cut_short_is_redone_or_finished(tmp_path: Path) -> None:
     (tmp_path / ".inventory.db.new").write_bytes(b"half")
     StateDir(tmp_path).delete([])
     assert list(StateDir(tmp_path).load().domains.values()) == [entry]
-    # Killed between the renames: the built database is put in place.
+    # Killed between the renames: the built database is put in place, by a reader too.
     (tmp_path / "inventory.db").rename(tmp_path / ".inventory.db.new")
-    StateDir(tmp_path).delete([])
     assert list(StateDir(tmp_path).load().domains.values()) == [entry]
     assert not (tmp_path / ".inventory.db.new").exists()
+    # Nothing to migrate: no temporary database at all (SQLite makes its creation atomic).
+    fresh = StateDir(tmp_path / "fresh")
+    fresh.put(entry)
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == [
+        "inventory.db", "inventory.db-shm", "inventory.db-wal"]
 
 
 def test_an_older_database_gets_the_new_columns_and_a_newer_one_is_refused(tmp_path: Path) -> None:
