@@ -182,7 +182,7 @@ class StateDir:
 
     ``load`` reads the inventory; ``put`` and ``delete`` record one change each, in the same
     words as ``Inventory.add`` and ``Inventory.remove``. One connection per ``StateDir``, used by
-    one thread at a time (the agent's workers share it).
+    one thread at a time (the agent's workers share it), closed when the ``StateDir`` goes.
     """
 
     def __init__(self, path: Path) -> None:
@@ -223,12 +223,6 @@ class StateDir:
     def delete(self, uuids: Iterable[str]) -> None:
         """Drop the entries of ``uuids`` (absent ones are no error), in one transaction."""
         self._write([(_DELETE, [(u,) for u in uuids])])
-
-    def close(self) -> None:
-        with self._guard:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
 
     def _write(self, statements: list[tuple[str, list[tuple[object, ...]]]]) -> None:
         with self._guard:
