@@ -254,13 +254,13 @@ class Controller:
 
     def _report(self, result: Result, desired: DesiredSet, rid: str, seconds: float) -> None:
         """Metrics, a log line per applied action, a summary when something happened."""
-        want = desired.domains.get(result.name)
-        current = self.status.get(result.name)
-        file = str(want.file) if want else (current.file if current else None)
         label = "error" if result.error else ("invalid" if result.status in _TERMINAL else "success")
         self.metrics.observe_reconcile(label, seconds)
         quiet = not (result.applied or result.notes or result.error)
         if not quiet or agentlog.debug_enabled():  # an in-sync domain says nothing at info level
+            want = desired.domains.get(result.name)
+            current = self.status.get(result.name)
+            file = str(want.file) if want else (current.file if current else None)
             self._log_result(result, current, file, rid, seconds)
         declared = result.name in desired.domains or result.name in desired.conflicts or \
             result.name in desired.invalid_names()

@@ -195,6 +195,10 @@ def _assemble(directory: Path, cache: dict[Path, _Entry], security: SecurityPoli
 def desired_paths(directory: Path) -> list[Path]:
     """The files of ``directory`` a scan reads (known suffix, no litter, no subdirectory); raises a
     located ``ConfigError`` when the directory itself cannot be listed."""
+    return [directory / name for name in _desired_names(directory)]
+
+
+def _desired_names(directory: Path) -> list[str]:
     try:
         with os.scandir(directory) as listing:
             entries = list(listing)
@@ -205,7 +209,7 @@ def desired_paths(directory: Path) -> list[Path]:
     except OSError as exc:
         raise ConfigError(f"cannot list desired directory: {exc.strerror}", file=str(directory)) from None
     # The directory entry's type, not one more stat per file (a symlink is still followed).
-    return [directory / entry.name for entry in entries if is_desired_name(entry.name) and not entry.is_dir()]
+    return [entry.name for entry in entries if is_desired_name(entry.name) and not entry.is_dir()]
 
 
 def _previous_cache(previous: DesiredSet | None, security: SecurityPolicy | None,
@@ -233,7 +237,11 @@ def load_desired(directory: Path, previous: DesiredSet | None = None, *,
     old = _previous_cache(previous, security, host)
     checks = _Checks(security, host)
     cache = {}
-    for path in desired_paths(directory):
+    # The paths of the last scan of this directory, so a file seen before costs no new Path.
+    same_directory = previous is not None and previous.directory == directory
+    known = {path.name: path for path in old} if same_directory else {}
+    for name in _desired_names(directory):
+        path = known.get(name) or directory / name
         entry = _evaluate(path, old.get(path), checks)
         if entry is not None:
             cache[path] = entry
