@@ -221,17 +221,17 @@ class Reconciler:
         return [results[d.name] for d in plan.domains]
 
     def _keep_departures(self, planned: list[pl.DomainPlan]) -> None:
-        """Record or drop the departures the plan decided on (saved once for all of them)."""
+        """Record or drop the departures the plan decided on (in one transaction for all of them)."""
         changes = [d for d in planned if d.record is not None or d.clear_departure]
         if not changes:
             return
         with self._lock:
-            for dom in changes:
-                if dom.record is not None:
-                    self.inventory.departed[dom.name] = replace(dom.record, time=time.time())
-                else:
-                    self.inventory.departed.pop(dom.name, None)
-            self.state.save(self.inventory)
+            recorded = [replace(d.record, time=time.time()) for d in changes if d.record is not None]
+            cleared = [d.name for d in changes if d.record is None]
+            for departure in recorded:
+                self.inventory.departed[departure.name] = departure
+            self.inventory.clear_departures(cleared)
+            self.state.record_departures(recorded, cleared)
 
     def note_event(self, event: DomainEvent, desired: DesiredSet | None) -> Departure | None:
         """Record how an owned guest left, from the host's shutdown event (``plan.departure_for_event``);
@@ -243,7 +243,7 @@ class Reconciler:
                 return None
             departure = replace(departure, time=time.time())
             self.inventory.departed[departure.name] = departure
-            self.state.save(self.inventory)
+            self.state.record_departures([departure])
         return departure
 
     def adopt(self, names: list[str], desired: DesiredSet) -> list[Adoption]:
@@ -256,9 +256,7 @@ class Reconciler:
                 verdict, entry = adoption(name, desired, domains, self.inventory, self.policy)
                 out.append(verdict)
                 if entry is not None:
-                    self.inventory.add(entry)
-            if any(a.adopted for a in out):
-                self.state.save(self.inventory)
+                    self.state.put(entry, self.inventory.add(entry))
         return out
 
     def clear(self, names: list[str]) -> list[str]:
@@ -266,8 +264,7 @@ class Reconciler:
         that had one (the next reconcile starts them as their files say)."""
         with self._lock:
             cleared = self.inventory.clear_departures(names)
-            if cleared:
-                self.state.save(self.inventory)
+            self.state.record_departures(cleared=cleared)
         return cleared
 
     def _refresh_origin(self, name: str, desired: DesiredSet, uuid: str | None) -> None:
@@ -283,8 +280,8 @@ class Reconciler:
                 return
             if (entry.file, entry.content_hash) == (str(want.file), want.content_hash):
                 return
-            self.inventory.add(replace(entry, file=str(want.file), content_hash=want.content_hash))
-            self.state.save(self.inventory)
+            updated = replace(entry, file=str(want.file), content_hash=want.content_hash)
+            self.state.put(updated, self.inventory.add(updated))
 
     def _run(self, action: pl.Action, owned: set[int], desired: DesiredSet) -> None:
         """One action through its handler (``_HANDLERS``); raises on failure. An action on an
@@ -407,8 +404,7 @@ class Reconciler:
 
     def _remember(self, entry: OwnedDomain) -> None:
         with self._lock:
-            self.inventory.add(entry)
-            self.state.save(self.inventory)
+            self.state.put(entry, self.inventory.add(entry))
 
     def _forget_absent(self, listed: set[str]) -> None:
         """Drop entries for uuids the host does not list: a guest destroyed behind the agent's back,
@@ -420,11 +416,11 @@ class Reconciler:
             self._forget(*absent)
 
     def _forget(self, *uuids: str) -> None:
-        """Drop ``uuids`` from the inventory, saved once."""
+        """Drop ``uuids`` from the inventory, in one transaction."""
         with self._lock:
             for uuid in uuids:
                 self.inventory.remove(uuid)
-            self.state.save(self.inventory)
+            self.state.delete(uuids)
 
 
 #: The one place an action kind meets the code that carries it out. Each handler takes its own

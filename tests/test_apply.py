@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.policy import Policy
+from reconcilers.state import StateDir
 
 
 class Env:
@@ -46,8 +46,8 @@ class Env:
         return next((d for d in self.host.list_domains() if d.name == name), None)
 
     def inventory(self) -> dict[str, str]:
-        data = json.loads((self.state_dir / "inventory.json").read_text())
-        return {d["name"]: d["uuid"] for d in data["domains"]}
+        """The inventory as recorded on disk (read by a state directory of its own)."""
+        return {d.name: d.uuid for d in StateDir(self.state_dir).load().domains.values()}
 
 
 @pytest.fixture
