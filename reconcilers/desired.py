@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from libxl.domain.formats.domxml import MAX_XML_BYTES
@@ -250,12 +250,16 @@ def _open_desired_dir(directory: Path, trust: Trust | None = None) -> Directory:
         raise ConfigError(f"cannot open desired directory: {err.message}", file=str(directory)) from None
 
 
-def _listed(directory: Path, base: Directory) -> list[Path]:
+def _listed(directory: Path, base: Directory, known: dict[str, Path] | None = None) -> list[Path]:
+    """The desired files of ``base`` as paths under ``directory``; ``known``: the paths of the
+    last scan by name, reused as they are (a rescan builds no Path per file it saw before)."""
     try:
         entries = base.names()
     except OSError as exc:
         raise ConfigError(f"cannot list desired directory: {exc.strerror}", file=str(directory)) from None
-    return [directory / name for name, is_dir in entries if is_desired_name(name) and not is_dir]
+    known = known or {}
+    return [known.get(name) or directory / name for name, is_dir in entries
+            if is_desired_name(name) and not is_dir]
 
 
 def desired_paths(directory: Path) -> list[Path]:
@@ -294,14 +298,26 @@ def load_desired(directory: Path, previous: DesiredSet | None = None, *,
     checks = _Checks(security, host)
     base = _open_desired_dir(directory, checks.trust)
     cache = {}
+    # The paths of the last scan of this directory, so a file seen before costs no new Path.
+    same_directory = previous is not None and previous.directory == directory
+    known = {path.name: path for path in old} if same_directory else {}
     try:
-        for path in _listed(directory, base):
+        for path in _listed(directory, base, known):
             entry = _evaluate(path, old.get(path), checks, base)
             if entry is not None:
                 cache[path] = entry
     finally:
         base.close()
+    if previous is not None and old is previous._cache and _same_entries(cache, old):
+        # Nothing changed: assembling again would rebuild the same set. The new set shares the
+        # previous one's dicts (no one changes a set once assembled), which also tells callers
+        # comparing the two that nothing is affected without a comparison per domain.
+        return replace(previous, _cache=cache)
     return _assemble(directory, cache, security, host)
+
+
+def _same_entries(new: dict[Path, _Entry], old: dict[Path, _Entry]) -> bool:
+    return len(new) == len(old) and all(old.get(path) is entry for path, entry in new.items())
 
 
 def _is_directory(path: Path) -> bool:

@@ -4,7 +4,7 @@ libvirt's libxl driver never lets qemu hunt for a display (``findunused`` false)
 port from ``remote_display_port_min..max`` (5900..65535), writes it into the config handed to
 ``libxl_domain_create_new`` (``vnc.display`` = port - 5900, ``spice.port``) and releases it when the
 guest goes. The agent does the same, and keeps each guest's ports in the state directory
-(``ports.json``, next to the inventory) by guest name, so a guest keeps its port across agent
+(``StateDir.put_ports``, beside the inventory) by guest name, so a guest keeps its port across agent
 restarts and across its own re-creation.
 
 The desired config (``libxl.frontends.libvirt.build_config``) leaves an autoport display unset; planning sees
@@ -124,7 +124,7 @@ class PortAllocator:
                     ports = merged
                     if record:
                         self._table[want.name] = merged
-                        self._save()
+                        self._save(want.name)
         if ports is None:
             return want
         cached = self._resolved.get(want.name)
@@ -159,7 +159,7 @@ class PortAllocator:
             ports = DisplayPorts(**chosen)
             if ports != mine:
                 self._table[name] = ports
-                self._save()
+                self._save(name)
         return with_ports(config, ports, kinds)
 
     def release(self, name: str) -> None:
@@ -167,7 +167,7 @@ class PortAllocator:
         with self._lock:
             self._resolved.pop(name, None)
             if self._table.pop(name, None) is not None:
-                self._save()
+                self._state.delete_ports([name])
 
     def keep(self, names: set[str]) -> None:
         """Release the ports of every guest not in ``names`` (the full resync passes the desired
@@ -177,8 +177,7 @@ class PortAllocator:
             for name in gone:
                 del self._table[name]
                 self._resolved.pop(name, None)
-            if gone:
-                self._save()
+            self._state.delete_ports(sorted(gone))
 
     def _free(self, taken: set[int], name: str) -> int:
         low, high = self.range
@@ -188,6 +187,7 @@ class PortAllocator:
         raise XenReconcileError(f"{name}: no free display port in {low}..{high} "
                                 "(display_port_min/display_port_max)")
 
-    def _save(self) -> None:
-        self._state.save_ports({n: {k: p.get(k) for k in KINDS if p.get(k) is not None}
-                                for n, p in sorted(self._table.items())})
+    def _save(self, name: str) -> None:
+        """Record ``name``'s ports: one guest's rows (a create rewrites no table)."""
+        ports = self._table[name]
+        self._state.put_ports(name, {k: p for k in KINDS if (p := ports.get(k)) is not None})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.policy import Policy
+from reconcilers.state import StateDir
 
 
 class Env:
@@ -46,8 +46,8 @@ class Env:
         return next((d for d in self.host.list_domains() if d.name == name), None)
 
     def inventory(self) -> dict[str, str]:
-        data = json.loads((self.state_dir / "inventory.json").read_text())
-        return {d["name"]: d["uuid"] for d in data["domains"]}
+        """The inventory as recorded on disk (read by a state directory of its own)."""
+        return {d.name: d.uuid for d in StateDir(self.state_dir).load().domains.values()}
 
 
 @pytest.fixture
@@ -269,11 +269,12 @@ def test_reconcile_one_key_touches_only_that_domain(env: Env) -> None:
 def test_executor_refuses_unowned_domids_even_if_a_plan_asks(env: Env) -> None:
     """The second ownership check: a hand-made plan cannot destroy a guest that is not ours."""
     from reconcilers import plan as pl
+    from reconcilers.actions import Destroy
 
     domid = env.host.create(config("theirs"))
     info = env.dom("theirs")
-    bogus = pl.Plan([pl.DomainPlan("theirs", actions=[pl.Action("theirs", "destroy", "test",
-                                                                 {"domid": domid, "uuid": info.uuid})])])
+    bogus = pl.Plan([pl.DomainPlan("theirs", actions=[pl.Action("theirs", "test",
+                                                                 Destroy(domid=domid, uuid=info.uuid))])])
     results = env.reconciler._execute(bogus, [pl.ActualDomain(info, None)], load_desired(env.dir))
     assert "not owned" in results[0].error
     assert env.dom("theirs") is not None

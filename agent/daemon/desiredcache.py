@@ -36,6 +36,9 @@ def affected_names(old: DesiredSet | None, new: DesiredSet) -> set[str]:
         out.update({d.name: ("invalid", str(s.invalid[p])) for p, d in s.last_good.items()})
         return out
 
+    if old is not None and old.domains is new.domains and old.conflicts is new.conflicts and \
+            old.last_good is new.last_good:
+        return set()  # an unchanged rescan shares the previous set's dicts: nothing to compare
     before, after = declared(old), declared(new)
     return {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
 

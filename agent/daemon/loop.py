@@ -240,6 +240,10 @@ class Controller:
         failures included: they are reported in STATUS=, /status and the metrics and retried per
         key, and never hold readiness); False when it could not run at all (no desired set, host
         unreachable)."""
+        with self._collector_paused():
+            return self._full_resync()
+
+    def _full_resync(self) -> bool:
         self.refresh_desired()
         desired = self.desired()
         if desired is None:
@@ -284,6 +288,25 @@ class Controller:
         except Exception as err:  # noqa: BLE001
             self._full_sync_failed(f"unexpected {type(err).__name__}: {err}")
             return False
+
+    @contextlib.contextmanager
+    def _collector_paused(self) -> Iterator[None]:
+        """In the agent process, the cyclic garbage collector waits while a full resync runs.
+
+        A resync holds every guest's retrieved config at once (at 10,000 guests, a quarter of a
+        million containers): young objects that survive, to the collector, so its generation
+        counters walked them again and again, full collections included (about a third of a
+        no-op resync's CPU). Reference counting frees them when the resync drops them; garbage in
+        cycles, if any, waits for the first collection after the resync.
+        """
+        if not self._freeze_heap or not gc.isenabled():
+            yield
+            return
+        gc.disable()
+        try:
+            yield
+        finally:
+            gc.enable()
 
     def _full_sync_failed(self, why: str) -> None:
         self.state.last_full_sync_error = why

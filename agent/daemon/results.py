@@ -19,12 +19,12 @@ TERMINAL = (st.INVALID, st.CONFLICT)
 
 def report(metrics: AgentMetrics, result: Result, desired: DesiredSet, rid: str, seconds: float) -> None:
     """Metrics, a log line per applied action, a summary when something happened."""
-    want = desired.domains.get(result.name)
-    current = result.recorded
-    file = str(want.file) if want else (current.file if current else None)
     label = "error" if result.error else ("invalid" if result.status in TERMINAL else "success")
     metrics.observe_reconcile(label, seconds)
     if not result.quiet or agentlog.debug_enabled():  # an in-sync domain says nothing at info level
+        want = desired.domains.get(result.name)
+        current = result.recorded
+        file = str(want.file) if want else (current.file if current else None)
         _log_result(result, current, file, rid, seconds)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import errno
 import fcntl
 import json
@@ -341,10 +342,10 @@ def working_copy(state: State) -> State:
 def clone(value: Any) -> Any:
     """A deep copy of JSON-shaped data (dicts, lists, scalars), several times faster than
     ``copy.deepcopy`` (which has to track shared references this data never has)."""
-    if isinstance(value, dict):
-        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, dict):  # scalars are taken as they are, without a call each
+        return {k: clone(v) if isinstance(v, (dict, list)) else v for k, v in value.items()}
     if isinstance(value, list):
-        return [clone(v) for v in value]
+        return [clone(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
@@ -590,6 +591,29 @@ class _FileStore:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+@dataclasses.dataclass
+class _Census:
+    """Names (as listed), uuids and memory of a host state's domains (``SimHost._census``)."""
+    version: int | None
+    names: set[str]
+    uuids: set[str]
+    used_kib: int
+
+    @classmethod
+    def of(cls, state: State, version: int | None) -> _Census:
+        domains = state["domains"].values()
+        return cls(version, {_listed_name(d) for d in domains},
+                   {d["config"]["c_info"]["uuid"] for d in domains}, sum(d["memory_kib"] for d in domains))
+
+    def add(self, dom: dict[str, Any]) -> None:
+        """Count a domain the running transaction made; its commit makes the store's next version."""
+        if self.version is not None:
+            self.version += 1
+        self.names.add(_listed_name(dom))
+        self.uuids.add(dom["config"]["c_info"]["uuid"])
+        self.used_kib += dom["memory_kib"]
+
+
 # ---- the host -------------------------------------------------------------------------------
 
 class SimHost:
@@ -623,6 +647,7 @@ class SimHost:
         self._callbacks: list[Callable[[DomainEvent], None]] = []
         self._watch_thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._kept_census: _Census | None = None
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -700,6 +725,23 @@ class SimHost:
         """The record of ``domid``, ready to be changed (see ``_find``)."""
         cls._find(state, op, domid)
         return cls._own(state, str(domid))
+
+    def _census(self, state: State) -> _Census:
+        """The names, uuids and memory of ``state``'s domains, for the checks of a create.
+
+        libxl scans every domain per create too, but in C; a Python scan made a cold start of N
+        guests cost O(N²) in the simulator alone. The census of the in-memory host is kept between
+        creates and trusted while no other change was committed (the store's version is the one it
+        was made for, and no shutdown in flight can change the state before this transaction);
+        otherwise, and on a file-backed host (other processes write it), it is counted afresh.
+        """
+        store, kept = self._store, self._kept_census
+        if not isinstance(store, _MemoryStore) or store.current().get("pending_shutdowns"):
+            self._kept_census = None
+            return _Census.of(state, None)
+        if kept is None or kept.version != store.token():
+            self._kept_census = kept = _Census.of(state, store.token())
+        return kept
 
     @staticmethod
     def _free_kib(state: State) -> int:
@@ -839,13 +881,13 @@ class SimHost:
             config = _as_made(config)
             c_info, b_info = config["c_info"], config["b_info"]
             name = c_info["name"]
-            for other in state["domains"].values():
-                if _listed_name(other) == name or name == "Domain-0":
-                    raise _fail(op, f"domain with name {name!r} already exists", name)
-                if other["config"]["c_info"]["uuid"] == c_info["uuid"] != NIL_UUID:
-                    raise _fail(op, f"domain with uuid {c_info['uuid']} already exists", name)
+            census = self._census(state)
+            if name in census.names or name == "Domain-0":
+                raise _fail(op, f"domain with name {name!r} already exists", name)
+            if c_info["uuid"] != NIL_UUID and c_info["uuid"] in census.uuids:
+                raise _fail(op, f"domain with uuid {c_info['uuid']} already exists", name)
             _check_cpumap(op, b_info, state["nr_cpus"], name)
-            free = self._free_kib(state)
+            free = state["total_memory_kib"] - state["dom0_memory_kib"] - census.used_kib
             if b_info["target_memkb"] > free:
                 raise _fail(op, f"not enough free memory: need {b_info['target_memkb']} KiB, "
                                 f"{free} KiB free (ERROR_NOMEM)", name, transient=True)
@@ -853,6 +895,7 @@ class SimHost:
                 if nic.get("devid", -1) < 0:
                     nic["devid"] = devid
             domid = self._start(state, config, paused)
+            census.add(state["domains"][str(domid)])
         self._trace(op, domid, name)
         return domid
 

@@ -81,8 +81,7 @@ def cmd_host_shutdown(args: argparse.Namespace) -> int:
                     backend, inventory, settings.policy(), mode=settings.on_host_shutdown,
                     parallel=settings.host_shutdown_parallel, timeout=settings.host_shutdown_timeout,
                     save_dir=Path(settings.save_dir))
-                if any(o.departure for o in outcomes):
-                    state.save(inventory)
+                state.record_departures([o.departure for o in outcomes if o.departure is not None])
             finally:
                 backend.close()
     except (XenReconcileError, ConfigError) as err:
@@ -113,8 +112,7 @@ def _edit_record(verb: str, args: argparse.Namespace) -> dict[str, Any]:
             if verb == "clear":
                 inventory = state.load()
                 cleared = inventory.clear_departures(args.names)
-                if cleared:
-                    state.save(inventory)
+                state.record_departures(cleared=cleared)
                 return {"cleared": cleared, "unknown": [n for n in args.names if n not in cleared]}
             backend = open_backend(settings.uri, host=settings.host_settings())
             try:
