@@ -319,35 +319,3 @@ def load_desired(directory: Path, previous: DesiredSet | None = None, *,
 def _same_entries(new: dict[Path, _Entry], old: dict[Path, _Entry]) -> bool:
     return len(new) == len(old) and all(old.get(path) is entry for path, entry in new.items())
 
-
-def _is_directory(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:
-        return False
-
-
-def load_one(path: Path, previous: DesiredSet) -> DesiredSet:
-    """Re-read one file (created, changed or removed) and return the updated set.
-
-    The agent's watcher calls this for each event; everything else comes from ``previous``.
-    """
-    path = previous.directory / Path(path).name  # the set is flat: same key as a full scan
-    cache = dict(previous._cache)
-    entry = None
-    if is_desired_name(path.name) and not _is_directory(path):
-        checks = _Checks(previous.security, previous.host)
-        try:
-            base = _open_desired_dir(previous.directory, checks.trust)
-        except ConfigError:
-            base = None  # the directory is gone: so is the file
-        if base is not None:
-            try:
-                entry = _evaluate(path, cache.get(path), checks, base)
-            finally:
-                base.close()
-    if entry is None:
-        cache.pop(path, None)
-    else:
-        cache[path] = entry
-    return _assemble(previous.directory, cache, previous.security, previous.host)

@@ -11,7 +11,7 @@ from reconcile_fixtures import domain_xml, uuid_for
 from libxl.domain.formats.load import is_desired_name
 from libxl.errors import ConfigError
 from reconcilers import desired as desired_mod
-from reconcilers.desired import load_desired, load_one
+from reconcilers.desired import load_desired
 
 
 def write(path: Path, text: str) -> Path:
@@ -166,22 +166,6 @@ def test_unchanged_rescan_parses_nothing_and_a_touch_reuses_the_content_hash(
     write(tmp_path / "g1.xml", domain_xml("g1", memory_mib=1024))
     load_desired(tmp_path, second)
     assert parse_count[5:] == [tmp_path / "g1.xml"]
-
-
-def test_load_one_adds_changes_and_removes_single_files(tmp_path: Path, parse_count: list[Path]) -> None:
-    write(tmp_path / "a.xml", domain_xml("a"))
-    base = load_desired(tmp_path)
-    write(tmp_path / "b.xml", domain_xml("b"))
-    added = load_one(tmp_path / "b.xml", base)
-    assert set(added.domains) == {"a", "b"}
-    assert parse_count == [tmp_path / "a.xml", tmp_path / "b.xml"]
-    (tmp_path / "a.xml").unlink()
-    removed = load_one(tmp_path / "a.xml", added)
-    assert set(removed.domains) == {"b"}
-    write(tmp_path / "b.xml~", domain_xml("b"))
-    assert load_one(tmp_path / "b.xml~", removed).conflicts == {}
-    write(tmp_path / "c.xml", domain_xml("b"))
-    assert set(load_one(tmp_path / "c.xml", removed).conflicts) == {"b"}
 
 
 def test_an_unchanged_rescan_shares_the_assembled_set_and_a_change_does_not(tmp_path: Path) -> None:

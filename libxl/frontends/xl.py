@@ -58,7 +58,6 @@ _VIRIDIAN = ("base", "freq", "time_ref_count", "reference_tsc", "hcall_remote_tl
              "cpu_hotplug")
 _BIOS = ("rombios", "seabios", "ovmf")
 _PASSTHROUGH = ("default", "disabled", "enabled", "sync_pt", "share_pt")
-_DISK_BACKENDS = ("phy", "tap", "qdisk", "standalone")
 #: xl's XENFIRMWAREDIR as Debian's xen-utils-4.17 is built (upstream's default is /usr/lib/xen/boot).
 _XEN_FIRMWARE_DIR = "/usr/lib/xen-4.17/boot"
 #: The sound cards libxl 4.17 starts qemu with (its libxl__qemu_soundhw); any other name, ``all``

@@ -117,12 +117,5 @@ class XlValues:
             return [str(v) for v in value if not isinstance(v, list)], None
         return None, None if value is None else str(value)
 
-    def string_list(self, key: str) -> list[str] | None:
-        """xlu_cfg_get_list_as_string_list without xl's fallback: None when absent or not a list."""
-        value = self.raw(key)
-        if not isinstance(value, list):
-            return None
-        return [str(v) for v in value if not isinstance(v, list)]
-
 
 __all__ = ["XlValues", "c_strtol", "atom_text"]
