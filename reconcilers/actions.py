@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from libxl.backend import LibxlConfig
+from libxl.hosts.backend import LibxlConfig
 
 #: Per vcpu: (hard, soft) cpu lists to pin, None where that affinity is left as it is.
 Affinity = dict[int, tuple[list[int] | None, list[int] | None]]

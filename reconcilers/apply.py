@@ -25,9 +25,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from libxl.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
-from libxl.display import DisplayPorts
 from libxl.errors import XenReconcileError
+from libxl.hosts.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
+from libxl.hosts.display import DisplayPorts
 from reconcilers import actions as ac
 from reconcilers import plan as pl
 from reconcilers import status as st

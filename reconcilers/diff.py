@@ -33,8 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from libxl.backend import OWNER_KEY, LibxlConfig
-from libxl.config import shadow_memkb
+from libxl.frontends.libvirt import shadow_memkb
+from libxl.hosts.backend import OWNER_KEY, LibxlConfig
 from reconcilers.actions import Affinity, ChangeKind
 
 #: Keys whose values libxl parses case-insensitively (enums, uuids, macs).
@@ -410,7 +410,7 @@ class DiffMemo:
 def diff_domain(desired: LibxlConfig, actual: LibxlConfig) -> DomainDiff:
     """Compare two libxl configs of one domain and classify every difference (pure).
 
-    ``desired`` comes from the desired file (``libxl.config.build_config``), ``actual`` from the
+    ``desired`` comes from the desired file (``libxl.frontends.libvirt.build_config``), ``actual`` from the
     host (``Backend.domain_config``).
     """
     want, have = normalise(desired), normalise(actual)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from libxl.backend import INCOMING_SUFFIX, MIGRATED_AWAY_SUFFIX, DomainEvent, DomainInfo, LibxlConfig
+from libxl.hosts.backend import INCOMING_SUFFIX, MIGRATED_AWAY_SUFFIX, DomainEvent, DomainInfo, LibxlConfig
 from reconcilers import state as sd
 from reconcilers import status as st
 from reconcilers.actions import (

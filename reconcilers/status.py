@@ -64,7 +64,7 @@ class StatusBook:
     def record(self, name: str, state: str, *, file: str | None = None, error: str | None = None,
                action: str | None = None, ports: Any = None) -> Status:
         """Store the outcome of one reconcile; ``action`` None keeps the previous last action.
-        ``ports`` (a ``libxl.display.DisplayPorts``) are the guest's display ports; None keeps the
+        ``ports`` (a ``libxl.hosts.display.DisplayPorts``) are the guest's display ports; None keeps the
         previous ones (a failure reported outside the reconciler knows none)."""
         if state not in STATES:
             raise ValueError(f"unknown status {state!r}")

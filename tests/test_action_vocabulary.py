@@ -17,8 +17,8 @@ from typing import Any
 
 from reconcile_fixtures import OWNER, actual, config, desired_domain, desired_set, uuid_for
 
-from agent.commands.reconcile import format_plan
-from libxl.sim import SimHost
+from agent.cli.commands.reconcile import format_plan
+from libxl.hosts.sim import SimHost
 from reconcilers import actions
 from reconcilers import plan as pl
 from reconcilers.actions import ActionKind, ChangeKind

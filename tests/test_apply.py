@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from reconcile_fixtures import OWNER, config, domain_xml, uuid_for
 
-from libxl.sim import SimHost
+from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.policy import Policy

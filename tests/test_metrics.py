@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.metrics import AgentMetrics, DomainView, Endpoints, MetricsServer, TimedBackend
-from agent.queue import WorkQueue
+from agent.daemon.metrics import AgentMetrics, DomainView, Endpoints, MetricsServer, TimedBackend
+from agent.daemon.queue import WorkQueue
 from libxl.errors import BackendError
 from reconcilers.status import StatusBook
 from tests.citools import ci_tool
