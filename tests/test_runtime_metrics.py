@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-import libxl.hosts.sim as sim_module
+import libxl.hosts.sim.host as sim_module
 from agent.daemon.metrics import AgentMetrics, DomainView
 from libxl.domain.model import OS, Devices, Disk, Domain, Interface
 from libxl.frontends.libvirt import build_config
