@@ -390,3 +390,26 @@ def test_the_full_resync_forgets_inventory_entries_the_host_does_not_list(env: E
     env.write("db.xml", domain_xml("db"))
     env.sync()
     assert list(env.inventory()) == ["db"]
+
+
+def test_a_key_naming_a_guest_that_is_not_ours_leaves_no_status(env: Env) -> None:
+    """A host event names an unowned guest: its reconcile does nothing, and the status book (the
+    reconciler's alone) keeps nothing of it, so status and metrics list only what the agent manages."""
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    env.host.create(config("stray"))
+    result = env.reconciler.reconcile("stray", env.desired)
+    assert (result.status, result.applied, result.notes, result.error) == ("in-sync", [], [], None)
+    assert result.recorded is not None and result.recorded.state == "in-sync"  # what the log line reads
+    assert env.reconciler.status.get("stray") is None
+    assert env.reconciler.status.get("web").state == "in-sync"
+
+
+def test_a_reconcile_that_could_not_run_is_recorded_by_the_reconciler(env: Env) -> None:
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    result = env.reconciler.failed("web", "host unreachable")
+    status = env.reconciler.status.get("web")
+    assert (result.status, result.error, result.recorded) == ("error", "host unreachable", status)
+    assert (status.state, status.last_error, status.file) == ("error", "host unreachable",
+                                                              str(env.dir / "web.xml"))
