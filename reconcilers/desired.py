@@ -28,6 +28,7 @@ each file is opened once, and owner, modes and cache key come from that descript
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field, replace
@@ -126,8 +127,10 @@ class _Checks:
     host: HostSettings | None = None
     uid: int = field(default_factory=os.geteuid)
 
-    @property
+    @functools.cached_property
     def trust(self) -> Trust | None:
+        """The strict_modes judge, one per scan (``Directory.unchanged`` keeps its verdict on the
+        directory for that one)."""
         if self.policy is None or not self.policy.strict_modes:
             return None
         return sec.file_trust(self.uid)
@@ -175,6 +178,8 @@ def _evaluate(path: Path, old: _Entry | None, checks: _Checks, base: Directory) 
     The file is opened once (``readfile``): the owner and mode checks, the cache key and the bytes
     all come from the descriptors opened, so a swap between check and read cannot happen. A file
     refused for its owner or modes is never read, so it can never become a last good version."""
+    if old is not None and base.unchanged(path.name, old.stat_key, checks.trust):
+        return old  # what the full resolution below would conclude, for one fstatat
     keep = old.last_good if old else None
     try:
         with open_regular(path.name, checks.trust, base) as opened:
