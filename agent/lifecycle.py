@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from libxl import saveimage
-from libxl.backend import Backend, DomainInfo
 from libxl.errors import XenReconcileError
+from libxl.hosts import saveimage
+from libxl.hosts.backend import Backend, DomainInfo
 from reconcilers import plan as pl
 from reconcilers.apply import set_aside
 from reconcilers.policy import Policy

@@ -15,14 +15,14 @@ Rules the prior art taught (see ../shared/notes/reconciler-prior-art.md):
   security policy does not allow (``reconcilers.security``), is invalid in the same way;
 - a ``*.cfg`` is read by the xl front end (``libxl.frontends.xl``: what ``xl create`` builds, with
   the host's xl.conf laid under it), a ``*.xml`` by the domain-XML parser and libvirt's libxl-driver
-  choices (``libxl.config``); both give the libxl JSON the rest of the reconciler works on;
-- ``host`` (libxl.hostconf: the host's xl.conf and libxl.conf) fills each config's gaps the way
+  choices (``libxl.frontends.libvirt``); both give the libxl JSON the rest of the reconciler works on;
+- ``host`` (libxl.frontends.hostconf: the host's xl.conf and libxl.conf) fills each config's gaps the way
   ``xl create`` does, so one file gives the same guest under the agent as under xl;
 - no candidate file at all sets ``empty_suspicious``: the caller prunes nothing on the strength of
   it unless the policy allows an empty source (Argo CD's allowEmpty).
 
 Parsing is cached per file by (path, mtime_ns, size, inode), then by content hash, so a no-op rescan
-of a large directory costs one ``O_PATH`` open and ``fstat`` per file (``libxl.formats.readfile``:
+of a large directory costs one ``O_PATH`` open and ``fstat`` per file (``libxl.domain.formats.readfile``:
 each file is opened once, and owner, modes and cache key come from that descriptor).
 """
 
@@ -34,16 +34,23 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from libxl.backend import LibxlConfig
-from libxl.config import build_config
+from libxl.domain.formats.domxml import MAX_XML_BYTES
+from libxl.domain.formats.load import is_desired_name, located, parse_domain_bytes
+from libxl.domain.formats.readfile import (
+    Directory,
+    Missing,
+    NotADirectory,
+    Trust,
+    open_directory,
+    open_regular,
+)
+from libxl.domain.formats.xlcfg import config_text
+from libxl.domain.model import DEFAULT_RUN_STRATEGY, Domain
 from libxl.errors import ConfigError
-from libxl.formats.domxml import MAX_XML_BYTES
-from libxl.formats.load import is_desired_name, located, parse_domain_bytes
-from libxl.formats.readfile import Directory, Missing, NotADirectory, Trust, open_directory, open_regular
-from libxl.formats.xlcfg import config_text
+from libxl.frontends.hostconf import HostSettings, apply_host_settings
+from libxl.frontends.libvirt import build_config
 from libxl.frontends.xl import read_xl_config
-from libxl.hostconf import HostSettings, apply_host_settings
-from libxl.model import DEFAULT_RUN_STRATEGY, Domain
+from libxl.hosts.backend import LibxlConfig
 from reconcilers import security as sec
 from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
 
@@ -81,7 +88,7 @@ class DesiredDomain:
 
     @property
     def run_strategy(self) -> str:
-        """When a guest that is not running is (re)started: ``libxl.model.RUN_STRATEGIES``."""
+        """When a guest that is not running is (re)started: ``libxl.domain.model.RUN_STRATEGIES``."""
         chosen = self.domain.run_strategy if self.domain else self.xl_run_strategy
         return chosen or DEFAULT_RUN_STRATEGY
 

@@ -7,7 +7,7 @@ guest goes. The agent does the same, and keeps each guest's ports in the state d
 (``StateDir.put_ports``, beside the inventory) by guest name, so a guest keeps its port across agent
 restarts and across its own re-creation.
 
-The desired config (``libxl.config.build_config``) leaves an autoport display unset; planning sees
+The desired config (``libxl.frontends.libvirt.build_config``) leaves an autoport display unset; planning sees
 it through ``PortAllocator.resolve``, which writes the guest's recorded port in, so the diff
 compares equal configs and a restarted agent sees no drift. A running autoport guest the table
 does not know (created before this table existed) keeps the port its config shows, which is
@@ -22,10 +22,10 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from libxl.backend import LibxlConfig
-from libxl.display import KINDS, VNC_BASE, DisplayPorts, ports_in, with_ports
+from libxl.domain.model import Domain
 from libxl.errors import XenReconcileError
-from libxl.model import Domain
+from libxl.hosts.backend import LibxlConfig
+from libxl.hosts.display import KINDS, VNC_BASE, DisplayPorts, ports_in, with_ports
 from reconcilers.desired import DesiredDomain
 from reconcilers.state import StateDir
 
@@ -35,7 +35,7 @@ DEFAULT_RANGE = (5900, 65535)
 
 def autoport_kinds(domain: Domain | None) -> tuple[str, ...]:
     """The display kinds of ``domain`` whose port is the agent's to choose: a VNC display with
-    ``autoport`` or no port of 5900 or above (what ``libxl.config`` writes no display for), a
+    ``autoport`` or no port of 5900 or above (what ``libxl.frontends.libvirt`` writes no display for), a
     SPICE display with no port. None for an xl.cfg guest (no domain model): it means what
     ``xl create`` makes of it, where qemu hunts a free VNC display itself (``vncunused``) and SPICE
     always names its port, so the agent chooses none."""

@@ -12,9 +12,9 @@ import pytest
 import structlog
 
 from agent import log as agentlog
-from agent.loop import Controller, Gate, affected_names
-from agent.queue import Outcome
-from libxl.uri import open_backend
+from agent.daemon.loop import Controller, Gate, affected_names
+from agent.daemon.queue import Outcome
+from libxl.hosts.uri import open_backend
 from reconcilers.apply import Result
 from reconcilers.desired import DesiredSet, load_desired
 from tests.agent_helpers import names_on_host, running, settings, wait_for, write_atomic

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from libxl.uri import open_backend
+from libxl.hosts.uri import open_backend
 from reconcilers.state import StateDir
 from tests.agent_helpers import wait_for, write_atomic
 from tests.reconcile_fixtures import domain_xml

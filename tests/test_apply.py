@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from reconcile_fixtures import OWNER, config, domain_xml, uuid_for
 
-from libxl.sim import SimHost
+from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.policy import Policy
@@ -269,11 +269,12 @@ def test_reconcile_one_key_touches_only_that_domain(env: Env) -> None:
 def test_executor_refuses_unowned_domids_even_if_a_plan_asks(env: Env) -> None:
     """The second ownership check: a hand-made plan cannot destroy a guest that is not ours."""
     from reconcilers import plan as pl
+    from reconcilers.actions import Destroy
 
     domid = env.host.create(config("theirs"))
     info = env.dom("theirs")
-    bogus = pl.Plan([pl.DomainPlan("theirs", actions=[pl.Action("theirs", "destroy", "test",
-                                                                 {"domid": domid, "uuid": info.uuid})])])
+    bogus = pl.Plan([pl.DomainPlan("theirs", actions=[pl.Action("theirs", "test",
+                                                                 Destroy(domid=domid, uuid=info.uuid))])])
     results = env.reconciler._execute(bogus, [pl.ActualDomain(info, None)], load_desired(env.dir))
     assert "not owned" in results[0].error
     assert env.dom("theirs") is not None

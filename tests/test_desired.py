@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from reconcile_fixtures import domain_xml, uuid_for
 
+from libxl.domain.formats.load import is_desired_name
 from libxl.errors import ConfigError
-from libxl.formats.load import is_desired_name
 from reconcilers import desired as desired_mod
 from reconcilers.desired import load_desired, load_one
 

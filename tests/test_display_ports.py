@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from reconcile_fixtures import OWNER, domain_xml
 
-from agent.commands.run import format_status
+from agent.cli.commands.run import format_status
 from agent.config import AgentConfigError, load_config
 from libxl.errors import BackendError
-from libxl.sim import SimHost
+from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired
 from reconcilers.policy import Policy
@@ -158,8 +158,8 @@ def test_a_guest_from_before_the_table_keeps_its_port(tmp_path: Path) -> None:
 
 
 def test_the_simulated_host_refuses_two_guests_on_one_port_like_qemu() -> None:
-    from libxl.config import build_config
-    from libxl.formats.domxml import parse_domain_xml
+    from libxl.domain.formats.domxml import parse_domain_xml
+    from libxl.frontends.libvirt import build_config
 
     host = SimHost()
     host.create(build_config(parse_domain_xml(pv_vnc("a"))))
@@ -213,7 +213,7 @@ def test_a_port_is_released_when_its_guest_is_neither_desired_nor_on_the_host(tm
 
 
 def test_status_keeps_the_ports_through_a_failure_reported_outside_the_reconciler() -> None:
-    from libxl.display import DisplayPorts
+    from libxl.hosts.display import DisplayPorts
     from reconcilers.status import StatusBook
 
     book = StatusBook()

@@ -13,8 +13,8 @@ from conftest import REPO_ROOT
 from reconcile_fixtures import OWNER, config, domain_xml
 
 from agent.lifecycle import host_shutdown
-from libxl import saveimage
-from libxl.sim import SimHost
+from libxl.hosts import saveimage
+from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired
 from reconcilers.policy import Policy

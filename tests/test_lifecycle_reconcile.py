@@ -10,8 +10,8 @@ from reconcile_fixtures import domain_xml
 from test_apply import Env, actions
 from test_run_strategy_formats import strategy_xml
 
-from libxl import saveimage
-from libxl.backend import DomainEvent
+from libxl.hosts import saveimage
+from libxl.hosts.backend import DomainEvent
 from reconcilers import plan as pl
 from reconcilers.state import MIGRATED_AWAY, SAVED, Departure, StateDir
 

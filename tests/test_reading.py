@@ -20,12 +20,12 @@ from agent_helpers import names_on_host, running, settings, wait_for
 from reconcile_fixtures import domain_xml
 
 from agent import log as agentlog
-from agent.cli import main
+from agent.cli.main import main
+from libxl.domain.formats.load import read_desired_bytes
+from libxl.domain.formats.readfile import MAX_SYMLINKS, read_regular
 from libxl.errors import ConfigError
-from libxl.formats.load import read_desired_bytes
-from libxl.formats.readfile import MAX_SYMLINKS, read_regular
-from libxl.hostconf import XL_CONF_KEYS, read_conf
-from libxl.uri import open_backend
+from libxl.frontends.hostconf import XL_CONF_KEYS, read_conf
+from libxl.hosts.uri import open_backend
 from reconcilers.desired import load_desired, load_one
 from reconcilers.security import SecurityPolicy, check_file_modes
 

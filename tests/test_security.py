@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from reconcile_fixtures import OWNER, domain_xml
 
-from agent.cli import main
-from libxl.config import build_config
-from libxl.formats.load import load_domain_file
-from libxl.sim import SimHost
-from libxl.uri import open_backend
+from agent.cli.main import main
+from libxl.domain.formats.load import load_domain_file
+from libxl.frontends.libvirt import build_config
+from libxl.hosts.sim import SimHost
+from libxl.hosts.uri import open_backend
 from reconcilers import status as st
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired

@@ -8,11 +8,11 @@ import uuid as uuid_mod
 
 import pytest
 
-from libxl.backend import OWNER_KEY, DomainEvent
-from libxl.config import build_config
+from libxl.domain.model import OS, Devices, Disk, Domain, Interface, VCpu
 from libxl.errors import BackendError
-from libxl.model import OS, Devices, Disk, Domain, Interface, VCpu
-from libxl.sim import GIB_KIB, NIL_UUID, POLL_INTERVAL, SimHost
+from libxl.frontends.libvirt import build_config
+from libxl.hosts.backend import OWNER_KEY, DomainEvent
+from libxl.hosts.sim import GIB_KIB, NIL_UUID, POLL_INTERVAL, SimHost
 from tests.fakeclock import FakeClock
 
 
@@ -486,7 +486,7 @@ def test_a_failing_callback_does_not_stop_delivery(host):
 
 def test_every_corpus_config_is_accepted(shared_corpus):
     """What the builder produces for libvirt's cases (all accepted by real libxl) the sim accepts too."""
-    from libxl.formats.domxml import parse_domain_xml
+    from libxl.domain.formats.domxml import parse_domain_xml
 
     folder = shared_corpus / "libxlxml2domconfigdata"
     for i, xml in enumerate(sorted(folder.glob("*.xml"))):

@@ -9,8 +9,8 @@ import pytest
 from test_sim import config
 
 from libxl.errors import BackendError, ConfigError
-from libxl.sim import SimHost
-from libxl.uri import open_backend, parse_uri
+from libxl.hosts.sim import SimHost
+from libxl.hosts.uri import open_backend, parse_uri
 
 
 def test_op_log_has_one_line_per_committed_change(tmp_path):

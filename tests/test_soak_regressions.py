@@ -6,7 +6,7 @@ from pathlib import Path
 
 from reconcile_fixtures import OWNER, domain_xml
 
-from libxl.sim import SimHost
+from libxl.hosts.sim import SimHost
 from reconcilers import status as st
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired

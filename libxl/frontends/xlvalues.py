@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from libxl.domain.formats.xlcfg import Setting, Value
 from libxl.errors import ConfigError
-from libxl.formats.xlcfg import Setting, Value
 
 _C_LONG = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 

@@ -1,6 +1,6 @@
 """Benchmark 2a: cold start and no-op full resync at 1,000 and 10,000 desired domains.
 
-These run the agent's own full-resync code (``agent.loop.Controller.full_resync``: re-read the
+These run the agent's own full-resync code (``agent.daemon.loop.Controller.full_resync``: re-read the
 desired directory, snapshot the host, diff, plan, apply, report) in this process, on an in-memory
 simulated host with libxl latency 0, so the figures are the agent's cost alone: the file-backed host
 of the subprocess benchmarks rewrites its whole state file per change, which would dominate at
@@ -23,8 +23,8 @@ from typing import Any
 
 from agent import log as agentlog
 from agent.config import AgentConfig
-from agent.loop import Controller
-from libxl.sim import GIB_KIB, SimHost
+from agent.daemon.loop import Controller
+from libxl.hosts.sim import GIB_KIB, SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.plan import plan

@@ -672,7 +672,7 @@ def s_create_timing(e: E2E) -> str:
 
 _LIST_COST = """
 import json, time
-from libxl.binding.host import RealHost
+from libxl.hosts.binding.host import RealHost
 host = RealHost()
 guests = [d for d in host.list_domains() if d.domid]
 start = time.perf_counter()
