@@ -217,7 +217,9 @@ def _assemble(directory: Path, cache: dict[Path, _Entry], security: SecurityPoli
     out = DesiredSet(directory=directory, _cache=cache, empty_suspicious=not cache, security=security,
                      host=host)
     in_force: list[DesiredDomain] = []
-    for path in sorted(cache):
+    # By name: the set is flat (one directory), where that is Path's order, without its Python-level
+    # comparison (a tenth of a second per changed file at 10,000 files).
+    for path in sorted(cache, key=lambda p: p.name):
         entry = cache[path]
         if isinstance(entry.result, ConfigError):
             out.invalid[path] = entry.result
