@@ -201,7 +201,8 @@ class Controller:
         for path, err in new.invalid.items():
             if old is None or old.invalid.get(path) is None or str(old.invalid[path]) != str(err):
                 self.log.warning("desired file invalid", file=str(path), action="validate", error=str(err))
-        for dom in new.domains.values():  # an xl.cfg's caveats, once per version of the file
+        # An xl.cfg's caveats, once per version of the file (an unchanged rescan shares the dict).
+        for dom in new.domains.values() if old is None or new.domains is not old.domains else ():
             seen = old.domains.get(dom.name) if old else None
             if seen is None or seen.content_hash != dom.content_hash:
                 for warning in dom.warnings:
