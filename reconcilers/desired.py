@@ -28,6 +28,7 @@ each file is opened once, and owner, modes and cache key come from that descript
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field, replace
@@ -133,8 +134,10 @@ class _Checks:
     host: HostSettings | None = None
     uid: int = field(default_factory=os.geteuid)
 
-    @property
+    @functools.cached_property
     def trust(self) -> Trust | None:
+        """The strict_modes judge, one per scan (``Directory.unchanged`` keeps its verdict on the
+        directory for that one)."""
         if self.policy is None or not self.policy.strict_modes:
             return None
         return sec.file_trust(self.uid)
@@ -182,6 +185,8 @@ def _evaluate(path: Path, old: _Entry | None, checks: _Checks, base: Directory) 
     The file is opened once (``readfile``): the owner and mode checks, the cache key and the bytes
     all come from the descriptors opened, so a swap between check and read cannot happen. A file
     refused for its owner or modes is never read, so it can never become a last good version."""
+    if old is not None and base.unchanged(path.name, old.stat_key, checks.trust):
+        return old  # what the full resolution below would conclude, for one fstatat
     keep = old.last_good if old else None
     try:
         with open_regular(path.name, checks.trust, base) as opened:
@@ -212,7 +217,9 @@ def _assemble(directory: Path, cache: dict[Path, _Entry], security: SecurityPoli
     out = DesiredSet(directory=directory, _cache=cache, empty_suspicious=not cache, security=security,
                      host=host)
     in_force: list[DesiredDomain] = []
-    for path in sorted(cache):
+    # By name: the set is flat (one directory), where that is Path's order, without its Python-level
+    # comparison (a tenth of a second per changed file at 10,000 files).
+    for path in sorted(cache, key=lambda p: p.name):
         entry = cache[path]
         if isinstance(entry.result, ConfigError):
             out.invalid[path] = entry.result

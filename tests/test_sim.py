@@ -195,6 +195,20 @@ def test_nic_hotplug_assigns_devids_and_refuses_a_mac_in_use(host):
     assert [n["devid"] for n in host.domain_config(domid)["nics"]] == [1]
 
 
+def test_domain_config_hands_out_a_private_copy_each_call(host):
+    """As libxl fills a fresh libxl_domain_config per call: what a caller does to one copy is seen
+    neither by the host nor by the next caller, and a change on the host is in the next copy."""
+    domid = host.create(config())
+    first = host.domain_config(domid)
+    first["b_info"]["target_memkb"] = 1
+    first["disks"].clear()
+    second = host.domain_config(domid)
+    assert second is not first and second["b_info"]["target_memkb"] == 524288 and len(second["disks"]) == 2
+    assert second == host.domain_config(domid) and second["disks"] is not host.domain_config(domid)["disks"]
+    host.set_memory_target(domid, 262144)
+    assert host.domain_config(domid)["b_info"]["target_memkb"] == 262144
+
+
 def test_cdrom_insert_and_eject_only_on_cdroms(host):
     domid = host.create(config())
     host.cdrom_insert(domid, {"vdev": "xvdc", "pdev_path": "/cd.iso", "format": "raw"})

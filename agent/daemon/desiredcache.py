@@ -87,11 +87,11 @@ class DesiredCache:
 
     def _log_news(self, old: DesiredSet | None, new: DesiredSet) -> None:
         """One line per file newly invalid (or invalid anew), and an xl.cfg's caveats once per
-        version of the file."""
+        version of the file (an unchanged rescan shares the previous set's dict: nothing to look at)."""
         for path, err in new.invalid.items():
             if old is None or old.invalid.get(path) is None or str(old.invalid[path]) != str(err):
                 self._log.warning("desired file invalid", file=str(path), action="validate", error=str(err))
-        for dom in new.domains.values():
+        for dom in new.domains.values() if old is None or new.domains is not old.domains else ():
             seen = old.domains.get(dom.name) if old else None
             if seen is None or seen.content_hash != dom.content_hash:
                 for warning in dom.warnings:

@@ -203,8 +203,9 @@ class AgentMetrics:
         build.labels(version(), platform.python_version()).set(1)
         for kind in ("file", "ignore", "swap", "error"):
             self.watch_events.labels(kind)
-        for result in ("success", "error", "invalid"):
-            self.reconcile_total.labels(result)
+        #: The per-result children, looked up once (a resync counts one per guest).
+        self._reconciles = {result: self.reconcile_total.labels(result)
+                            for result in ("success", "error", "invalid")}
 
     def bind_queue(self, unfinished_work: Callable[[], tuple[float, float]]) -> None:
         """Read unfinished-work figures from the queue at scrape time."""
@@ -223,7 +224,7 @@ class AgentMetrics:
         self.registry.register(_RuntimeCollector(sample))
 
     def observe_reconcile(self, result: str, seconds: float) -> None:
-        self.reconcile_total.labels(result).inc()
+        self._reconciles[result].inc()
         if result == "error":
             self.reconcile_errors.inc()
         self.reconcile_time.observe(seconds)

@@ -27,7 +27,7 @@ import stat
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from libxl.errors import ConfigError
@@ -197,6 +197,32 @@ class Directory:
     fd: int
     shown: str
     problem: str | None
+    #: Its ``fstat`` when opened (``unchanged`` judges it as the holder of the files read from it).
+    st: os.stat_result
+    #: The verdict of one ``Trust`` on this directory as a file's holder, once per scan.
+    _holds: tuple[Trust | None, bool] | None = field(default=None, repr=False)
+
+    def unchanged(self, name: str, key: tuple[int, int, int, int], trust: Trust | None) -> bool:
+        """True when ``name`` is the regular file ``open_regular(name, trust, self)`` found before
+        with ``key`` (``Opened.key``) and would accept again, learnt from one ``fstatat`` that
+        follows no symlink and opens nothing: a rescan's common case, where the file is not read.
+
+        The judgments are ``open_regular``'s, on the same stats (this directory's taken when the
+        scan opened it). False only means "not known this way": the caller resolves the name in
+        full, and a symlink, a changed file or a refusal takes that path, with its messages."""
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or file_key(st) != key:
+            return False
+        if trust is None:
+            return self.problem is None
+        if self._holds is None or self._holds[0] is not trust:
+            holds = self.problem is None and not trust.check(Role.DIRECTORY, self.st) and \
+                not trust.check(Role.HOLDER, self.st)
+            self._holds = (trust, holds)
+        return self._holds[1] and not trust.check(Role.FILE, st)
 
     def names(self) -> list[tuple[str, bool]]:
         """Each entry's name and whether it is a directory (a symlink to one counts)."""
@@ -209,6 +235,11 @@ class Directory:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def file_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file does: mtime, size, inode, device."""
+    return st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
@@ -247,7 +278,7 @@ def open_directory(path: str, trust: Trust | None = None) -> Directory:
             parts = _start(walk, path, None)
             node = walk.resolve(parts, want_dir=True)
             walk.stack.pop()
-            return Directory(node.fd, node.shown, walk.problem)
+            return Directory(node.fd, node.shown, walk.problem, node.st)
         finally:
             walk.close()
 
@@ -262,8 +293,7 @@ class Opened:
 
     @property
     def key(self) -> tuple[int, int, int, int]:
-        """What changes when the file does: mtime, size, inode, device."""
-        return self.st.st_mtime_ns, self.st.st_size, self.st.st_ino, self.st.st_dev
+        return file_key(self.st)
 
     def read(self, limit: int) -> bytes:
         """The file's bytes, from a descriptor on the very inode judged; at most ``limit``."""
@@ -331,5 +361,5 @@ def read_regular(path: str, limit: int, trust: Trust | None = None) -> bytes:
         return opened.read(limit)
 
 
-__all__ = ["MAX_SYMLINKS", "Directory", "Missing", "NotADirectory", "Opened", "Role", "Trust", "kind_of",
-           "open_directory", "open_regular", "read_bounded", "read_regular"]
+__all__ = ["MAX_SYMLINKS", "Directory", "Missing", "NotADirectory", "Opened", "Role", "Trust", "file_key",
+           "kind_of", "open_directory", "open_regular", "read_bounded", "read_regular"]
