@@ -404,15 +404,12 @@ class StateDir:
             except OSError as exc:
                 raise StateError(f"{self.path}: cannot write inventory: {exc.strerror or exc}") from None
         doing = "cannot write inventory" if create else "cannot read inventory"
-        read_only = not create and not os.access(self.path, os.W_OK)
         try:
-            db = sqlite3.connect(self._read_only_uri() if read_only else self.database_path, uri=read_only,
-                                 isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(self.database_path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._error(exc, doing) from None
         try:
-            if not read_only:
-                self._prepare(db)
+            self._prepare(db)
         except sqlite3.Error as exc:
             db.close()
             raise self._error(exc, doing) from None
@@ -422,16 +419,6 @@ class StateDir:
         self._db = db
         weakref.finalize(self, db.close)
         return db
-
-    def _read_only_uri(self) -> str:
-        """How a reader that cannot write the directory (``plan`` on a read-only filesystem, a
-        non-root reader) opens the database: WAL needs its ``-shm`` index, which such a reader can
-        neither create nor update. With a ``-wal`` left (its writer is running or was killed) the
-        existing index serves a read-only connection; without one the database file is complete
-        and nothing can change it underneath (SQLite's ``immutable``)."""
-        wal = self.database_path.with_name(self.database_path.name + "-wal")
-        mode = "mode=ro" if wal.exists() else "immutable=1"
-        return f"{self.database_path.as_uri()}?{mode}"
 
     def _prepare(self, db: sqlite3.Connection) -> None:
         """WAL, full sync, the tables up to date (filled from the files before the database when

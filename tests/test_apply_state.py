@@ -93,27 +93,6 @@ def test_unwritable_state_dir_raises_state_error(tmp_path: Path) -> None:
         StateDir(blocker / "state").load()  # a state directory that cannot be one is not an empty one
 
 
-def test_a_reader_that_cannot_write_the_directory_reads_the_latest_state(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``plan`` on a read-only filesystem (or by a reader without write access) cannot create WAL's
-    index: it still reads what the writer committed, from the WAL a running or killed writer left
-    and from the database file alone after a clean close."""
-    writer = StateDir(tmp_path)
-    first = OwnedDomain("web", "00000000-0000-0000-0000-00000000000a", "/d/web.xml", "h1")
-    second = OwnedDomain("db", "00000000-0000-0000-0000-00000000000b", "/d/db.cfg", "h2")
-    writer.put(first)
-    writer.put(second)  # the writer's connection stays open: both rows are in the -wal only
-    assert (tmp_path / "inventory.db-wal").stat().st_size > 0
-    real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
-    assert set(StateDir(tmp_path).load().domains.values()) == {first, second}
-    del writer  # a clean close checkpoints the WAL into the database file and removes it
-    assert not (tmp_path / "inventory.db-wal").exists()
-    before = sorted(p.name for p in tmp_path.iterdir())
-    assert set(StateDir(tmp_path).load().domains.values()) == {first, second}
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # the reader wrote nothing
-
-
 def _legacy(path: Path, *entries: OwnedDomain) -> None:
     path.mkdir(parents=True, exist_ok=True)
     (path / "inventory.json").write_text(json.dumps({"version": 1, "domains": [vars(e) for e in entries]}))
