@@ -198,6 +198,36 @@ def test_a_departure_or_port_row_the_fields_cannot_hold_is_corruption(tmp_path: 
         StateDir(tmp_path).load_ports()
 
 
+def test_a_read_only_filesystem_is_read_with_or_without_a_writer_s_wal(tmp_path: Path) -> None:
+    """``plan`` on a read-only mount: SQLite cannot create its shared-memory file there. A database
+    closed cleanly is read alone; one whose writer is still open (or was killed) has committed
+    rows only in its -wal file, which is read too."""
+    from tests.test_hostile_matrix import _read_only_mount
+
+    wrap = _read_only_mount(tmp_path)
+    if wrap is None:
+        pytest.skip("no user and mount namespaces here (unshare -rm) to make a read-only filesystem")
+    state = str(tmp_path / "state")
+    script = ("from reconcilers.state import StateDir\n"
+              f"print(*sorted(e.name for e in StateDir({state!r}).load().domains.values()))")
+
+    def names_read_only() -> list[str]:
+        done = subprocess.run([*wrap, sys.executable, "-c", script], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent.parent)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    subprocess.run([sys.executable, "-c", "from reconcilers.state import OwnedDomain, StateDir\n"
+                    f"StateDir({state!r}).put(OwnedDomain('a', '00000000-0000-0000-0000-00000000000a'))"],
+                   check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert not (tmp_path / "state" / "inventory.db-wal").exists()  # closed: checkpointed, WAL gone
+    assert names_read_only() == ["a"]
+    writer = StateDir(tmp_path / "state")
+    writer.put(OwnedDomain("b", "00000000-0000-0000-0000-00000000000b"))  # open: "b" is in the WAL only
+    assert (tmp_path / "state" / "inventory.db-wal").exists()
+    assert names_read_only() == ["a", "b"]
+
+
 def test_an_older_database_gets_the_new_columns_and_a_newer_one_is_refused(tmp_path: Path) -> None:
     """A field added to OwnedDomain is one column more: databases written before it get it, with
     the field's default, the first time they are opened."""
