@@ -43,6 +43,7 @@ import sqlite3
 import threading
 import types
 import typing
+import urllib.parse
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -404,34 +405,53 @@ class StateDir:
             except OSError as exc:
                 raise StateError(f"{self.path}: cannot write inventory: {exc.strerror or exc}") from None
         doing = "cannot write inventory" if create else "cannot read inventory"
-        read_only = not create and not os.access(self.path, os.W_OK)
         try:
-            db = sqlite3.connect(self._read_only_uri() if read_only else self.database_path, uri=read_only,
-                                 isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(self.database_path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._error(exc, doing) from None
         try:
-            if not read_only:
-                self._prepare(db)
+            self._prepare(db)
         except sqlite3.Error as exc:
             db.close()
-            raise self._error(exc, doing) from None
+            # A -wal file holds committed transactions that only the shared memory reads.
+            wal = Path(f"{self.database_path}-wal").exists()
+            if create or wal or not isinstance(exc, sqlite3.OperationalError) or not _read_only_fs(self.path):
+                raise self._error(exc, doing) from None
+            return self._keep(self._open_read_only())
         except BaseException:
             db.close()
             raise
-        self._db = db
-        weakref.finalize(self, db.close)
+        return self._keep(db)
+
+    def _keep(self, db: sqlite3.Connection | None) -> sqlite3.Connection | None:
+        if db is not None:
+            self._db = db
+            weakref.finalize(self, db.close)
         return db
 
-    def _read_only_uri(self) -> str:
-        """How a reader that cannot write the directory (``plan`` on a read-only filesystem, a
-        non-root reader) opens the database: WAL needs its ``-shm`` index, which such a reader can
-        neither create nor update. With a ``-wal`` left (its writer is running or was killed) the
-        existing index serves a read-only connection; without one the database file is complete
-        and nothing can change it underneath (SQLite's ``immutable``)."""
-        wal = self.database_path.with_name(self.database_path.name + "-wal")
-        mode = "mode=ro" if wal.exists() else "immutable=1"
-        return f"{self.database_path.as_uri()}?{mode}"
+    def _open_read_only(self) -> sqlite3.Connection | None:
+        """The database on a read-only filesystem (``plan`` on a read-only mount), where SQLite's WAL
+        cannot create the shared-memory file its readers use, and without a ``-wal`` file (its
+        writer closed it: the database file holds everything): opened ``immutable`` (nothing can
+        change it there), its tables as they are. None when it holds no committed state (the files
+        before it are read then, as before a migration)."""
+        uri = f"file:{urllib.parse.quote(str(self.database_path))}?immutable=1"
+        try:
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
+            if not _recorded_version(db, self.database_path):
+                db.close()
+                return None
+            self._check_legacy(_migrated(db), rename=False)
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._error(exc) from None
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _prepare(self, db: sqlite3.Connection) -> None:
         """WAL, full sync, the tables up to date (filled from the files before the database when
@@ -443,8 +463,8 @@ class StateDir:
         with _transaction(db):
             if _ensure_schema(db, self.database_path):
                 self._migrate(db)
-            known = dict(db.execute(f"SELECT file, sha256 FROM {_MIGRATIONS.name}").fetchall())
-        self._set_aside_legacy(known)
+            known = _migrated(db)
+        self._check_legacy(known, rename=True)
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Fill a new database from the files before it (in the transaction that creates it)."""
@@ -459,8 +479,9 @@ class StateDir:
             if digest is not None:
                 db.execute(_MIGRATIONS.put, _MIGRATIONS.row(_Migrated(name, digest)))
 
-    def _set_aside_legacy(self, known: dict[str, str]) -> None:
-        """Rename the migrated files (``known``: their digests) aside; refuse any other."""
+    def _check_legacy(self, known: dict[str, str], *, rename: bool) -> None:
+        """Refuse a file before the database that it was not migrated from (``known``: their
+        digests); with ``rename``, set the migrated ones aside (a migration cut short)."""
         moved = False
         for name in (LEGACY_INVENTORY, LEGACY_PORTS):
             legacy = self.path / name
@@ -471,6 +492,8 @@ class StateDir:
                 raise StateError(f"{self.path}: both {DATABASE_FILE} and {name} exist ({name} was written "
                                  "after the migration, by an older xenreconcile?); keep the right one and "
                                  "move the other aside")
+            if not rename:
+                continue
             try:
                 os.replace(legacy, self.path / (name + MIGRATED))
             except OSError as exc:
@@ -575,20 +598,41 @@ def _ensure_schema(db: sqlite3.Connection, where: Path) -> bool:
     version this agent does not know is refused, and dataclass fields without a column get one
     (with the field's default). True when the database was new (nothing had been committed)."""
     db.execute("CREATE TABLE IF NOT EXISTS schema (version INTEGER NOT NULL)")
-    versions = [v for (v,) in db.execute("SELECT version FROM schema")]
-    if not versions:
+    fresh = not _recorded_version(db, where)
+    if fresh:
         db.execute("INSERT INTO schema (version) VALUES (?)", (SCHEMA_VERSION,))
-    elif versions != [SCHEMA_VERSION]:
-        found = versions[0] if len(versions) == 1 else versions
-        raise StateError(f"{where}: unsupported schema version {found} "
-                         f"(this xenreconcile reads version {SCHEMA_VERSION})")
     for table in _TABLES:
         db.execute(table.create)
         have = {row[1] for row in db.execute(f"PRAGMA table_info({table.name})")}
         for column in table.columns:
             if column.name not in have:
                 db.execute(f"ALTER TABLE {table.name} ADD COLUMN {column.declaration}")
-    return not versions
+    return fresh
+
+
+def _recorded_version(db: sqlite3.Connection, where: Path) -> bool:
+    """True when the database records its layout version (this agent's: another is refused),
+    False when none was committed yet."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema'").fetchone() is None:
+        return False
+    versions = [v for (v,) in db.execute("SELECT version FROM schema")]
+    if versions and versions != [SCHEMA_VERSION]:
+        found = versions[0] if len(versions) == 1 else versions
+        raise StateError(f"{where}: unsupported schema version {found} "
+                         f"(this xenreconcile reads version {SCHEMA_VERSION})")
+    return bool(versions)
+
+
+def _migrated(db: sqlite3.Connection) -> dict[str, str]:
+    """The files the database was migrated from, and their digests."""
+    return dict(db.execute(f"SELECT file, sha256 FROM {_MIGRATIONS.name}").fetchall())
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _digest(path: Path) -> str | None:

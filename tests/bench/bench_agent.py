@@ -29,7 +29,7 @@ SETTLE = 3.0
 def _burst(agent: Agent, desired: Path, count: int) -> tuple[float, float, int]:
     """(seconds to converge, reconciles per domain, work-queue adds) of a checkout of every file."""
     before = agent.reconciles()
-    adds_before = agent.daemon.metrics().get("xenreconcile_workqueue_adds_total", 0.0)
+    adds_before = agent.metrics().get("xenreconcile_workqueue_adds_total", 0.0)
     start = time.time()
     for i in range(count):
         path = desired / f"g{i:05d}.xml"
@@ -41,7 +41,7 @@ def _burst(agent: Agent, desired: Path, count: int) -> tuple[float, float, int]:
     converged = max(e["t"] for e in agent.ops.entries if e["op"] == "set_memory_target") - start
     time.sleep(SETTLE)
     per_domain = (agent.reconciles() - before) / count
-    adds = agent.daemon.metrics().get("xenreconcile_workqueue_adds_total", 0.0) - adds_before
+    adds = agent.metrics().get("xenreconcile_workqueue_adds_total", 0.0) - adds_before
     return converged, per_domain, int(adds)
 
 
