@@ -17,14 +17,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from libxl.hostconf import (
+from libxl.frontends.hostconf import (
     AUTOBALLOON_MODES,
     DEFAULT_LIBXL_CONF,
     DEFAULT_XL_CONF,
     HostSettings,
     load_host_settings,
 )
-from libxl.uri import DEFAULT_AGENT_SOCKET
+from libxl.hosts.uri import DEFAULT_AGENT_SOCKET
 from reconcilers.policy import PRUNE_POLICIES, RESTART_POLICIES, Policy
 from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
 
@@ -105,7 +105,7 @@ class AgentConfig:
     allow_open_display: bool = DEFAULT_SECURITY.allow_open_display
     allowed_rbd_options: tuple[str, ...] = DEFAULT_SECURITY.allowed_rbd_options
     require_dm_restrict: bool = DEFAULT_SECURITY.require_dm_restrict
-    # Host defaults as xl applies them (libxl.hostconf; README "Remote hosts and host settings").
+    # Host defaults as xl applies them (libxl.frontends.hostconf; README "Remote hosts and host settings").
     xl_conf: str = DEFAULT_XL_CONF
     libxl_conf: str = DEFAULT_LIBXL_CONF
     autoballoon: str = ""

@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from libxl import saveimage
-from libxl.backend import Backend, DomainInfo
 from libxl.errors import XenReconcileError
+from libxl.hosts import saveimage
+from libxl.hosts.backend import Backend, DomainInfo
 from reconcilers import plan as pl
 from reconcilers.apply import set_aside
 from reconcilers.policy import Policy
@@ -102,7 +102,7 @@ def host_shutdown(backend: Backend, inventory: Inventory, policy: Policy, *, mod
                   timeout: float, save_dir: Path,
                   clock: Callable[[], float] = time.monotonic) -> list[GuestOutcome]:
     """Shut down, save or leave every owned live guest, ``parallel`` at a time; the departures of
-    saved guests are added to ``inventory`` (the caller saves it)."""
+    saved guests are added to ``inventory`` (the caller records them: ``StateDir.record_departures``)."""
     guests = owned_live_guests(backend.list_domains(), inventory, policy)
     run = HostShutdown(backend, mode, clock() + timeout, save_dir, inventory, clock)
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="host-shutdown") as pool:

@@ -4,6 +4,12 @@
 through the ``Backend`` interface, recording ownership in the state directory and outcomes in a
 ``StatusBook``. It is idempotent: a second run over an unchanged host and desired set plans nothing.
 A failing action stops the remaining actions of that domain only, and the domain's status says why.
+Each action kind has one handler, found in one table (``_HANDLERS``, keyed by ``ActionKind``).
+
+The reconciler is the only writer of the status book, the agent's loop included (a reconcile that
+could not run at all is recorded through ``failed``): the rules of what a status holds and when a
+name leaves the book live in one place, so ``xenreconcile status``, ``/status`` and the metrics
+cannot disagree about a guest because two writers applied different rules.
 
 Display ports come from ``reconcilers.ports``: planning sees each autoport guest's recorded port
 written into its desired config, and a create gets its ports assigned just before libxl is asked.
@@ -19,14 +25,18 @@ import copy
 import threading
 import time
 import uuid as uuid_mod
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from libxl.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
-from libxl.display import DisplayPorts
 from libxl.errors import XenReconcileError
+from libxl.hosts.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
+from libxl.hosts.display import DisplayPorts
+from reconcilers import actions as ac
 from reconcilers import plan as pl
 from reconcilers import status as st
+from reconcilers.actions import ActionKind
 from reconcilers.desired import DesiredSet
 from reconcilers.diff import DiffMemo
 from reconcilers.handover import Adoption, adoption
@@ -46,10 +56,32 @@ class Result:
     applied: list[pl.Action] = field(default_factory=list)
     notes: list[pl.Note] = field(default_factory=list)
     error: str | None = None
+    #: The status this reconcile recorded (kept here even when the book then let the name go).
+    recorded: st.Status | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing applied, noted or failed: a reconcile with nothing to say."""
+        return not (self.applied or self.notes or self.error)
+
+
+def _declared(name: str, desired: DesiredSet) -> bool:
+    """Whether a file declares ``name``: valid, in conflict, or invalid and kept from its last good
+    version (``invalid_names`` is built only for the rare name that is neither of the others)."""
+    return name in desired.domains or name in desired.conflicts or name in desired.invalid_names()
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What an action's handler may need beside its payload: the name it was planned for, the
+    domids owned (an adopt adds to them for the rest of the plan) and the desired set."""
+    name: str
+    owned: set[int]
+    desired: DesiredSet
 
 
 def for_create(config: LibxlConfig, owner: str) -> LibxlConfig:
@@ -184,7 +216,7 @@ class Reconciler:
             try:
                 self._run(action, owned, desired)
             except XenReconcileError as exc:
-                if action.kind == pl.CORE_DUMP:  # like xl: no dump is no reason to keep the wreck
+                if action.kind == ActionKind.CORE_DUMP:  # like xl: no dump is no reason to keep the wreck
                     result.notes.append(pl.Note(action.domain, pl.CORE_DUMP_FAILED, str(exc)))
                     continue
                 result.error = f"{action.kind}: {exc}"
@@ -200,24 +232,31 @@ class Reconciler:
                 continue
             if result.ok:
                 self._refresh_origin(dom.name, desired, owned_uuids.get(dom.name))
-            self.status.record(dom.name, result.status, file=str(dom.file) if dom.file else None,
-                               error=result.error,
-                               action=result.applied[-1].kind if result.applied else None,
-                               ports=self.ports.get(dom.name) or DisplayPorts())
+            result.recorded = self.status.record(
+                dom.name, result.status, file=str(dom.file) if dom.file else None, error=result.error,
+                action=result.applied[-1].kind if result.applied else None,
+                ports=self.ports.get(dom.name) or DisplayPorts())
+            if result.quiet and result.status == st.IN_SYNC and not _declared(dom.name, desired):
+                self.status.forget(dom.name)  # an unmanaged guest left alone: nothing to report
         return [results[d.name] for d in plan.domains]
 
+    def failed(self, name: str, error: str) -> Result:
+        """A reconcile of ``name`` that could not run (the host did not answer): recorded as an error
+        (display ports kept), so the next attempt is reported as a transition."""
+        return Result(name, st.ERROR, error=error, recorded=self.status.record(name, st.ERROR, error=error))
+
     def _keep_departures(self, planned: list[pl.DomainPlan]) -> None:
-        """Record or drop the departures the plan decided on (saved once for all of them)."""
+        """Record or drop the departures the plan decided on (in one transaction for all of them)."""
         changes = [d for d in planned if d.record is not None or d.clear_departure]
         if not changes:
             return
         with self._lock:
-            for dom in changes:
-                if dom.record is not None:
-                    self.inventory.departed[dom.name] = replace(dom.record, time=time.time())
-                else:
-                    self.inventory.departed.pop(dom.name, None)
-            self.state.save(self.inventory)
+            recorded = [replace(d.record, time=time.time()) for d in changes if d.record is not None]
+            cleared = [d.name for d in changes if d.record is None]
+            for departure in recorded:
+                self.inventory.departed[departure.name] = departure
+            self.inventory.clear_departures(cleared)
+            self.state.record_departures(recorded, cleared)
 
     def note_event(self, event: DomainEvent, desired: DesiredSet | None) -> Departure | None:
         """Record how an owned guest left, from the host's shutdown event (``plan.departure_for_event``);
@@ -229,7 +268,7 @@ class Reconciler:
                 return None
             departure = replace(departure, time=time.time())
             self.inventory.departed[departure.name] = departure
-            self.state.save(self.inventory)
+            self.state.record_departures([departure])
         return departure
 
     def adopt(self, names: list[str], desired: DesiredSet) -> list[Adoption]:
@@ -242,9 +281,7 @@ class Reconciler:
                 verdict, entry = adoption(name, desired, domains, self.inventory, self.policy)
                 out.append(verdict)
                 if entry is not None:
-                    self.inventory.add(entry)
-            if any(a.adopted for a in out):
-                self.state.save(self.inventory)
+                    self.state.put(entry, self.inventory.add(entry))
         return out
 
     def clear(self, names: list[str]) -> list[str]:
@@ -252,8 +289,7 @@ class Reconciler:
         that had one (the next reconcile starts them as their files say)."""
         with self._lock:
             cleared = self.inventory.clear_departures(names)
-            if cleared:
-                self.state.save(self.inventory)
+            self.state.record_departures(cleared=cleared)
         return cleared
 
     def _refresh_origin(self, name: str, desired: DesiredSet, uuid: str | None) -> None:
@@ -269,68 +305,93 @@ class Reconciler:
                 return
             if (entry.file, entry.content_hash) == (str(want.file), want.content_hash):
                 return
-            self.inventory.add(replace(entry, file=str(want.file), content_hash=want.content_hash))
-            self.state.save(self.inventory)
+            updated = replace(entry, file=str(want.file), content_hash=want.content_hash)
+            self.state.put(updated, self.inventory.add(updated))
 
     def _run(self, action: pl.Action, owned: set[int], desired: DesiredSet) -> None:
-        """One backend call (or two, for shutdown-then-destroy); raises on failure."""
-        d = action.details
-        if action.kind == pl.CREATE:
-            self._create(action.domain, d["config"], d["paused"], desired)
-            return
-        if action.kind == pl.RESTORE:
-            self._create(action.domain, d["config"], d["paused"], desired, image=d["path"])
-            return
-        if action.kind == pl.SET_ASIDE:
-            set_aside(Path(d["path"]))
-            return
-        domid = d["domid"]
-        if action.kind == pl.ADOPT:
-            self._remember(OwnedDomain(action.domain, d["uuid"], *self._origin(action.domain, desired),
-                                       adopted=True))
-            owned.add(domid)
-            return
-        if domid not in owned:
+        """One action through its handler (``_HANDLERS``); raises on failure. An action on an
+        existing guest (``OnDomain``) runs only when the guest is ours."""
+        payload = action.payload
+        if isinstance(payload, ac.OnDomain) and payload.domid not in owned:
             raise XenReconcileError(
-                f"refusing to {action.kind} domid {domid}: not owned by {self.policy.owner}")
-        b = self.backend
-        if action.kind == pl.CORE_DUMP:
-            try:
-                Path(d["path"]).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise XenReconcileError(f"{Path(d['path']).parent}: cannot create: {err.strerror}") from err
-            b.core_dump(domid, d["path"])
-        elif action.kind == pl.RECREATE:
-            self._stop(domid)
-            self._create(action.domain, d["config"], d["paused"], desired)
-        elif action.kind in (pl.SHUTDOWN, pl.DESTROY):
-            if action.kind == pl.SHUTDOWN:
-                self._stop(domid)
-            else:
-                b.destroy(domid)
-            self._forget(d["uuid"])  # a create later in this plan records the new guest
-            if d.get("prune"):
-                self.ports.release(action.domain)
-        elif action.kind == pl.PAUSE:
-            b.pause(domid)
-        elif action.kind == pl.UNPAUSE:
-            b.unpause(domid)
-        elif action.kind == "set-memory":
-            b.set_memory_target(domid, d["target_kib"])
-        elif action.kind == "set-vcpus":
-            b.set_vcpus_online(domid, d["count"])
-        elif action.kind == "set-max-memory":
-            b.set_max_memory(domid, d["max_kib"])
-        elif action.kind == "set-sched-params":
-            b.set_sched_params(domid, d["params"])
-        elif action.kind == "set-vcpu-affinity":
-            for vcpu, (hard, soft) in sorted(d["affinity"].items()):
-                b.set_vcpu_affinity(domid, vcpu, hard, soft)
-        else:
-            call = {"hotplug-disk-add": b.disk_add, "hotplug-disk-remove": b.disk_remove,
-                    "hotplug-nic-add": b.nic_add, "hotplug-nic-remove": b.nic_remove,
-                    "cdrom-change": b.cdrom_insert}[action.kind]
-            call(domid, d["device"])
+                f"refusing to {action.kind} domid {payload.domid}: not owned by {self.policy.owner}")
+        _HANDLERS[action.kind](self, _Step(action.domain, owned, desired), payload)
+
+    # -- one handler per action kind (``_HANDLERS``) ---------------------------------------------
+
+    def _do_create(self, step: _Step, p: ac.Create) -> None:
+        self._create(step.name, p.config, p.paused, step.desired)
+
+    def _do_restore(self, step: _Step, p: ac.Restore) -> None:
+        self._create(step.name, p.config, p.paused, step.desired, image=p.path)
+
+    def _do_set_aside(self, step: _Step, p: ac.SetAside) -> None:
+        set_aside(Path(p.path))
+
+    def _do_adopt(self, step: _Step, p: ac.Adopt) -> None:
+        self._remember(OwnedDomain(step.name, p.uuid, *self._origin(step.name, step.desired), adopted=True))
+        step.owned.add(p.domid)  # later actions of this plan may touch it
+
+    def _do_core_dump(self, step: _Step, p: ac.CoreDump) -> None:
+        try:
+            Path(p.path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise XenReconcileError(f"{Path(p.path).parent}: cannot create: {err.strerror}") from err
+        self.backend.core_dump(p.domid, p.path)
+
+    def _do_recreate(self, step: _Step, p: ac.Recreate) -> None:
+        self._stop(p.domid)
+        self._create(step.name, p.config, p.paused, step.desired)
+
+    def _do_shutdown(self, step: _Step, p: ac.Shutdown) -> None:
+        self._stop(p.domid)
+        self._removed(step.name, p)
+
+    def _do_destroy(self, step: _Step, p: ac.Destroy) -> None:
+        self.backend.destroy(p.domid)
+        self._removed(step.name, p)
+
+    def _removed(self, name: str, p: ac.Shutdown | ac.Destroy) -> None:
+        self._forget(p.uuid)  # a create later in this plan records the new guest
+        if p.prune:
+            self.ports.release(name)
+
+    def _do_pause(self, step: _Step, p: ac.Pause) -> None:
+        self.backend.pause(p.domid)
+
+    def _do_unpause(self, step: _Step, p: ac.Unpause) -> None:
+        self.backend.unpause(p.domid)
+
+    def _do_disk_add(self, step: _Step, p: ac.DiskAdd) -> None:
+        self.backend.disk_add(p.domid, p.device)
+
+    def _do_disk_remove(self, step: _Step, p: ac.DiskRemove) -> None:
+        self.backend.disk_remove(p.domid, p.device)
+
+    def _do_nic_add(self, step: _Step, p: ac.NicAdd) -> None:
+        self.backend.nic_add(p.domid, p.device)
+
+    def _do_nic_remove(self, step: _Step, p: ac.NicRemove) -> None:
+        self.backend.nic_remove(p.domid, p.device)
+
+    def _do_cdrom_change(self, step: _Step, p: ac.CdromChange) -> None:
+        self.backend.cdrom_insert(p.domid, p.device)
+
+    def _do_set_memory(self, step: _Step, p: ac.SetMemory) -> None:
+        self.backend.set_memory_target(p.domid, p.target_kib)
+
+    def _do_set_vcpus(self, step: _Step, p: ac.SetVcpus) -> None:
+        self.backend.set_vcpus_online(p.domid, p.count)
+
+    def _do_set_affinity(self, step: _Step, p: ac.SetAffinity) -> None:
+        for vcpu, (hard, soft) in sorted(p.affinity.items()):
+            self.backend.set_vcpu_affinity(p.domid, vcpu, hard, soft)
+
+    def _do_set_sched(self, step: _Step, p: ac.SetSched) -> None:
+        self.backend.set_sched_params(p.domid, p.params)
+
+    def _do_set_max_memory(self, step: _Step, p: ac.SetMaxMemory) -> None:
+        self.backend.set_max_memory(p.domid, p.max_kib)
 
     def _stop(self, domid: int) -> None:
         """Graceful shutdown under the policy's timeout, then destroy whatever is left listed."""
@@ -368,8 +429,7 @@ class Reconciler:
 
     def _remember(self, entry: OwnedDomain) -> None:
         with self._lock:
-            self.inventory.add(entry)
-            self.state.save(self.inventory)
+            self.state.put(entry, self.inventory.add(entry))
 
     def _forget_absent(self, listed: set[str]) -> None:
         """Drop entries for uuids the host does not list: a guest destroyed behind the agent's back,
@@ -381,8 +441,34 @@ class Reconciler:
             self._forget(*absent)
 
     def _forget(self, *uuids: str) -> None:
-        """Drop ``uuids`` from the inventory, saved once."""
+        """Drop ``uuids`` from the inventory, in one transaction."""
         with self._lock:
             for uuid in uuids:
                 self.inventory.remove(uuid)
-            self.state.save(self.inventory)
+            self.state.delete(uuids)
+
+
+#: The one place an action kind meets the code that carries it out. Each handler takes its own
+#: payload class (``reconcilers.actions``); the table is typed loosely because of that.
+_HANDLERS: dict[ActionKind, Callable[[Reconciler, _Step, Any], None]] = {
+    ActionKind.CREATE: Reconciler._do_create,
+    ActionKind.RESTORE: Reconciler._do_restore,
+    ActionKind.SET_ASIDE: Reconciler._do_set_aside,
+    ActionKind.ADOPT: Reconciler._do_adopt,
+    ActionKind.CORE_DUMP: Reconciler._do_core_dump,
+    ActionKind.SHUTDOWN: Reconciler._do_shutdown,
+    ActionKind.DESTROY: Reconciler._do_destroy,
+    ActionKind.RECREATE: Reconciler._do_recreate,
+    ActionKind.PAUSE: Reconciler._do_pause,
+    ActionKind.UNPAUSE: Reconciler._do_unpause,
+    ActionKind.DISK_ADD: Reconciler._do_disk_add,
+    ActionKind.DISK_REMOVE: Reconciler._do_disk_remove,
+    ActionKind.NIC_ADD: Reconciler._do_nic_add,
+    ActionKind.NIC_REMOVE: Reconciler._do_nic_remove,
+    ActionKind.CDROM_CHANGE: Reconciler._do_cdrom_change,
+    ActionKind.SET_MEMORY: Reconciler._do_set_memory,
+    ActionKind.SET_VCPUS: Reconciler._do_set_vcpus,
+    ActionKind.SET_AFFINITY: Reconciler._do_set_affinity,
+    ActionKind.SET_SCHED: Reconciler._do_set_sched,
+    ActionKind.SET_MAXMEM: Reconciler._do_set_max_memory,
+}

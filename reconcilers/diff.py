@@ -17,12 +17,13 @@ Ansible's libvirt check mode). Normalising means:
 - disks are matched by ``vdev``, nics by mac (or by device id when the desired nic has no mac),
   the vcpu bitmap becomes a count.
 
-Classification (``DomainDiff``): a change is *hot* when libxl can apply it to a running guest (disk
-and nic add/remove, cdrom media, balloon target up to the maximum, online vcpus up to the current
-maximum, and the live tuning ``xl vcpu-pin``, ``xl sched-credit2`` and ``xl mem-max`` do: vcpu hard
-and soft affinity, scheduler weight and cap, maximum memory); every other change is
-*restart-required*. Live tuning is compared only where the desired file sets it: left out, it is
-libxl's (or its NUMA placement's) to choose, as for any other default.
+Classification (``DomainDiff``, kinds ``reconcilers.actions.ChangeKind``): a change is *hot* when
+libxl can apply it to a running guest (disk and nic add/remove, cdrom media, balloon target up to
+the maximum, online vcpus up to the current maximum, and the live tuning ``xl vcpu-pin``,
+``xl sched-credit2`` and ``xl mem-max`` do: vcpu hard and soft affinity, scheduler weight and cap,
+maximum memory); every other change is *restart-required*. Live tuning is compared only where the
+desired file sets it: left out, it is libxl's (or its NUMA placement's) to choose, as for any other
+default.
 """
 
 from __future__ import annotations
@@ -32,13 +33,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from libxl.backend import OWNER_KEY, LibxlConfig
-from libxl.config import shadow_memkb
-
-#: Hot change kinds, each handled by one backend call in ``reconcilers.apply``.
-HOT_KINDS = ("disk-add", "disk-remove", "nic-add", "nic-remove", "cdrom-change", "set-memory", "set-vcpus",
-             "set-affinity", "set-sched", "set-maxmem")
-RESTART = "restart"
+from libxl.frontends.libvirt import shadow_memkb
+from libxl.hosts.backend import OWNER_KEY, LibxlConfig
+from reconcilers.actions import Affinity, ChangeKind
 
 #: Keys whose values libxl parses case-insensitively (enums, uuids, macs).
 _CASELESS_KEYS = frozenset({
@@ -55,6 +52,8 @@ _GENERATED_NIC = frozenset({"devid", "mac", "script", "nictype", "backend_domid"
 _LIVE_SCHED = ("weight", "cap")
 #: Disk fields a cdrom media change may alter without a restart.
 _MEDIA_FIELDS = frozenset({"pdev_path", "format", "backend"})
+#: One nic as ``normalise`` keeps it: (mac, device id, normalised dict, raw dict for the backend).
+_Nic = tuple[str | None, int, dict[str, Any], LibxlConfig]
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class Change:
     """One difference. ``desired``/``actual`` hold the libxl values (for device changes, the whole
     un-normalised device dict, which is what the backend's hotplug calls take)."""
     path: str
-    kind: str  # one of HOT_KINDS or RESTART
+    kind: ChangeKind
     desired: Any = None
     actual: Any = None
 
@@ -83,6 +82,13 @@ class DomainDiff:
             return "restart-required"
         return "hot" if self.hot else "none"
 
+    def hot_if(self, hot: bool, kind: ChangeKind, path: str, desired: Any, actual: Any) -> None:
+        """Record a ``kind`` change when libxl can make it live (``hot``), else a restart-required one."""
+        if hot:
+            self.hot.append(Change(path, kind, desired, actual))
+        else:
+            self.restart.append(Change(path, ChangeKind.RESTART, desired, actual))
+
 
 @dataclass
 class Normalised:
@@ -94,7 +100,7 @@ class Normalised:
     max_vcpus: int
     online_vcpus: int
     disks: dict[str, tuple[dict[str, Any], LibxlConfig]]
-    nics: list[tuple[str | None, int, dict[str, Any], LibxlConfig]]  # (mac, devid, norm, raw)
+    nics: list[_Nic]
     #: Per-vcpu hard and soft affinity (sorted cpu tuples; None: not set), see ``_affinity``.
     hard_affinity: tuple[tuple[int, ...] | None, ...] = ()
     soft_affinity: tuple[tuple[int, ...] | None, ...] = ()
@@ -236,7 +242,8 @@ def _leaf_diffs(desired: Any, actual: Any, path: str, *,
         yield path, desired, actual
 
 
-def _drop_generated(desired: dict[str, Any], actual: dict[str, Any], generated: frozenset[str]) -> dict:
+def _drop_generated(desired: dict[str, Any], actual: dict[str, Any],
+                    generated: frozenset[str]) -> dict[str, Any]:
     """The actual device without the generated fields the desired device leaves to libxl."""
     return {k: v for k, v in actual.items() if k not in generated or k in desired}
 
@@ -253,13 +260,12 @@ def _diff_disks(want: Normalised, have: Normalised, out: DomainDiff) -> None:
         if vdev not in have.disks:
             norm, raw = want.disks[vdev]
             hot = _hotpluggable_disk(have.dtype, vdev) and not norm.get("is_cdrom")
-            (out.hot if hot else out.restart).append(Change(path, "disk-add" if hot else RESTART, raw, None))
+            out.hot_if(hot, ChangeKind.DISK_ADD, path, raw, None)
             continue
         if vdev not in want.disks:
             norm, raw = have.disks[vdev]
             hot = _hotpluggable_disk(have.dtype, vdev) and not norm.get("is_cdrom")
-            (out.hot if hot else out.restart).append(
-                Change(path, "disk-remove" if hot else RESTART, None, raw))
+            out.hot_if(hot, ChangeKind.DISK_REMOVE, path, None, raw)
             continue
         (d_norm, d_raw), (a_norm, a_raw) = want.disks[vdev], have.disks[vdev]
         a_norm = _drop_generated(d_norm, a_norm, _GENERATED_DISK)
@@ -267,16 +273,17 @@ def _diff_disks(want: Normalised, have: Normalised, out: DomainDiff) -> None:
         if not changed:
             continue
         if d_norm.get("is_cdrom") and a_norm.get("is_cdrom") and changed <= _MEDIA_FIELDS:
-            out.hot.append(Change(path, "cdrom-change", d_raw, a_raw))
+            out.hot.append(Change(path, ChangeKind.CDROM_CHANGE, d_raw, a_raw))
         else:
-            out.restart.extend(Change(f"{path}.{p}", RESTART, d, a)
+            out.restart.extend(Change(f"{path}.{p}", ChangeKind.RESTART, d, a)
                                for p, d, a in _leaf_diffs(d_norm, a_norm, ""))
 
 
-def _match_nics(want: Normalised, have: Normalised) -> tuple[list, list, list]:
+def _match_nics(want: Normalised, have: Normalised) -> tuple[list[tuple[_Nic, _Nic]], list[_Nic], list[_Nic]]:
     """Pair desired and actual nics: by mac when the desired nic has one, else by device id."""
     unused = list(range(len(have.nics)))
-    pairs, added = [], []
+    pairs: list[tuple[_Nic, _Nic]] = []
+    added: list[_Nic] = []
     for d in want.nics:
         d_mac, d_devid = d[0], d[1]
         if d_mac is not None:
@@ -291,7 +298,7 @@ def _match_nics(want: Normalised, have: Normalised) -> tuple[list, list, list]:
     return pairs, added, [have.nics[i] for i in unused]
 
 
-def _nic_label(nic: tuple[str | None, int, dict[str, Any], LibxlConfig]) -> str:
+def _nic_label(nic: _Nic) -> str:
     return f"nics[{nic[0] or '#' + str(nic[1])}]"
 
 
@@ -304,13 +311,13 @@ def _diff_nics(want: Normalised, have: Normalised, out: DomainDiff) -> None:
     compared nor sent with a hot-add (where it could collide with a nic the guest keeps). Removals
     come first so a re-added nic finds its mac and slot free."""
     pairs, added, removed = _match_nics(want, have)
-    out.hot.extend(Change(_nic_label(n), "nic-remove", None, n[3]) for n in removed)
-    out.hot.extend(Change(_nic_label(n), "nic-add", _without_devid(n[3]) if n[0] else n[3], None)
+    out.hot.extend(Change(_nic_label(n), ChangeKind.NIC_REMOVE, None, n[3]) for n in removed)
+    out.hot.extend(Change(_nic_label(n), ChangeKind.NIC_ADD, _without_devid(n[3]) if n[0] else n[3], None)
                    for n in added)
     for d, a in pairs:
         d_norm, a_norm = (_without_devid(d[2]), _without_devid(a[2])) if d[0] else (d[2], a[2])
         a_norm = _drop_generated(d_norm, a_norm, _GENERATED_NIC)
-        out.restart.extend(Change(f"{_nic_label(d)}.{p}", RESTART, dv, av)
+        out.restart.extend(Change(f"{_nic_label(d)}.{p}", ChangeKind.RESTART, dv, av)
                            for p, dv, av in _leaf_diffs(d_norm, a_norm, ""))
 
 
@@ -318,19 +325,19 @@ def _diff_memory(want: Normalised, have: Normalised, out: DomainDiff) -> None:
     """The maximum (``xl mem-max``) and the balloon target, both live. libxl refuses a maximum
     below the current target, so a shrinking maximum comes after the target's change and a growing
     one before it (the hot changes run in the order listed here)."""
-    max_change = None
+    max_change: Change | None = None
+    growing = False
     if want.max_memkb != have.max_memkb and want.max_memkb is not None:
-        max_change = Change("b_info.max_memkb", "set-maxmem", want.max_memkb, have.max_memkb)
+        max_change = Change("b_info.max_memkb", ChangeKind.SET_MAXMEM, want.max_memkb, have.max_memkb)
+        growing = have.max_memkb is None or want.max_memkb > have.max_memkb
     elif want.max_memkb != have.max_memkb:
-        out.restart.append(Change("b_info.max_memkb", RESTART, want.max_memkb, have.max_memkb))
-    growing = max_change is not None and (have.max_memkb is None or want.max_memkb > have.max_memkb)
-    if growing:
+        out.restart.append(Change("b_info.max_memkb", ChangeKind.RESTART, want.max_memkb, have.max_memkb))
+    if max_change is not None and growing:
         out.hot.append(max_change)
     if want.target_memkb != have.target_memkb:
         ceiling = want.max_memkb if want.max_memkb is not None else have.max_memkb
         hot = want.target_memkb is not None and ceiling is not None and want.target_memkb <= ceiling
-        (out.hot if hot else out.restart).append(Change(
-            "b_info.target_memkb", "set-memory" if hot else RESTART, want.target_memkb, have.target_memkb))
+        out.hot_if(hot, ChangeKind.SET_MEMORY, "b_info.target_memkb", want.target_memkb, have.target_memkb)
     if max_change is not None and not growing:
         out.hot.append(max_change)
 
@@ -340,8 +347,8 @@ def _diff_tuning(want: Normalised, have: Normalised, out: DomainDiff) -> None:
     compared where the desired config sets it. One change per kind carries the whole desired
     value, which the executor hands to libxl call by call."""
     vcpus = range(min(want.max_vcpus, have.max_vcpus))
-    hard: dict[int, tuple[int, ...] | None] = {}
-    soft: dict[int, tuple[int, ...] | None] = {}
+    hard: dict[int, tuple[int, ...]] = {}
+    soft: dict[int, tuple[int, ...]] = {}
     for mine, theirs, into in ((want.hard_affinity, have.hard_affinity, hard),
                                (want.soft_affinity, have.soft_affinity, soft)):
         for vcpu in vcpus:
@@ -351,15 +358,15 @@ def _diff_tuning(want: Normalised, have: Normalised, out: DomainDiff) -> None:
                 into[vcpu] = wanted
     if hard or soft:
         changed = sorted(hard.keys() | soft.keys())
-        out.hot.append(Change("b_info.vcpu_affinity", "set-affinity",
-                              {v: ([*hard[v]] if v in hard else None, [*soft[v]] if v in soft else None)
-                               for v in changed},
+        pins: Affinity = {v: ([*hard[v]] if v in hard else None, [*soft[v]] if v in soft else None)
+                      for v in changed}
+        out.hot.append(Change("b_info.vcpu_affinity", ChangeKind.SET_AFFINITY, pins,
                               {v: (have.hard_affinity[v] if v < len(have.hard_affinity) else None,
                                    have.soft_affinity[v] if v < len(have.soft_affinity) else None)
                                for v in changed}))
     sched = {k: v for k, v in want.sched.items() if have.sched.get(k) != v}
     if sched:
-        out.hot.append(Change("b_info.sched_params", "set-sched", sched,
+        out.hot.append(Change("b_info.sched_params", ChangeKind.SET_SCHED, sched,
                               {k: have.sched.get(k) for k in sched}))
 
 
@@ -367,11 +374,10 @@ def _diff_sizes(want: Normalised, have: Normalised, out: DomainDiff) -> None:
     """Memory (``_diff_memory``); online vcpus are hot up to the maximum the guest was started with."""
     _diff_memory(want, have, out)
     if want.max_vcpus != have.max_vcpus:
-        out.restart.append(Change("b_info.max_vcpus", RESTART, want.max_vcpus, have.max_vcpus))
+        out.restart.append(Change("b_info.max_vcpus", ChangeKind.RESTART, want.max_vcpus, have.max_vcpus))
     if want.online_vcpus != have.online_vcpus:
         hot = want.online_vcpus <= have.max_vcpus
-        (out.hot if hot else out.restart).append(Change(
-            "b_info.avail_vcpus", "set-vcpus" if hot else RESTART, want.online_vcpus, have.online_vcpus))
+        out.hot_if(hot, ChangeKind.SET_VCPUS, "b_info.avail_vcpus", want.online_vcpus, have.online_vcpus)
 
 
 class DiffMemo:
@@ -404,12 +410,12 @@ class DiffMemo:
 def diff_domain(desired: LibxlConfig, actual: LibxlConfig) -> DomainDiff:
     """Compare two libxl configs of one domain and classify every difference (pure).
 
-    ``desired`` comes from the desired file (``libxl.config.build_config``), ``actual`` from the
+    ``desired`` comes from the desired file (``libxl.frontends.libvirt.build_config``), ``actual`` from the
     host (``Backend.domain_config``).
     """
     want, have = normalise(desired), normalise(actual)
     out = DomainDiff()
-    out.restart.extend(Change(p, RESTART, d, a)
+    out.restart.extend(Change(p, ChangeKind.RESTART, d, a)
                        for p, d, a in _leaf_diffs(want.tree, have.tree, "", defaults=True))
     _diff_sizes(want, have, out)
     _diff_tuning(want, have, out)

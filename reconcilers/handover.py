@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libxl.backend import DomainInfo
+from libxl.hosts.backend import DomainInfo
 from reconcilers import plan as pl
 from reconcilers.desired import DesiredSet
 from reconcilers.policy import Policy

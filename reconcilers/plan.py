@@ -2,8 +2,10 @@
 
 Pure: the plan reads the desired set, a snapshot of the host (``ActualDomain``: ``xl list`` row plus
 the retrieved libxl config), the policy and the ownership inventory, and decides. ``apply`` executes
-a plan; ``xenreconcile plan`` prints one. Level-triggered: the same inputs give the same plan
-whatever event led here, and a plan computed right after a successful apply is empty.
+a plan; ``xenreconcile plan`` prints one. Each action is a payload of ``reconcilers.actions`` (which
+fixes its kind); each hot change of the diff becomes its action through one table, ``_HOT``.
+Level-triggered: the same inputs give the same plan whatever event led here, and a plan computed
+right after a successful apply is empty.
 
 Ownership gates every destructive or hotplug action: a domain is ours when its xsdata marker is
 our owner id or the inventory lists its uuid; Domain-0 never is. Anything else with a desired name
@@ -17,42 +19,53 @@ never touched; whether a guest that stopped comes back is its run strategy's cal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from libxl.backend import INCOMING_SUFFIX, MIGRATED_AWAY_SUFFIX, DomainEvent, DomainInfo, LibxlConfig
+from libxl.hosts.backend import INCOMING_SUFFIX, MIGRATED_AWAY_SUFFIX, DomainEvent, DomainInfo, LibxlConfig
 from reconcilers import state as sd
 from reconcilers import status as st
+from reconcilers.actions import (
+    ActionKind,
+    Adopt,
+    Affinity,
+    CdromChange,
+    ChangeKind,
+    CoreDump,
+    Create,
+    Destroy,
+    DiskAdd,
+    DiskRemove,
+    NicAdd,
+    NicRemove,
+    Pause,
+    Payload,
+    Recreate,
+    Restore,
+    SetAffinity,
+    SetAside,
+    SetMaxMemory,
+    SetMemory,
+    SetSched,
+    SetVcpus,
+    Shutdown,
+    Unpause,
+)
 from reconcilers.desired import DesiredDomain, DesiredSet
-from reconcilers.diff import DiffMemo, diff_domain
+from reconcilers.diff import Change, DiffMemo, diff_domain
 from reconcilers.policy import Policy
 from reconcilers.state import Departure, Inventory, OwnedDomain
 
-# Action kinds.
-CREATE = "create"
-UNPAUSE = "unpause"
-PAUSE = "pause"
-SHUTDOWN = "shutdown"
-DESTROY = "destroy"
-RECREATE = "recreate"
-ADOPT = "adopt"
-CORE_DUMP = "core-dump"
-RESTORE = "restore"
-SET_ASIDE = "set-aside-image"
-#: diff change kind -> action kind
-HOT_ACTIONS = {
-    "disk-add": "hotplug-disk-add", "disk-remove": "hotplug-disk-remove",
-    "nic-add": "hotplug-nic-add", "nic-remove": "hotplug-nic-remove",
-    "cdrom-change": "cdrom-change", "set-memory": "set-memory", "set-vcpus": "set-vcpus",
-    "set-affinity": "set-vcpu-affinity", "set-sched": "set-sched-params", "set-maxmem": "set-max-memory",
-}
 #: Execution phases: free resources first (prune, dead remains), then start, then adjust.
-_PHASE = {ADOPT: 0, CORE_DUMP: 0, SHUTDOWN: 0, DESTROY: 0, SET_ASIDE: 0, RECREATE: 1, CREATE: 2,
-          RESTORE: 2, PAUSE: 5, UNPAUSE: 5}
+_PHASE = {ActionKind.ADOPT: 0, ActionKind.CORE_DUMP: 0, ActionKind.SHUTDOWN: 0, ActionKind.DESTROY: 0,
+          ActionKind.SET_ASIDE: 0, ActionKind.RECREATE: 1, ActionKind.CREATE: 2, ActionKind.RESTORE: 2,
+          ActionKind.PAUSE: 5, ActionKind.UNPAUSE: 5}
 _HOT_PHASE = 4
 #: terraform-style symbols for the printed plan.
-SYMBOLS = {CREATE: "+", RESTORE: "+", RECREATE: "-/+", SHUTDOWN: "-", DESTROY: "-"}
+SYMBOLS = {ActionKind.CREATE: "+", ActionKind.RESTORE: "+", ActionKind.RECREATE: "-/+",
+           ActionKind.SHUTDOWN: "-", ActionKind.DESTROY: "-"}
 
 # Note kinds.
 RESTART_REQUIRED = "RestartRequired"
@@ -89,11 +102,19 @@ class ActualDomain:
 
 @dataclass(frozen=True)
 class Action:
-    """One backend operation. ``details`` holds what the backend call needs (domid, config, device)."""
+    """One backend operation; the payload says which (``kind``) and holds what it needs."""
     domain: str
-    kind: str
     reason: str
-    details: dict[str, Any] = field(default_factory=dict, compare=False)
+    payload: Payload = field(compare=False)
+    kind: ActionKind = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", self.payload.kind)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """The payload as a dict (``Payload.as_dict``): what ``to_json`` prints, configs aside."""
+        return self.payload.as_dict()
 
     @property
     def phase(self) -> int:
@@ -135,8 +156,8 @@ class DomainPlan:
     record: Departure | None = None
     clear_departure: bool = False
 
-    def act(self, kind: str, reason: str, **details: Any) -> None:
-        self.actions.append(Action(self.name, kind, reason, details))
+    def act(self, reason: str, payload: Payload) -> None:
+        self.actions.append(Action(self.name, reason, payload))
 
     def note(self, kind: str, message: str, outcome: str) -> None:
         self.notes.append(Note(self.name, kind, message))
@@ -282,9 +303,9 @@ def _plan_orphan(out: DomainPlan, act: ActualDomain, desired: DesiredSet, policy
         return
     reason = f"desired file removed (prune={policy.prune})"
     if policy.prune == "shutdown" and act.info.state not in _DEAD_STATES:
-        out.act(SHUTDOWN, reason, domid=act.info.domid, uuid=act.info.uuid, prune=True)
+        out.act(reason, Shutdown(act.info.domid, act.info.uuid, prune=True))
     else:
-        out.act(DESTROY, reason, domid=act.info.domid, uuid=act.info.uuid, prune=True)
+        out.act(reason, Destroy(act.info.domid, act.info.uuid, prune=True))
     out.outcome = st.PRUNED
 
 
@@ -297,10 +318,9 @@ def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, polic
             # libxl writes a domain's config when its creation completes and the agent unpauses
             # only after that: a paused guest of ours without one was left half-made (the agent
             # was killed mid-create). It has never run; build it again.
-            out.act(DESTROY, "half-created remains: paused, and libxl has no config for it",
-                    domid=info.domid, uuid=info.uuid)
-            out.act(CREATE, "desired running; replaces the half-created domain", config=want.config,
-                    paused=False)
+            out.act("half-created remains: paused, and libxl has no config for it",
+                    Destroy(info.domid, info.uuid))
+            out.act("desired running; replaces the half-created domain", Create(want.config, paused=False))
             return
         out.note(PENDING, "current config could not be retrieved", st.PENDING)
         return
@@ -312,35 +332,17 @@ def _plan_running(out: DomainPlan, want: DesiredDomain, act: ActualDomain, polic
     if changes.restart:
         paths = ", ".join(c.path for c in changes.restart)
         if policy.restart == "always":
-            out.act(RECREATE, f"restart-required changes: {paths}", domid=info.domid, uuid=info.uuid,
-                    config=want.config, paused=paused, changes=[c.path for c in changes.restart])
+            out.act(f"restart-required changes: {paths}",
+                    Recreate(info.domid, info.uuid, want.config, paused, [c.path for c in changes.restart]))
             return
         out.note(RESTART_REQUIRED, f"changes need a restart (restart policy 'never'): {paths}",
                  st.RESTART_REQUIRED)
     for change in changes.hot:
-        kind = HOT_ACTIONS[change.kind]
-        if kind == "set-memory":
-            out.act(kind, f"memory target {change.actual} -> {change.desired} KiB", domid=info.domid,
-                    target_kib=change.desired)
-        elif kind == "set-vcpus":
-            out.act(kind, f"online vcpus {change.actual} -> {change.desired}", domid=info.domid,
-                    count=change.desired)
-        elif kind == "set-max-memory":
-            out.act(kind, f"maximum memory {change.actual} -> {change.desired} KiB", domid=info.domid,
-                    max_kib=change.desired)
-        elif kind == "set-sched-params":
-            pairs = ", ".join(f"{k} {'default' if change.actual[k] is None else change.actual[k]} -> {v}"
-                              for k, v in sorted(change.desired.items()))
-            out.act(kind, f"scheduler {pairs}", domid=info.domid, params=change.desired)
-        elif kind == "set-vcpu-affinity":
-            out.act(kind, _affinity_reason(change.desired), domid=info.domid, affinity=change.desired)
-        else:
-            device = change.desired if change.desired is not None else change.actual
-            out.act(kind, f"{change.path}", domid=info.domid, device=device)
+        out.act(*_HOT[change.kind](change, info.domid))
     if paused and info.state in ("running", "blocked"):
-        out.act(PAUSE, "desired power state paused", domid=info.domid)
+        out.act("desired power state paused", Pause(info.domid))
     elif not paused and info.state == "paused":
-        out.act(UNPAUSE, "desired power state running", domid=info.domid)
+        out.act("desired power state running", Unpause(info.domid))
 
 
 def _plan_migration(out: DomainPlan, want: DesiredDomain | None, actual: dict[str, ActualDomain],
@@ -367,14 +369,15 @@ def _plan_image(out: DomainPlan, want: DesiredDomain, departure: Departure) -> b
     image is set aside and the guest starts afresh. True when the guest is restored."""
     assert departure.image is not None
     out.clear_departure = True
-    changes = diff_domain(want.config, departure.config or {}).restart
+    saved = departure.config or {}
+    changes = diff_domain(want.config, saved).restart
     if not changes and want.power_state != "stopped":
-        out.act(RESTORE, f"saved at host shutdown into {departure.image}", path=departure.image,
-                config=departure.config, paused=want.power_state == "paused")
+        out.act(f"saved at host shutdown into {departure.image}",
+                Restore(departure.image, saved, paused=want.power_state == "paused"))
         return True
     why = ("desired power state stopped" if not changes else
            f"its file no longer describes the saved guest: {', '.join(c.path for c in changes)}")
-    out.act(SET_ASIDE, f"{departure.image}: {why}", path=departure.image)
+    out.act(f"{departure.image}: {why}", SetAside(departure.image))
     return False
 
 
@@ -419,22 +422,56 @@ def _plan_dead(out: DomainPlan, want: DesiredDomain, act: ActualDomain, policy: 
                  "destroy it (xl destroy) to let the agent go on", st.CRASHED)
         return
     if info.shutdown_reason == "crash" and on_crash in COREDUMP_ACTIONS:
-        out.act(CORE_DUMP, f"on_crash {on_crash.replace('_', '-')}", domid=info.domid,
-                path=str(Path(policy.dump_dir) / out.name))
-    out.act(DESTROY, f"remains of a guest that is {info.state} ({why})", domid=info.domid, uuid=info.uuid)
+        out.act(f"on_crash {on_crash.replace('_', '-')}",
+                CoreDump(info.domid, str(Path(policy.dump_dir) / out.name)))
+    out.act(f"remains of a guest that is {info.state} ({why})", Destroy(info.domid, info.uuid))
     departure = _departure(reason, out.name, info.uuid, want) if reason else None
     out.record = departure
     if want.power_state != "stopped" and not _held(out, want, departure):
-        out.act(CREATE, f"desired running, was {info.state} ({why})", config=want.config,
-                paused=want.power_state == "paused")
+        out.act(f"desired running, was {info.state} ({why})",
+                Create(want.config, paused=want.power_state == "paused"))
+
+
 def _cpus(cpus: list[int] | None) -> str:
     return ",".join(map(str, cpus)) if cpus is not None else "unchanged"
 
 
-def _affinity_reason(affinity: dict[int, tuple[list[int] | None, list[int] | None]]) -> str:
+def _affinity_reason(affinity: Affinity) -> str:
     """``vcpu 0 hard 0,1 soft unchanged; vcpu 1 ...``: what ``xl vcpu-pin`` would be asked."""
     return "; ".join(f"vcpu {vcpu} hard {_cpus(hard)} soft {_cpus(soft)}"
                      for vcpu, (hard, soft) in sorted(affinity.items()))
+
+
+def _sched_reason(change: Change) -> str:
+    """``scheduler weight 256 -> 512, cap default -> 50``: what ``xl sched-credit2`` would be asked."""
+    return "scheduler " + ", ".join(
+        f"{k} {'default' if change.actual[k] is None else change.actual[k]} -> {v}"
+        for k, v in sorted(change.desired.items()))
+
+
+def _device(change: Change) -> LibxlConfig:
+    """The device dict a hotplug call takes: the desired one, or for a removal the actual one."""
+    device: LibxlConfig = change.desired if change.desired is not None else change.actual
+    return device
+
+
+#: What the plan does about each hot change of a running guest (domid): the reason and the action.
+_HOT: dict[ChangeKind, Callable[[Change, int], tuple[str, Payload]]] = {
+    ChangeKind.SET_MEMORY: lambda c, domid: (f"memory target {c.actual} -> {c.desired} KiB",
+                                             SetMemory(domid, target_kib=c.desired)),
+    ChangeKind.SET_VCPUS: lambda c, domid: (f"online vcpus {c.actual} -> {c.desired}",
+                                            SetVcpus(domid, count=c.desired)),
+    ChangeKind.SET_MAXMEM: lambda c, domid: (f"maximum memory {c.actual} -> {c.desired} KiB",
+                                             SetMaxMemory(domid, max_kib=c.desired)),
+    ChangeKind.SET_SCHED: lambda c, domid: (_sched_reason(c), SetSched(domid, params=c.desired)),
+    ChangeKind.SET_AFFINITY: lambda c, domid: (_affinity_reason(c.desired),
+                                               SetAffinity(domid, affinity=c.desired)),
+    ChangeKind.DISK_ADD: lambda c, domid: (c.path, DiskAdd(domid, _device(c))),
+    ChangeKind.DISK_REMOVE: lambda c, domid: (c.path, DiskRemove(domid, _device(c))),
+    ChangeKind.NIC_ADD: lambda c, domid: (c.path, NicAdd(domid, _device(c))),
+    ChangeKind.NIC_REMOVE: lambda c, domid: (c.path, NicRemove(domid, _device(c))),
+    ChangeKind.CDROM_CHANGE: lambda c, domid: (c.path, CdromChange(domid, _device(c))),
+}
 
 
 def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain], policy: Policy,
@@ -448,8 +485,8 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
     out = DomainPlan(name, file=want.file if want else None)
     for dom in remains or ():
         # They never ran and hold memory a create may need: gone first, whatever the file says.
-        out.act(DESTROY, f"remains of a create cut short (domid {dom.info.domid}, no name in xenstore)",
-                domid=dom.info.domid, uuid=dom.info.uuid)
+        out.act(f"remains of a create cut short (domid {dom.info.domid}, no name in xenstore)",
+                Destroy(dom.info.domid, dom.info.uuid))
     if name in desired.conflicts:
         files = ", ".join(str(f) for f in desired.conflicts[name])
         out.file = desired.conflicts[name][0]
@@ -472,8 +509,7 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
             out.note(UNOWNED, f"a domain named {name!r} exists but was not created by {policy.owner!r}; "
                      "left alone (enable adopt to take it over)", st.CONFLICT)
             return out
-        out.act(ADOPT, "unowned domain with a desired name (adopt enabled)", domid=act.info.domid,
-                uuid=act.info.uuid)
+        out.act("unowned domain with a desired name (adopt enabled)", Adopt(act.info.domid, act.info.uuid))
         owned = True
     if act is not None and owned and departure is not None and act.info.state not in _DEAD_STATES:
         out.clear_departure = True  # it runs again
@@ -503,13 +539,13 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
                 return out
             departure = None
         if not _held(out, want, departure):
-            out.act(CREATE, "not on the host", config=want.config, paused=want.power_state == "paused")
+            out.act("not on the host", Create(want.config, paused=want.power_state == "paused"))
         return out
     if act.info.state in _DEAD_STATES:
         _plan_dead(out, want, act, policy)
         return out
     if want.power_state == "stopped":
-        out.act(SHUTDOWN, "desired power state stopped", domid=act.info.domid, uuid=act.info.uuid)
+        out.act("desired power state stopped", Shutdown(act.info.domid, act.info.uuid))
         return out
     _plan_running(out, want, act, policy, memo)
     return out

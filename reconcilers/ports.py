@@ -4,10 +4,10 @@ libvirt's libxl driver never lets qemu hunt for a display (``findunused`` false)
 port from ``remote_display_port_min..max`` (5900..65535), writes it into the config handed to
 ``libxl_domain_create_new`` (``vnc.display`` = port - 5900, ``spice.port``) and releases it when the
 guest goes. The agent does the same, and keeps each guest's ports in the state directory
-(``ports.json``, next to the inventory) by guest name, so a guest keeps its port across agent
+(``StateDir.put_ports``, beside the inventory) by guest name, so a guest keeps its port across agent
 restarts and across its own re-creation.
 
-The desired config (``libxl.config.build_config``) leaves an autoport display unset; planning sees
+The desired config (``libxl.frontends.libvirt.build_config``) leaves an autoport display unset; planning sees
 it through ``PortAllocator.resolve``, which writes the guest's recorded port in, so the diff
 compares equal configs and a restarted agent sees no drift. A running autoport guest the table
 does not know (created before this table existed) keeps the port its config shows, which is
@@ -22,10 +22,10 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from libxl.backend import LibxlConfig
-from libxl.display import KINDS, VNC_BASE, DisplayPorts, ports_in, with_ports
+from libxl.domain.model import Domain
 from libxl.errors import XenReconcileError
-from libxl.model import Domain
+from libxl.hosts.backend import LibxlConfig
+from libxl.hosts.display import KINDS, VNC_BASE, DisplayPorts, ports_in, with_ports
 from reconcilers.desired import DesiredDomain
 from reconcilers.state import StateDir
 
@@ -35,7 +35,7 @@ DEFAULT_RANGE = (5900, 65535)
 
 def autoport_kinds(domain: Domain | None) -> tuple[str, ...]:
     """The display kinds of ``domain`` whose port is the agent's to choose: a VNC display with
-    ``autoport`` or no port of 5900 or above (what ``libxl.config`` writes no display for), a
+    ``autoport`` or no port of 5900 or above (what ``libxl.frontends.libvirt`` writes no display for), a
     SPICE display with no port. None for an xl.cfg guest (no domain model): it means what
     ``xl create`` makes of it, where qemu hunts a free VNC display itself (``vncunused``) and SPICE
     always names its port, so the agent chooses none."""
@@ -124,7 +124,7 @@ class PortAllocator:
                     ports = merged
                     if record:
                         self._table[want.name] = merged
-                        self._save()
+                        self._save(want.name)
         if ports is None:
             return want
         cached = self._resolved.get(want.name)
@@ -159,7 +159,7 @@ class PortAllocator:
             ports = DisplayPorts(**chosen)
             if ports != mine:
                 self._table[name] = ports
-                self._save()
+                self._save(name)
         return with_ports(config, ports, kinds)
 
     def release(self, name: str) -> None:
@@ -167,7 +167,7 @@ class PortAllocator:
         with self._lock:
             self._resolved.pop(name, None)
             if self._table.pop(name, None) is not None:
-                self._save()
+                self._state.delete_ports([name])
 
     def keep(self, names: set[str]) -> None:
         """Release the ports of every guest not in ``names`` (the full resync passes the desired
@@ -177,8 +177,7 @@ class PortAllocator:
             for name in gone:
                 del self._table[name]
                 self._resolved.pop(name, None)
-            if gone:
-                self._save()
+            self._state.delete_ports(sorted(gone))
 
     def _free(self, taken: set[int], name: str) -> int:
         low, high = self.range
@@ -188,6 +187,7 @@ class PortAllocator:
         raise XenReconcileError(f"{name}: no free display port in {low}..{high} "
                                 "(display_port_min/display_port_max)")
 
-    def _save(self) -> None:
-        self._state.save_ports({n: {k: p.get(k) for k in KINDS if p.get(k) is not None}
-                                for n, p in sorted(self._table.items())})
+    def _save(self, name: str) -> None:
+        """Record ``name``'s ports: one guest's rows (a create rewrites no table)."""
+        ports = self._table[name]
+        self._state.put_ports(name, {k: p for k in KINDS if (p := ports.get(k)) is not None})

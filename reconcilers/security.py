@@ -12,7 +12,7 @@ and a policy, deny by default, decides which of those settings a file may use at
 The policy reads the libxl JSON a file becomes, so every front end is held to it the same way;
 ``locate`` then finds the offending key (xl.cfg) or element (domain XML) in the file's own bytes.
 The policy check is pure; the file-mode check judges each component's own descriptor as
-``libxl.formats.readfile`` opens it (never a second ``stat`` by path that a swap could outrun).
+``libxl.domain.formats.readfile`` opens it (never a second ``stat`` by path that a swap could outrun).
 Both return ``ConfigError``s that name the file (and line and element), so the loader marks the
 file invalid (its guest keeps running on the last good version) and ``validate`` prints the same
 lines in CI.
@@ -31,9 +31,9 @@ from typing import Any
 
 from lxml import etree
 
+from libxl.domain.formats.readfile import Role, Trust, open_regular
+from libxl.domain.model import XEN_NS
 from libxl.errors import ConfigError
-from libxl.formats.readfile import Role, Trust, open_regular
-from libxl.model import XEN_NS
 from reconcilers import qemu_specs as qs
 
 #: pygrub where upstream (/usr/lib/xen/bin), Debian's xen-utils-4.17 (/usr/lib/xen-4.17/bin) and
@@ -146,7 +146,7 @@ def _component_problem(role: Role, st: os.stat_result, uid: int) -> str | None:
 
 def file_trust(uid: int) -> Trust:
     """strict_modes as the race-free reader applies it to every component of a file's resolved
-    chain (``libxl.formats.readfile``), judged on each component's own descriptor."""
+    chain (``libxl.domain.formats.readfile``), judged on each component's own descriptor."""
     return Trust(lambda role, st: _component_problem(role, st, uid),
                  "; others could make the agent run code as root (strict_modes = true)")
 

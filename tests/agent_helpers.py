@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.loop import Controller
-from libxl.uri import open_backend
+from agent.daemon.loop import Controller
+from libxl.hosts.uri import open_backend
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,11 @@ import structlog
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: libvirt's Xen conversion test data, next to the checkout (see ../shared/README.md).
 SHARED_CORPUS = REPO_ROOT.parent / "shared" / "corpus"
+
+# The tests run the source tree's modules by their in-project names (``agent``, ``libxl``, ...), in
+# this process and in every Python child they start: an install claims only ``xenreconcile`` (see
+# xenreconcile/__init__.py), so a child that runs a script outside the root finds them here.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ _DEFAULTS = (0, "", [], {}, None, "<default>", "invalid")
 
 def libxl_missing() -> str | None:
     """Why the real-libxl tests cannot run here, or None when they can."""
-    sys.path.insert(0, str(PROJECT / "libxl" / "binding"))
+    sys.path.insert(0, str(PROJECT / "libxl" / "hosts" / "binding"))
     try:
         from build_ffi import headers_available
     finally:
@@ -235,8 +235,8 @@ def _serve(request: dict[str, Any]) -> Any:
     import structlog
 
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
-    from libxl.binding.host import open_real_host
     from libxl.errors import BackendError
+    from libxl.hosts.binding.host import open_real_host
 
     host = open_real_host()
     try:

@@ -7,8 +7,8 @@ import uuid as _uuid
 from pathlib import Path
 from typing import Any
 
-from libxl.backend import DomainInfo
-from libxl.model import Domain
+from libxl.domain.model import Domain
+from libxl.hosts.backend import DomainInfo
 from reconcilers.desired import DesiredDomain, DesiredSet
 from reconcilers.plan import ActualDomain
 

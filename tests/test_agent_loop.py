@@ -8,13 +8,15 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 import structlog
 
 from agent import log as agentlog
-from agent.loop import Controller, Gate, affected_names
-from agent.queue import Outcome
-from agent.systemd import Notifier
-from libxl.uri import open_backend
+from agent.daemon.desiredcache import affected_names
+from agent.daemon.loop import Controller, Gate
+from agent.daemon.queue import Outcome
+from agent.daemon.systemd import Notifier
+from libxl.hosts.uri import open_backend
 from reconcilers.apply import Result
 from reconcilers.desired import DesiredSet, load_desired
 from tests.agent_helpers import names_on_host, running, settings, wait_for, write_atomic
@@ -315,6 +317,42 @@ def test_an_xl_cfg_warning_is_logged_once_per_version_of_the_file(tmp_path: Path
     finally:
         controller.backend.close()
         structlog.reset_defaults()
+
+
+def test_the_agent_process_pauses_the_collector_for_a_full_resync_only(tmp_path: Path) -> None:
+    """A full resync holds every guest's config at once; the collector would walk them over and
+    over. Paused in the agent process (and on again after, a failed resync included), never in a
+    test's interpreter."""
+    import gc
+
+    seen: list[bool] = []
+    config = settings(tmp_path)
+    write_atomic(Path(config.desired_dir) / "a.xml", domain_xml("a"))
+
+    def controller(**kw: object) -> Controller:
+        made = Controller(config, open_backend(config.uri), **kw)  # type: ignore[arg-type]
+        listing = made.backend.list_domains
+        def listed() -> list:
+            seen.append(gc.isenabled())
+            return listing()
+
+        made.backend.list_domains = listed  # type: ignore[method-assign]
+        return made
+
+    assert gc.isenabled()
+    shared = controller()
+    assert shared.full_resync() and seen == [True] and gc.isenabled()
+    shared.backend.close()
+    agent = controller(freeze_heap=True)
+    try:
+        assert agent.full_resync() and seen[1:] == [False] and gc.isenabled()
+        agent.reconciler.reconcile_all = lambda desired: 1 / 0  # type: ignore[assignment]
+        with pytest.raises(ZeroDivisionError):
+            agent.full_resync()
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        agent.backend.close()
 
 
 class _RecordingNotifier(Notifier):

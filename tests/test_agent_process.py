@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from libxl.uri import open_backend
+from libxl.hosts.uri import open_backend
+from reconcilers.state import StateDir
 from tests.agent_helpers import wait_for, write_atomic
 from tests.reconcile_fixtures import domain_xml
 
@@ -253,8 +254,7 @@ def test_sigkill_mid_apply_then_restart_converges_without_duplicates(tmp_path: P
         backend.close()
         assert sorted(d.name for d in listed) == names  # each name exactly once
         assert all(d.owner == "test-agent" for d in listed)
-        inventory = json.loads((tmp_path / "st" / "inventory.json").read_text())
-        recorded = [entry["uuid"] for entry in inventory["domains"]]
+        recorded = [entry.uuid for entry in StateDir(tmp_path / "st").load().domains.values()]
         assert len(recorded) == len(set(recorded))
         assert set(recorded) <= {d.uuid for d in listed}, "the inventory names no phantom guest"
         # Guests created before the kill were kept, not recreated.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.socket_api import AgentSocket, query
+from agent.daemon.socket_api import AgentSocket, query
 from libxl.errors import BackendUnavailable
 from tests.agent_helpers import wait_for
 

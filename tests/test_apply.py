@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import pytest
 from reconcile_fixtures import OWNER, config, domain_xml, uuid_for
 
-from libxl.sim import SimHost
+from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.policy import Policy
+from reconcilers.state import StateDir
 
 
 class Env:
@@ -46,8 +46,8 @@ class Env:
         return next((d for d in self.host.list_domains() if d.name == name), None)
 
     def inventory(self) -> dict[str, str]:
-        data = json.loads((self.state_dir / "inventory.json").read_text())
-        return {d["name"]: d["uuid"] for d in data["domains"]}
+        """The inventory as recorded on disk (read by a state directory of its own)."""
+        return {d.name: d.uuid for d in StateDir(self.state_dir).load().domains.values()}
 
 
 @pytest.fixture
@@ -269,11 +269,12 @@ def test_reconcile_one_key_touches_only_that_domain(env: Env) -> None:
 def test_executor_refuses_unowned_domids_even_if_a_plan_asks(env: Env) -> None:
     """The second ownership check: a hand-made plan cannot destroy a guest that is not ours."""
     from reconcilers import plan as pl
+    from reconcilers.actions import Destroy
 
     domid = env.host.create(config("theirs"))
     info = env.dom("theirs")
-    bogus = pl.Plan([pl.DomainPlan("theirs", actions=[pl.Action("theirs", "destroy", "test",
-                                                                 {"domid": domid, "uuid": info.uuid})])])
+    bogus = pl.Plan([pl.DomainPlan("theirs", actions=[pl.Action("theirs", "test",
+                                                                 Destroy(domid=domid, uuid=info.uuid))])])
     results = env.reconciler._execute(bogus, [pl.ActualDomain(info, None)], load_desired(env.dir))
     assert "not owned" in results[0].error
     assert env.dom("theirs") is not None
@@ -389,3 +390,26 @@ def test_the_full_resync_forgets_inventory_entries_the_host_does_not_list(env: E
     env.write("db.xml", domain_xml("db"))
     env.sync()
     assert list(env.inventory()) == ["db"]
+
+
+def test_a_key_naming_a_guest_that_is_not_ours_leaves_no_status(env: Env) -> None:
+    """A host event names an unowned guest: its reconcile does nothing, and the status book (the
+    reconciler's alone) keeps nothing of it, so status and metrics list only what the agent manages."""
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    env.host.create(config("stray"))
+    result = env.reconciler.reconcile("stray", env.desired)
+    assert (result.status, result.applied, result.notes, result.error) == ("in-sync", [], [], None)
+    assert result.recorded is not None and result.recorded.state == "in-sync"  # what the log line reads
+    assert env.reconciler.status.get("stray") is None
+    assert env.reconciler.status.get("web").state == "in-sync"
+
+
+def test_a_reconcile_that_could_not_run_is_recorded_by_the_reconciler(env: Env) -> None:
+    env.write("web.xml", domain_xml("web"))
+    env.sync()
+    result = env.reconciler.failed("web", "host unreachable")
+    status = env.reconciler.status.get("web")
+    assert (result.status, result.error, result.recorded) == ("error", "host unreachable", status)
+    assert (status.state, status.last_error, status.file) == ("error", "host unreachable",
+                                                              str(env.dir / "web.xml"))

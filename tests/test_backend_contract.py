@@ -36,9 +36,9 @@ from typing import Any
 import pytest
 import realxl
 
-from libxl.backend import OWNER_KEY
 from libxl.errors import BackendError
-from libxl.sim import GIB_KIB, SimHost
+from libxl.hosts.backend import OWNER_KEY
+from libxl.hosts.sim import GIB_KIB, SimHost
 
 BACKENDS = ["sim", "libxl"]
 #: The shim's host has 16 cpus; the sim plays the same host (libxl sizes cpu bitmaps by it).
@@ -258,8 +258,8 @@ REALWORLD = Path(__file__).parent / "data" / "realworld"
 
 def _realworld_domains() -> list[tuple[Path, Any]]:
     """The real-world xl.cfg and xm files (MANIFEST.tsv), as the desired loader would read them."""
-    from libxl.formats.xl import parse_xl
-    from libxl.formats.xm import parse_xm
+    from libxl.domain.formats.xl import parse_xl
+    from libxl.domain.formats.xm import parse_xm
 
     parse = {"xl": parse_xl, "xm": parse_xm}
     rows = [line.split("\t") for line in (REALWORLD / "MANIFEST.tsv").read_text().splitlines()[1:]]
@@ -270,9 +270,9 @@ def _realworld_domains() -> list[tuple[Path, Any]]:
 def built_configs() -> dict[str, Any]:
     """The builder's config for every example, libvirt corpus and real-world guest (what the agent
     really sends)."""
-    from libxl.config import build_config
+    from libxl.domain.formats.load import load_domain_file
     from libxl.errors import ConfigError
-    from libxl.formats.load import load_domain_file
+    from libxl.frontends.libvirt import build_config
 
     examples = Path(__file__).resolve().parent.parent / "examples" / "desired"
     paths = [(p, load_domain_file) for p in sorted(examples.glob("*.xml")) + sorted(examples.glob("*.cfg"))]
@@ -507,8 +507,8 @@ def test_a_cpuset_is_built_per_vcpu_and_libxl_takes_it() -> None:
     read from JSON it is only as long as its highest cpu) makes libxl 4.17 assert in
     libxl_bitmap_copy and kill the agent: it is written per vCPU, as xl writes ``cpus=``, with
     ``<vcpupin>`` winning for the vCPUs it names."""
-    from libxl.config import build_config
-    from libxl.formats.domxml import parse_domain_xml
+    from libxl.domain.formats.domxml import parse_domain_xml
+    from libxl.frontends.libvirt import build_config
 
     dom = parse_domain_xml("<domain type='xen'><name>p</name><memory>131072</memory>"
                            "<vcpu cpuset='2-3'>3</vcpu><cputune><vcpupin vcpu='0' cpuset='1'/></cputune>"

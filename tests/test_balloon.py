@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from libxl.backend import HostInfo
-from libxl.balloon import MIN_DOM0_KIB, AutoballoonBackend, has_dom0_mem, memory_needed
 from libxl.errors import BackendError
-from libxl.hostconf import HostSettings
-from libxl.sim import GIB_KIB, SimHost
-from libxl.uri import open_backend
+from libxl.frontends.hostconf import HostSettings
+from libxl.hosts.backend import HostInfo
+from libxl.hosts.balloon import MIN_DOM0_KIB, AutoballoonBackend, has_dom0_mem, memory_needed
+from libxl.hosts.sim import GIB_KIB, SimHost
+from libxl.hosts.uri import open_backend
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired
 from reconcilers.policy import Policy

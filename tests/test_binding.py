@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from libxl.binding import host
 from libxl.errors import BackendUnavailable
+from libxl.hosts.binding import host
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "libxl", "binding"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "libxl", "hosts", "binding"))
 from build_ffi import API_VERSION, headers_available  # noqa: E402
 
 sys.path.pop(0)
@@ -21,7 +21,7 @@ NO_HEADERS = "libxl headers not installed (Debian: apt-get install libxen-dev; .
 
 @pytest.mark.skipif(not headers_available(), reason=NO_HEADERS)
 def test_binding_was_built_and_imports() -> None:
-    from libxl.binding import _libxl
+    from libxl.hosts.binding import _libxl
 
     assert API_VERSION == "0x041300"
     for name in ("libxl_domain_config_from_json", "libxl_domain_create_new", "libxl_set_vcpuonline",
@@ -43,10 +43,10 @@ def test_no_hypervisor_is_one_clear_sentence() -> None:
 
 
 def test_missing_binding_says_which_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    import libxl.binding
+    import libxl.hosts.binding
 
-    monkeypatch.setitem(sys.modules, "libxl.binding._libxl", None)
-    monkeypatch.delattr(libxl.binding, "_libxl", raising=False)
+    monkeypatch.setitem(sys.modules, "libxl.hosts.binding._libxl", None)
+    monkeypatch.delattr(libxl.hosts.binding, "_libxl", raising=False)
     with pytest.raises(BackendUnavailable, match="libxl binding was not built.*libxen-dev"):
         host.open_real_host()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import realxl
 
-from libxl import saveimage
+from libxl.hosts import saveimage
 
 _MISSING = realxl.libxl_missing()
 if _MISSING:
@@ -16,7 +16,7 @@ if _MISSING:
 
 
 def test_lifecycle_calls_are_compiled_in() -> None:
-    from libxl.binding import _libxl
+    from libxl.hosts.binding import _libxl
 
     for name in ("libxl_domain_suspend", "libxl_domain_resume", "libxl_domain_create_restore",
                  "libxl_domain_core_dump", "libxl_domain_restore_params_init",

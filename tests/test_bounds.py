@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from reconcile_fixtures import domain_xml
 
-from agent.cli import main
-from libxl.config import build_config
-from libxl.formats.xl import parse_xl
-from libxl.model import HVM_MAX_VCPUS, MAX_CPU_ID, PV_MAX_VCPUS
-from libxl.uri import open_backend
+from agent.cli.main import main
+from libxl.domain.formats.xl import parse_xl
+from libxl.domain.model import HVM_MAX_VCPUS, MAX_CPU_ID, PV_MAX_VCPUS
+from libxl.frontends.libvirt import build_config
+from libxl.hosts.uri import open_backend
 from reconcilers.desired import load_desired
 
 PV = 'name = "big"\nmemory = 128\nkernel = "/k"\n'

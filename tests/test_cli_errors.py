@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import cli
-from agent.errors import one_line
+from agent.cli import main as cli
+from agent.cli.errors import one_line
 from libxl.errors import BackendError, ConfigError
-from libxl.sim import SimHost
-from libxl.uri import parse_uri
+from libxl.hosts.sim import SimHost
+from libxl.hosts.uri import parse_uri
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -162,7 +162,7 @@ def test_validate_names_each_os_error_and_checks_the_rest(tmp_path: Path,
 
 def test_an_unexpected_exception_is_one_line(monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from agent.commands import hosts
+    from agent.cli.commands import hosts
 
     def broken(uri: str) -> None:
         raise KeyError("surprise")
@@ -227,7 +227,7 @@ def test_an_unwritable_op_log_does_not_undo_a_change(tmp_path: Path) -> None:
 
 def test_an_unexpected_exception_in_a_resync_does_not_end_the_agent(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from libxl.uri import open_backend
+    from libxl.hosts.uri import open_backend
     from reconcilers.apply import Reconciler
     from tests.agent_helpers import running, settings, wait_for
     from tests.reconcile_fixtures import domain_xml

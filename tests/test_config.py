@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from libxl.config import build_config, build_disk, build_nic, parse_cpuset, shadow_memkb
-from libxl.errors import ConfigError
-from libxl.model import (
+from libxl.domain.model import (
     CPU,
     OS,
     AcpiTable,
@@ -31,6 +29,8 @@ from libxl.model import (
     VCpu,
     Video,
 )
+from libxl.errors import ConfigError
+from libxl.frontends.libvirt import build_config, build_disk, build_nic, parse_cpuset, shadow_memkb
 
 
 def pv(**kw) -> Domain:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from libxl.config import build_config
-from libxl.formats.domxml import parse_domain_xml
+from libxl.domain.formats.domxml import parse_domain_xml
+from libxl.frontends.libvirt import build_config
 
 SUITE = "libxlxml2domconfigdata"
 FIRMWARE_DIR = "/usr/lib/xen/boot"

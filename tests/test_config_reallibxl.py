@@ -1,7 +1,7 @@
 """Every field class the builder can emit survives the real libxl's JSON parser.
 
 The corpus and example round trips (tests/test_real_libxl.py) only cover what those files use; these
-two guests use every branch of libxl/config.py at once (keyed unions such as ``connection.socket``
+two guests use every branch of libxl/frontends/libvirt.py at once (keyed unions such as ``connection.socket``
 and ``type.hostdev``, bitmaps, cpuid masks, enums), so a misspelt key or enum value (libxl drops
 unknown keys silently and refuses bad enums) shows up here. Runs under the LD_PRELOAD shim.
 """
@@ -11,8 +11,7 @@ from __future__ import annotations
 import pytest
 import realxl
 
-from libxl.config import build_config
-from libxl.model import (
+from libxl.domain.model import (
     CPU,
     OS,
     AcpiTable,
@@ -38,6 +37,7 @@ from libxl.model import (
     VCpu,
     Video,
 )
+from libxl.frontends.libvirt import build_config
 
 pytestmark = pytest.mark.reallibxl
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
-from agent.commands import convert
+from agent.cli.commands import convert
+from agent.cli.main import main
 
 PV_CFG = 'name = "g"\nmemory = 128\nvcpus = 1\nkernel = "/k"\ndisk = [ "/img,raw,xvda,rw" ]\n'
 HVM_CFG = ('name = "h"\nmemory = 256\nbuilder = "hvm"\nvnc = 1\nserial = "pty"\n'
@@ -85,7 +85,7 @@ def test_format_tables_are_one_line_per_format() -> None:
 
 
 def test_example_xl_guest_loads() -> None:
-    from libxl.formats.load import load_domain_file
+    from libxl.domain.formats.load import load_domain_file
 
     dom = load_domain_file(Path(__file__).resolve().parents[1] / "examples" / "desired" / "pv-xl.cfg")
     assert (dom.name, dom.memory_kib, dom.os.kernel is not None) == ("pv-xl", 256 * 1024, True)

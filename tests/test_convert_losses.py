@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
+from agent.cli.main import main
+from libxl.domain.formats.domxml import parse_domain_xml
+from libxl.domain.formats.xl import read_xl
+from libxl.domain.formats.xm import read_xm
 from libxl.errors import ConfigError
-from libxl.formats.domxml import parse_domain_xml
-from libxl.formats.xl import read_xl
-from libxl.formats.xm import read_xm
 
 PV_CFG = ('name = "g"\nmemory = 128\nkernel = "/k"\ncmdline = "root=/dev/xvda1"\n'
           'extra = "ignored by xl"\nfrobnicate = 3\n')
@@ -137,7 +137,7 @@ def test_corpus_conversions_lose_nothing_but_what_libvirt_ignores(shared_corpus:
 
 
 def test_sxpr_reports_unread_fields_but_not_xends_runtime_state(tmp_path: Path, capsys) -> None:
-    from libxl.formats.sxpr import read_sxpr
+    from libxl.domain.formats.sxpr import read_sxpr
 
     dump = ("(domain (domid 6)(state -b----)(cpu_time 1.5)(name 'p')(memory 420)(cpu_cap 50)"
             "(image (linux (kernel '/k')(frob 1)))(device (vbd (dev 'xvda')(uname 'file:/i')(mode 'w')"

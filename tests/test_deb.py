@@ -53,8 +53,8 @@ def test_the_file_name_carries_version_and_architecture(deb: Path) -> None:
 def test_modules_are_private_and_the_command_is_on_the_path(deb: Path) -> None:
     files = _contents(deb)
     assert "/usr/bin/xenreconcile" in files
-    assert "/usr/lib/xenreconcile/agent/cli.py" in files
-    assert "/usr/lib/xenreconcile/libxl/binding/_libxl.abi3.so" in files, "the cffi binding is compiled"
+    assert "/usr/lib/xenreconcile/agent/cli/main.py" in files
+    assert "/usr/lib/xenreconcile/libxl/hosts/binding/_libxl.abi3.so" in files, "the cffi binding is compiled"
     assert not [f for f in files if "dist-packages" in f or "site-packages" in f]
 
 
@@ -100,8 +100,9 @@ def test_the_packaged_tree_runs_on_debians_python(deb: Path, tmp_path: Path) -> 
     assert launcher.startswith("#!/usr/bin/python3\n")
     private = tmp_path / "root/usr/lib/xenreconcile"
     run = subprocess.run([str(DEBIAN_PYTHON), "-I", "-c",
-                          f"import sys; sys.path.insert(0, {str(private)!r}); from agent.cli import main; "
-                          "sys.exit(main(sys.argv[1:]))", "validate", "--no-policy", "-v",
+                          f"import sys; sys.path.insert(0, {str(private)!r}); "
+                          "from agent.cli.main import main; sys.exit(main(sys.argv[1:]))",
+                          "validate", "--no-policy", "-v",
                           str(PROJECT / "examples" / "desired")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count(": ok: ") == len(list((PROJECT / "examples" / "desired").iterdir()))

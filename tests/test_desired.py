@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from reconcile_fixtures import domain_xml, uuid_for
 
+from libxl.domain.formats.load import is_desired_name
 from libxl.errors import ConfigError
-from libxl.formats.load import is_desired_name
 from reconcilers import desired as desired_mod
-from reconcilers.desired import load_desired, load_one
+from reconcilers.desired import load_desired
 
 
 def write(path: Path, text: str) -> Path:
@@ -168,17 +168,21 @@ def test_unchanged_rescan_parses_nothing_and_a_touch_reuses_the_content_hash(
     assert parse_count[5:] == [tmp_path / "g1.xml"]
 
 
-def test_load_one_adds_changes_and_removes_single_files(tmp_path: Path, parse_count: list[Path]) -> None:
-    write(tmp_path / "a.xml", domain_xml("a"))
-    base = load_desired(tmp_path)
-    write(tmp_path / "b.xml", domain_xml("b"))
-    added = load_one(tmp_path / "b.xml", base)
-    assert set(added.domains) == {"a", "b"}
-    assert parse_count == [tmp_path / "a.xml", tmp_path / "b.xml"]
-    (tmp_path / "a.xml").unlink()
-    removed = load_one(tmp_path / "a.xml", added)
-    assert set(removed.domains) == {"b"}
-    write(tmp_path / "b.xml~", domain_xml("b"))
-    assert load_one(tmp_path / "b.xml~", removed).conflicts == {}
-    write(tmp_path / "c.xml", domain_xml("b"))
-    assert set(load_one(tmp_path / "c.xml", removed).conflicts) == {"b"}
+def test_an_unchanged_rescan_shares_the_assembled_set_and_a_change_does_not(tmp_path: Path) -> None:
+    """A no-op rescan gives the same domains without assembling them again (its dicts are the
+    previous set's, which is how the agent knows nothing is affected); any change assembles anew."""
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.xml").write_text(domain_xml(name))
+    (tmp_path / "c.xml").write_text("<domain>")
+    first = load_desired(tmp_path)
+    again = load_desired(tmp_path, first)
+    assert again is not first and again.domains is first.domains and again.invalid is first.invalid
+    fresh = load_desired(tmp_path)
+    assert again.domains == fresh.domains and (again.conflicts, again.last_good) == (fresh.conflicts, {})
+    assert {p: str(e) for p, e in again.invalid.items()} == {p: str(e) for p, e in fresh.invalid.items()}
+    (tmp_path / "b.xml").unlink()
+    fewer = load_desired(tmp_path, again)
+    assert fewer.domains is not again.domains and sorted(fewer.domains) == ["a"]
+    (tmp_path / "b.xml").write_text(domain_xml("b"))
+    assert sorted(load_desired(tmp_path, fewer).domains) == ["a", "b"]
+    assert load_desired(tmp_path, first, security=None).domains is not first.domains  # another policy

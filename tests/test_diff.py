@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from libxl.backend import OWNER_KEY
+from libxl.hosts.backend import OWNER_KEY
 from reconcilers.diff import diff_domain, normalise
 
 UUID = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from libxl.formats.diskspec import (
+from libxl.domain.formats.diskspec import (
     format_xl_disk,
     format_xm_disk,
     parse_disk_spec,
     parse_xl_disk,
     parse_xm_disk,
 )
-from libxl.model import Disk
+from libxl.domain.model import Disk
 
 
 def test_positional_full() -> None:

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from reconcile_fixtures import OWNER, domain_xml
 
-from agent.commands.run import format_status
+from agent.cli.commands.run import format_status
 from agent.config import AgentConfigError, load_config
 from libxl.errors import BackendError
-from libxl.sim import SimHost
+from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired
 from reconcilers.policy import Policy
+from reconcilers.state import StateDir
 
 UUIDS = {"a": "11111111-1111-1111-1111-111111111111", "b": "22222222-2222-2222-2222-222222222222",
          "c": "33333333-3333-3333-3333-333333333333"}
@@ -66,8 +67,7 @@ def test_two_autoport_guests_get_different_ports_and_no_drift(tmp_path: Path) ->
     assert all(r.ok for r in results.values()), results
     assert env.ports() == {"a": (5900, None), "b": (5901, None)}
     assert not env.rec.plan(load_desired(env.dir)).has_changes
-    saved = json.loads((env.state / "ports.json").read_text())
-    assert saved["ports"] == {"a": {"vnc": 5900}, "b": {"vnc": 5901}}
+    assert StateDir(env.state).load_ports() == {"a": {"vnc": 5900}, "b": {"vnc": 5901}}
 
 
 def test_ports_survive_an_agent_restart_and_a_recreate(tmp_path: Path) -> None:
@@ -147,19 +147,19 @@ def test_a_guest_from_before_the_table_keeps_its_port(tmp_path: Path) -> None:
     env = Env(tmp_path)
     (env.dir / "a.xml").write_text(pv_vnc("a"))
     env.sync()
-    (env.state / "ports.json").unlink()
+    StateDir(env.state).delete_ports(["a"])
     fresh = env.agent()
     assert not fresh.plan(load_desired(env.dir)).has_changes
-    assert not (env.state / "ports.json").exists()  # plan only reads the state directory
+    assert StateDir(env.state).load_ports() == {}  # plan only reads the state directory
     results = env.sync(fresh)
     assert results["a"].ok and not results["a"].applied
     assert fresh.ports.get("a").vnc == 5900
-    assert json.loads((env.state / "ports.json").read_text())["ports"] == {"a": {"vnc": 5900}}
+    assert StateDir(env.state).load_ports() == {"a": {"vnc": 5900}}
 
 
 def test_the_simulated_host_refuses_two_guests_on_one_port_like_qemu() -> None:
-    from libxl.config import build_config
-    from libxl.formats.domxml import parse_domain_xml
+    from libxl.domain.formats.domxml import parse_domain_xml
+    from libxl.frontends.libvirt import build_config
 
     host = SimHost()
     host.create(build_config(parse_domain_xml(pv_vnc("a"))))
@@ -209,11 +209,11 @@ def test_a_port_is_released_when_its_guest_is_neither_desired_nor_on_the_host(tm
     env.host.destroy(domid)  # gone behind the agent's back
     env.sync()
     assert env.rec.ports.get("a") is None
-    assert json.loads((env.state / "ports.json").read_text())["ports"] == {}
+    assert StateDir(env.state).load_ports() == {}
 
 
 def test_status_keeps_the_ports_through_a_failure_reported_outside_the_reconciler() -> None:
-    from libxl.display import DisplayPorts
+    from libxl.hosts.display import DisplayPorts
     from reconcilers.status import StatusBook
 
     book = StatusBook()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from libxl.formats.domxml import format_domain_xml, parse_domain_xml
-from libxl.model import XEN_NS, Domain
+from libxl.domain.formats.domxml import format_domain_xml, parse_domain_xml
+from libxl.domain.model import XEN_NS, Domain
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "desired"
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import SHARED_CORPUS
 from lxml import etree
 
-from libxl.formats.domxml import format_domain_xml, parse_domain_xml
+from libxl.domain.formats.domxml import format_domain_xml, parse_domain_xml
 
 
 def _libvirt_outputs(corpus: Path) -> set[str]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from libxl.domain.formats.domxml import MAX_XML_BYTES
+from libxl.domain.formats.load import DESIRED_SUFFIXES, is_desired_name, load_domain_file
 from libxl.errors import ConfigError
-from libxl.formats.domxml import MAX_XML_BYTES
-from libxl.formats.load import DESIRED_SUFFIXES, is_desired_name, load_domain_file
 
 GUEST = "<domain type='xen'><name>g</name><memory>1024</memory><os><type>linux</type></os></domain>"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from libxl.domain.formats.domxml import MAX_XML_BYTES, parse_domain_xml
 from libxl.errors import ConfigError
-from libxl.formats.domxml import MAX_XML_BYTES, parse_domain_xml
 
 
 def doc(*, root: str = "<domain type='xen'>", name: str = "<name>g</name>",

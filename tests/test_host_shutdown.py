@@ -13,8 +13,8 @@ from conftest import REPO_ROOT
 from reconcile_fixtures import OWNER, config, domain_xml
 
 from agent.lifecycle import host_shutdown
-from libxl import saveimage
-from libxl.sim import SimHost
+from libxl.hosts import saveimage
+from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired
 from reconcilers.policy import Policy
@@ -45,7 +45,7 @@ class World:
         inventory = self.state.load()
         args = {"parallel": 2, "timeout": 5.0, "save_dir": self.root / "save", **kw}
         out = host_shutdown(self.host, inventory, self.policy, mode=mode, **args)  # type: ignore[arg-type]
-        self.state.save(inventory)
+        self.state.record_departures(inventory.departed.values())
         return out
 
 
@@ -186,8 +186,8 @@ def test_adopt_verb_takes_a_running_guest_over(filed, tmp_path: Path) -> None:
 def test_clear_verb_forgets_a_departure(filed, tmp_path: Path) -> None:
     settings, _uri, _desired = filed
     state = StateDir(tmp_path / "state")
-    from reconcilers.state import Departure, Inventory
-    state.save(Inventory(departed={"web": Departure("web", SAVED)}))
+    from reconcilers.state import Departure
+    state.record_departures([Departure("web", SAVED)])
     done = cli("clear", "web", "db", "--config", str(settings))
     assert done.returncode == 1 and "web: cleared" in done.stdout and "db: nothing held" in done.stderr
     assert state.load().departed == {}

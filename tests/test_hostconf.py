@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
-from libxl.config import build_config
+from libxl.domain.formats.domxml import parse_domain_xml
+from libxl.domain.formats.xl import parse_xl
 from libxl.errors import ConfigError
-from libxl.formats.domxml import parse_domain_xml
-from libxl.formats.xl import parse_xl
-from libxl.hostconf import HostSettings, apply_host_settings, load_host_settings
+from libxl.frontends.hostconf import HostSettings, apply_host_settings, load_host_settings
+from libxl.frontends.libvirt import build_config
 from reconcilers.desired import load_desired
 
 XL_CONF = """\

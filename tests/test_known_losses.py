@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from libxl.config import build_config
+from libxl.domain.formats.defaults import with_defaults
+from libxl.domain.formats.domxml import format_domain_xml, parse_domain_xml
+from libxl.domain.formats.xl import format_xl, parse_xl, read_xl
+from libxl.domain.formats.xlcfg import parse_cfg
+from libxl.domain.formats.xm import format_xm, read_xm
 from libxl.errors import ConfigError
-from libxl.formats.defaults import with_defaults
-from libxl.formats.domxml import format_domain_xml, parse_domain_xml
-from libxl.formats.xl import format_xl, parse_xl, read_xl
-from libxl.formats.xlcfg import parse_cfg
-from libxl.formats.xm import format_xm, read_xm
+from libxl.frontends.libvirt import build_config
 
 HVM = 'name = "h"\nmemory = 512\nvcpus = 4\nbuilder = "hvm"\nvnc = 1\n'
 
@@ -222,7 +222,7 @@ def test_hvm_vnc_keys_are_read_even_when_a_vfb_list_is_present() -> None:
 
 
 def test_xend_dump_with_vnc_sdl_and_spice_keeps_every_display() -> None:
-    from libxl.formats.sxpr import parse_sxpr
+    from libxl.domain.formats.sxpr import parse_sxpr
 
     dump = ("(domain (name 'h')(memory 420)(image (hvm (kernel '/usr/lib/xen/boot/hvmloader')"
             "(vnc 1)(vncunused 1)(sdl 1)(display ':0')(spice 1)(spiceport 6000)(spicehost 0.0.0.0)"
@@ -238,7 +238,7 @@ def test_xend_dump_with_vnc_sdl_and_spice_keeps_every_display() -> None:
 def test_builder_refusals_are_located_at_their_element(tmp_path) -> None:
     from pathlib import Path
 
-    from libxl.formats.load import located
+    from libxl.domain.formats.load import located
 
     xml = xml_of(HVM + 'disk = [ "/img,raw,hda,rw" ]\n').replace(
         "<driver name='qemu' type='raw'/>", "<driver name='qemu' type='raw' cache='none'/>")

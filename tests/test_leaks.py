@@ -18,10 +18,10 @@ import structlog
 from reconcile_fixtures import domain_xml
 
 from agent import log as agentlog
-from agent.cli import main
-from agent.commands.run import format_status
+from agent.cli.commands.run import format_status
+from agent.cli.main import main
+from libxl.domain.formats.domxml import parse_domain_xml
 from libxl.errors import TOKEN_LIMIT, ConfigError, printable, redact, shown
-from libxl.formats.domxml import parse_domain_xml
 from reconcilers.desired import load_desired
 
 Capture = pytest.CaptureFixture[str]

@@ -49,8 +49,8 @@ def test_extra_domain_xml_builds_survive_real_libxl() -> None:
     libxl's from_json/to_json (the rbd target and the 64-bit viridian mask included)."""
     import realxl
 
-    from libxl.config import build_config
-    from libxl.formats.domxml import parse_domain_xml
+    from libxl.domain.formats.domxml import parse_domain_xml
+    from libxl.frontends.libvirt import build_config
 
     missing = realxl.libxl_missing()
     if missing:

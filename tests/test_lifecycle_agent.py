@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from reconcile_fixtures import config, domain_xml
 from test_agent_process import Agent, NotifyListener, notify  # noqa: F401 (a fixture)
 
-from libxl.sim import SimHost
+from libxl.hosts.sim import SimHost
 from tests.agent_helpers import wait_for, write_atomic
 
 CLI = REPO_ROOT / ".venv" / "bin" / "xenreconcile"
@@ -107,7 +107,7 @@ def test_adopt_over_the_socket_takes_a_running_guest_over(tmp_path: Path) -> Non
 def test_agent_socket_passes_names_to_verbs_and_refuses_bad_arguments(tmp_path: Path) -> None:
     import pytest
 
-    from agent.socket_api import AgentSocket, query
+    from agent.daemon.socket_api import AgentSocket, query
     from libxl.errors import BackendUnavailable
 
     path = str(tmp_path / "a.sock")

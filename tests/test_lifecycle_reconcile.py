@@ -10,8 +10,8 @@ from reconcile_fixtures import domain_xml
 from test_apply import Env, actions
 from test_run_strategy_formats import strategy_xml
 
-from libxl import saveimage
-from libxl.backend import DomainEvent
+from libxl.hosts import saveimage
+from libxl.hosts.backend import DomainEvent
 from reconcilers import plan as pl
 from reconcilers.state import MIGRATED_AWAY, SAVED, Departure, StateDir
 
@@ -211,8 +211,7 @@ def _saved(env: Env, tmp_path: Path, name: str) -> Path:
     state = StateDir(env.state_dir)
     inventory = state.load()
     entry = inventory.domains[info.uuid]
-    inventory.departed[name] = Departure(name, SAVED, info.uuid, entry.content_hash, 1.0, str(image), config)
-    state.save(inventory)
+    state.record_departures([Departure(name, SAVED, info.uuid, entry.content_hash, 1.0, str(image), config)])
     env.reconciler = env.make(dump_dir=str(tmp_path / "dump"))  # the agent after the host's reboot
     return image
 

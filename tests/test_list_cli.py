@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from agent.commands import hosts
-from libxl.backend import DomainInfo
+from agent.cli.commands import hosts
 from libxl.errors import BackendUnavailable
+from libxl.hosts.backend import DomainInfo
 
 DOMAINS = [
     DomainInfo(name="web", domid=3, uuid="6a1f4a6e-94b6-4e4c-8c0c-1f0e2b6f6b01", state="paused",
@@ -85,7 +85,7 @@ def test_unreachable_host_is_one_line_on_stderr(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_simulated_host_lists_domain0(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("libxl.uri", reason="libxl/uri.py (open_backend) is not written yet")
+    pytest.importorskip("libxl.hosts.uri", reason="libxl/hosts/uri.py (open_backend) is not written yet")
     assert _run(["list", "--json", "--uri", "test:///default"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["domid"] == 0

@@ -12,7 +12,7 @@ import pytest
 from reconcile_fixtures import OWNER, config, desired_domain, desired_set, domain_xml
 
 from libxl.errors import BackendError
-from libxl.sim import SimHost
+from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired
 from reconcilers.diff import diff_domain

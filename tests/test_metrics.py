@@ -11,8 +11,10 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.metrics import AgentMetrics, DomainView, Endpoints, MetricsServer, TimedBackend
-from agent.queue import WorkQueue
+from agent.daemon.endpoints import Endpoints, MetricsServer
+from agent.daemon.metrics import AgentMetrics, DomainView
+from agent.daemon.queue import WorkQueue
+from agent.daemon.timedbackend import TimedBackend
 from libxl.errors import BackendError
 from reconcilers.status import StatusBook
 from tests.citools import ci_tool
@@ -177,3 +179,15 @@ def test_two_agents_in_one_process_do_not_share_a_registry() -> None:
     a.observe_reconcile("success", 0.1)
     assert a.registry.get_sample_value("xenreconcile_reconcile_total", {"result": "success"}) == 1
     assert b.registry.get_sample_value("xenreconcile_reconcile_total", {"result": "success"}) == 0
+
+
+def test_a_backend_error_reaches_status_redacted_and_escaped() -> None:
+    """libxl's messages can echo a disk target with its Ceph key, or a control byte from a file:
+    /status (and everything else reading the status book) shows them as people may see them."""
+    book = StatusBook()
+    secret = "AQBu1cVbSGtvKBAAOd9kF6XJ8gIymY0XSp1gwg=="
+    error = f"libxl: disk rbd:pool/img:id=admin:key={secret}: cannot attach\x1b[2J"
+    status = book.record("db", "error", file="/d/db.cfg", error=error)
+    assert secret not in (status.last_error or "") and "key=***" in (status.last_error or "")
+    assert "\x1b" not in json.dumps(status.to_json()) and "\\x1b[2J" in (status.last_error or "")
+    assert book.record("db", "in-sync").last_error is None

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from agent.httpd import Limits
-from agent.metrics import Endpoints, MetricsServer
+from agent.daemon.endpoints import Endpoints, MetricsServer
+from agent.daemon.httpd import Limits
 
 #: Generous bounds for "eventually" (a shared 2-core machine): never what the test measures.
 PATIENCE = 30.0

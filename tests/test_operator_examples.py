@@ -15,8 +15,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent import log as agentlog
-from agent.loop import Controller
-from libxl.uri import open_backend
+from agent.daemon.loop import Controller
+from libxl.hosts.uri import open_backend
 from tests.agent_helpers import settings
 from tests.citools import ci_tool
 from tests.reconcile_fixtures import domain_xml

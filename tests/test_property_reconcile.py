@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as s
 from reconcile_fixtures import domain_xml, uuid_for
 
-from libxl.config import build_config
-from libxl.formats.domxml import parse_domain_xml
-from libxl.sim import SimHost
+from libxl.domain.formats.domxml import parse_domain_xml
+from libxl.frontends.libvirt import build_config
+from libxl.hosts.sim import SimHost
 from reconcilers.apply import Reconciler, for_create
 from reconcilers.desired import load_desired
 from reconcilers.policy import Policy

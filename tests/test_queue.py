@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from agent.queue import Backoff, Outcome, QueueSettings, TokenBucket, WorkerPool, WorkQueue
+from agent.daemon.queue import Backoff, Outcome, QueueSettings, TokenBucket, WorkerPool, WorkQueue
 
 
 class FakeClock:

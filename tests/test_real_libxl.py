@@ -76,12 +76,12 @@ def _domain_inputs() -> list[Path]:
 def _build(path: Path, owner: str | None = "test-agent") -> dict:
     """The libxl JSON the agent builds for one input (domain XML through the builder, xl.cfg through
     the xl front end), with the owner marker the agent adds (if any)."""
-    from libxl.backend import OWNER_KEY
-    from libxl.config import build_config
+    from libxl.frontends.libvirt import build_config
+    from libxl.hosts.backend import OWNER_KEY
 
     xsdata = {OWNER_KEY: owner} if owner else None
     if path.suffix == ".xml":
-        from libxl.formats.domxml import parse_domain_xml
+        from libxl.domain.formats.domxml import parse_domain_xml
 
         return build_config(parse_domain_xml(path.read_bytes(), str(path)), xsdata=xsdata)
     from libxl.frontends.xl import read_xl_config

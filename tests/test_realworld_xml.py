@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import realxl
 
-from libxl.config import build_config
+from libxl.domain.formats.domxml import parse_domain_xml
 from libxl.errors import ConfigError
-from libxl.formats.domxml import parse_domain_xml
+from libxl.frontends.libvirt import build_config
 
 DATA = Path(__file__).parent / "data" / "realworld-xml"
 

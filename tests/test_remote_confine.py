@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.commands.remote import answer
-from libxl.remote import PROTOCOL
+from agent.cli.commands.remote import answer
+from libxl.hosts.ssh import PROTOCOL
 
 
 def request(**fields: object) -> dict[str, object]:
@@ -52,8 +52,8 @@ def test_remote_plan_with_the_callers_ordinary_flags_still_runs(tmp_path: object
 
 def test_an_unreadable_desired_file_does_not_stop_a_remote_plan(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from agent import cli
-    from libxl import remote
+    from agent.cli import main as cli
+    from libxl.hosts import ssh
 
     desired = tmp_path / "desired"
     desired.mkdir()
@@ -61,11 +61,11 @@ def test_an_unreadable_desired_file_does_not_stop_a_remote_plan(
     (desired / "gone.xml").symlink_to(tmp_path / "nowhere.xml")
     sent: list[dict[str, object]] = []
 
-    def call(opts: object, request: dict[str, object]) -> remote.Reply:
+    def call(opts: object, request: dict[str, object]) -> ssh.Reply:
         sent.append(request)
-        return remote.Reply(2, "    + good  create: not on the host\n", "")
+        return ssh.Reply(2, "    + good  create: not on the host\n", "")
 
-    monkeypatch.setattr(remote, "call", call)
+    monkeypatch.setattr(ssh, "call", call)
     code = cli.main(["plan", "--uri", "xen+ssh://host/system", "--dir", str(desired)])
     out, err = capsys.readouterr()
     assert code == 1  # an unreadable file is an error, as in a local plan

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import build_parser, verb_parser
-from agent.commands.remote import answer
-from agent.remote import forwarded_flags
+from agent.cli.commands.remote import answer
+from agent.cli.main import build_parser, verb_parser
+from agent.cli.remote import forwarded_flags
 from libxl.errors import BackendUnavailable
-from libxl.remote import PROTOCOL, parse_reply, ssh_argv
-from libxl.uri import SSHOptions, parse_uri
+from libxl.hosts.ssh import PROTOCOL, parse_reply, ssh_argv
+from libxl.hosts.uri import SSHOptions, parse_uri
 from tests.conftest import REPO_ROOT
 
 PV_CFG = (REPO_ROOT / "examples" / "desired" / "pv-xl.cfg").read_bytes()

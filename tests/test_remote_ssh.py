@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from libxl.sim import SimHost
+from libxl.hosts.sim import SimHost
 from tests.conftest import REPO_ROOT
 
 SSHD = Path("/usr/sbin/sshd")

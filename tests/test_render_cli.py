@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
+from agent.cli.main import main
 
 Capture = pytest.CaptureFixture[str]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "desired"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from reconcile_fixtures import domain_xml
 
+from libxl.domain.formats.domxml import parse_domain_xml
+from libxl.domain.formats.domxml_format import format_domain_xml
+from libxl.domain.formats.xl import RUN_STRATEGY_KEY, format_xl, parse_xl
 from libxl.errors import ConfigError
-from libxl.formats.domxml import parse_domain_xml
-from libxl.formats.domxml_format import format_domain_xml
-from libxl.formats.xl import RUN_STRATEGY_KEY, format_xl, parse_xl
 from reconcilers.desired import load_desired
 
 XR = "https://xenreconcile.dev/schemas/domain/1.0"

@@ -10,14 +10,14 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-import libxl.sim as sim_module
-from agent.metrics import AgentMetrics, DomainView
-from libxl.backend import DomainInfo, IoStats
-from libxl.config import build_config
-from libxl.display import DisplayPorts
-from libxl.iostats import read_io
-from libxl.model import OS, Devices, Disk, Domain, Interface
-from libxl.sim import SIM_DISK_IO, SIM_NIC_IO, SimHost
+import libxl.hosts.sim.host as sim_module
+from agent.daemon.metrics import AgentMetrics, DomainView
+from libxl.domain.model import OS, Devices, Disk, Domain, Interface
+from libxl.frontends.libvirt import build_config
+from libxl.hosts.backend import DomainInfo, IoStats
+from libxl.hosts.display import DisplayPorts
+from libxl.hosts.iostats import read_io
+from libxl.hosts.sim import SIM_DISK_IO, SIM_NIC_IO, SimHost
 from reconcilers.status import StatusBook
 from tests.citools import ci_tool
 

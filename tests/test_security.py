@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from reconcile_fixtures import OWNER, domain_xml
 
-from agent.cli import main
-from libxl.config import build_config
-from libxl.formats.load import load_domain_file
-from libxl.sim import SimHost
-from libxl.uri import open_backend
+from agent.cli.main import main
+from libxl.domain.formats.load import load_domain_file
+from libxl.frontends.libvirt import build_config
+from libxl.hosts.sim import SimHost
+from libxl.hosts.uri import open_backend
 from reconcilers import status as st
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired
@@ -172,6 +172,28 @@ def test_writable_directory_refuses_every_file(tmp_path: Path) -> None:
     assert "directory" in only_error(load_desired(tmp_path / "desired"))
     relaxed = load_desired(tmp_path / "desired", security=SecurityPolicy(strict_modes=False))
     assert set(relaxed.domains) == {"a"}
+
+
+def test_a_rescan_judges_the_modes_of_files_it_does_not_read_again(tmp_path: Path) -> None:
+    """A chmod changes neither mtime, size nor inode: the rescan that skips reading an unchanged
+    file (``Directory.unchanged``) still refuses it once it, or its directory, is writable by
+    others, with the message of a first scan, and takes it back when the mode is fixed."""
+    good = load_one_file(tmp_path, "a.xml", domain_xml("a"))
+    path = tmp_path / "desired" / "a.xml"
+    path.chmod(0o646)
+    refused = load_desired(path.parent, good)
+    assert str(refused.invalid[path]) == (f"{path}: refused: file writable by others (mode 0646); others "
+                                          "could make the agent run code as root (strict_modes = true)")
+    assert refused.last_good[path] is good.domains["a"]
+    path.chmod(0o644)
+    again = load_desired(path.parent, refused)
+    assert not again.invalid and again.domains["a"].content_hash == good.domains["a"].content_hash
+    path.parent.chmod(0o777)
+    assert f"directory {path.parent} writable by group and others" in str(
+        load_desired(path.parent, again).invalid[path])
+    path.parent.chmod(0o755)
+    unchanged = load_desired(path.parent, again)
+    assert not unchanged.invalid and unchanged.domains is again.domains  # nothing to assemble again
 
 
 def test_symlinked_file_checks_the_target_directory(tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ import pytest
 import realxl
 from test_security import HEAD, hvm, load_one_file, only_error
 
-from agent.cli import main
-from libxl.uri import open_backend
+from agent.cli.main import main
+from libxl.hosts.uri import open_backend
 from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy, check_policy, policy_errors
 from tests.agent_helpers import names_on_host, running, settings, wait_for
 
@@ -385,7 +385,7 @@ def test_odd_json_shapes_never_raise() -> None:
 
 def test_the_host_xl_conf_is_not_the_file_s_to_justify(tmp_path: Path) -> None:
     """A vif script the operator set in xl.conf fills the file's vifs but is not held against it."""
-    from libxl.hostconf import HostSettings
+    from libxl.frontends.hostconf import HostSettings
     from reconcilers.desired import load_desired
     desired = tmp_path / "desired"
     desired.mkdir()
@@ -487,8 +487,8 @@ def test_a_remote_plan_refuses_every_hostile_file_under_the_hosts_policy(tmp_pat
     """``plan --uri xen+ssh://...``: the remote side holds the sent files to its own agent's policy."""
     import base64
 
-    from agent.commands.remote import answer
-    from libxl.remote import PROTOCOL
+    from agent.cli.commands.remote import answer
+    from libxl.hosts.ssh import PROTOCOL
     toml = tmp_path / "agent.toml"
     toml.write_text(f'state_dir = "{tmp_path / "state"}"\nxl_conf = ""\n')
     files = {name: base64.b64encode(case[1].encode()).decode() for name, case in HOSTILE.items()}

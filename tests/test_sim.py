@@ -8,11 +8,11 @@ import uuid as uuid_mod
 
 import pytest
 
-from libxl.backend import OWNER_KEY, DomainEvent
-from libxl.config import build_config
+from libxl.domain.model import OS, Devices, Disk, Domain, Interface, VCpu
 from libxl.errors import BackendError
-from libxl.model import OS, Devices, Disk, Domain, Interface, VCpu
-from libxl.sim import GIB_KIB, NIL_UUID, POLL_INTERVAL, SimHost
+from libxl.frontends.libvirt import build_config
+from libxl.hosts.backend import OWNER_KEY, DomainEvent
+from libxl.hosts.sim import GIB_KIB, NIL_UUID, POLL_INTERVAL, SimHost
 from tests.fakeclock import FakeClock
 
 
@@ -193,6 +193,20 @@ def test_nic_hotplug_assigns_devids_and_refuses_a_mac_in_use(host):
     with pytest.raises(BackendError, match="not found"):
         host.nic_remove(domid, {"mac": "00:16:3e:00:00:01"})
     assert [n["devid"] for n in host.domain_config(domid)["nics"]] == [1]
+
+
+def test_domain_config_hands_out_a_private_copy_each_call(host):
+    """As libxl fills a fresh libxl_domain_config per call: what a caller does to one copy is seen
+    neither by the host nor by the next caller, and a change on the host is in the next copy."""
+    domid = host.create(config())
+    first = host.domain_config(domid)
+    first["b_info"]["target_memkb"] = 1
+    first["disks"].clear()
+    second = host.domain_config(domid)
+    assert second is not first and second["b_info"]["target_memkb"] == 524288 and len(second["disks"]) == 2
+    assert second == host.domain_config(domid) and second["disks"] is not host.domain_config(domid)["disks"]
+    host.set_memory_target(domid, 262144)
+    assert host.domain_config(domid)["b_info"]["target_memkb"] == 262144
 
 
 def test_cdrom_insert_and_eject_only_on_cdroms(host):
@@ -472,7 +486,7 @@ def test_a_failing_callback_does_not_stop_delivery(host):
 
 def test_every_corpus_config_is_accepted(shared_corpus):
     """What the builder produces for libvirt's cases (all accepted by real libxl) the sim accepts too."""
-    from libxl.formats.domxml import parse_domain_xml
+    from libxl.domain.formats.domxml import parse_domain_xml
 
     folder = shared_corpus / "libxlxml2domconfigdata"
     for i, xml in enumerate(sorted(folder.glob("*.xml"))):

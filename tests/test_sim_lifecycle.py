@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from libxl import saveimage
-from libxl.backend import DomainEvent
 from libxl.errors import BackendError
-from libxl.sim import SimHost
+from libxl.hosts import saveimage
+from libxl.hosts.backend import DomainEvent
+from libxl.hosts.sim import SimHost
 from tests import test_sim
 from tests.test_sim import config
 

@@ -9,8 +9,8 @@ import pytest
 from test_sim import config
 
 from libxl.errors import BackendError, ConfigError
-from libxl.sim import SimHost
-from libxl.uri import open_backend, parse_uri
+from libxl.hosts.sim import SimHost
+from libxl.hosts.uri import open_backend, parse_uri
 
 
 def test_op_log_has_one_line_per_committed_change(tmp_path):
@@ -109,3 +109,29 @@ def test_each_save_is_stamped_and_a_file_edited_by_hand_is_reloaded(tmp_path):
     state["domains"][str(domid)]["memory_kib"] = 262144
     path.write_text(json.dumps(state, sort_keys=True))
     assert host.list_domains()[1].memory_kib == 262144
+
+
+@pytest.mark.parametrize("persisted", [False, True])
+def test_creates_see_every_change_committed_between_them(tmp_path, persisted):
+    """A create checks names, uuids and free memory against what other calls changed since the
+    last create (destroy, balloon, a guest's own shutdown, a refused create), never a stale count."""
+    gib = 1024 * 1024
+    host = SimHost(path=tmp_path / "host.json" if persisted else None, total_memory_kib=5 * gib,
+                   dom0_memory_kib=gib, shutdown_delay=0)
+    a = host.create(config("a", memory_kib=2 * gib))
+    with pytest.raises(BackendError, match="name 'a' already exists"):
+        host.create(config("a", memory_kib=gib))
+    b = host.create(config("b", memory_kib=2 * gib))
+    with pytest.raises(BackendError, match="ERROR_NOMEM"):
+        host.create(config("c", memory_kib=gib))
+    host.set_memory_target(b, gib)  # ballooned down: room for c
+    c = host.create(config("c", memory_kib=gib))
+    host.destroy(a)  # name, uuid and memory free again
+    a = host.create(config("a", memory_kib=gib))
+    with pytest.raises(BackendError, match="uuid .* already exists"):
+        host.create(config("d", uuid=config("a")["c_info"]["uuid"]))
+    host.shutdown(c, timeout=5)  # the guest goes away by itself (on_poweroff=destroy)
+    assert [d.name for d in host.list_domains()] == ["Domain-0", "b", "a"]
+    host.create(config("c", memory_kib=gib))
+    with pytest.raises(BackendError, match="ERROR_NOMEM"):
+        host.create(config("e", memory_kib=2 * gib))

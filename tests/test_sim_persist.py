@@ -10,9 +10,9 @@ import threading
 import pytest
 from test_sim import config
 
-from libxl.backend import DomainEvent
 from libxl.errors import BackendError
-from libxl.sim import SimHost
+from libxl.hosts.backend import DomainEvent
+from libxl.hosts.sim import SimHost
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_a_separate_process_sees_and_changes_the_host(path):
     host = SimHost(path=path, shutdown_delay=0)
     domid = host.create(config("a"))
     script = (
-        "import sys; from libxl.sim import SimHost\n"
+        "import sys; from libxl.hosts.sim import SimHost\n"
         "h = SimHost(path=sys.argv[1])\n"
         "print(','.join(d.name for d in h.list_domains()))\n"
         "h.destroy(int(sys.argv[2]))\n"

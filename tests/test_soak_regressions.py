@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from reconcile_fixtures import OWNER, domain_xml
 
-from libxl.sim import SimHost
+from libxl.hosts.sim import SimHost
 from reconcilers import status as st
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired
 from reconcilers.policy import Policy
+from reconcilers.state import StateDir
 
 POLICY = Policy(owner=OWNER, prune="destroy", restart="always")
 
@@ -24,7 +24,8 @@ def _created_then_killed_before_recording(tmp_path: Path) -> tuple[SimHost, Path
     (desired / "a.xml").write_text(domain_xml("a"))
     host = SimHost(shutdown_delay=0.0)
     Reconciler(host, POLICY, tmp_path / "state").reconcile_all(load_desired(desired))
-    (tmp_path / "state" / "inventory.json").unlink()
+    state = StateDir(tmp_path / "state")
+    state.delete(list(state.load().domains))
     return host, desired, tmp_path / "state"
 
 
@@ -48,6 +49,6 @@ def test_reconcile_records_an_owned_guest_missing_from_the_inventory(tmp_path: P
     """The next successful reconcile ties the unrecorded guest to its file again."""
     host, desired, state = _created_then_killed_before_recording(tmp_path)
     Reconciler(host, POLICY, state).reconcile_all(load_desired(desired))
-    entries = json.loads((state / "inventory.json").read_text())["domains"]
+    entries = StateDir(state).load().domains.values()
     uuid = next(d.uuid for d in host.list_domains() if d.name == "a")
-    assert [(e["name"], e["uuid"], e["file"]) for e in entries] == [("a", uuid, str(desired / "a.xml"))]
+    assert [(e.name, e.uuid, e.file) for e in entries] == [("a", uuid, str(desired / "a.xml"))]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from libxl.domain.formats.sxpr import parse_sexpr, parse_sxpr
 from libxl.errors import ConfigError
-from libxl.formats.sxpr import parse_sexpr, parse_sxpr
 
 HVM = """(domain (domid 3)(name 'fv')(memory 400)(maxmem 512)(vcpus 2)\\
 (uuid 'b5d70dd275cdaca517769660b059d8bc')(on_poweroff 'destroy')(on_reboot 'restart')\\

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.systemd import Notifier
+from agent.daemon.systemd import Notifier
 
 
 @pytest.fixture

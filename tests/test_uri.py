@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from libxl.errors import BackendUnavailable, ConfigError
-from libxl.sim import SimHost
-from libxl.uri import DEFAULT_AGENT_SOCKET, SSHOptions, open_backend, parse_uri
+from libxl.hosts.sim import SimHost
+from libxl.hosts.uri import DEFAULT_AGENT_SOCKET, SSHOptions, open_backend, parse_uri
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_impossible_host_sizes_are_a_uri_error():
 
 
 def test_missing_binding_is_one_clear_sentence(monkeypatch):
-    monkeypatch.setitem(sys.modules, "libxl.binding.host", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "libxl.hosts.binding.host", None)  # makes the import fail
     with pytest.raises(BackendUnavailable, match=r"^xen:///system is unavailable: the libxl binding"):
         open_backend("xen:///system")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from libxl.formats.vifspec import format_vif, parse_rate, parse_vif
-from libxl.model import Interface, IPAddress
+from libxl.domain.formats.vifspec import format_vif, parse_rate, parse_vif
+from libxl.domain.model import Interface, IPAddress
 
 
 def test_bridge_script_model_vifname_backend() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, InotifyFD
 
-from agent.watch import Change, DesiredWatcher, classify, parents_to_watch
+from agent.daemon.watch import Change, DesiredWatcher, classify, parents_to_watch
 
 WAIT = 5.0
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from libxl.domain.formats.xl import format_xl, parse_xl
+from libxl.domain.formats.xlcfg import parse_cfg
+from libxl.domain.model import CpuFeature, Timer
 from libxl.errors import ConfigError
-from libxl.formats.xl import format_xl, parse_xl
-from libxl.formats.xlcfg import parse_cfg
-from libxl.model import CpuFeature, Timer
 
 PV = """name = "pv1"
 uuid = "c7a5fdb2-cdaf-9455-926a-d65c16db1809"

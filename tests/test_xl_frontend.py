@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from libxl.config import build_config
+from libxl.domain.formats.vifspec import parse_vif, parse_vif_rate
 from libxl.errors import ConfigError
-from libxl.formats.vifspec import parse_vif, parse_vif_rate
+from libxl.frontends.hostconf import HostSettings
+from libxl.frontends.libvirt import build_config
 from libxl.frontends.xl import SOUNDHW_MODELS, read_xl_config
-from libxl.hostconf import HostSettings
 from reconcilers.desired import DesiredDomain, parse_desired_file
 from reconcilers.security import DEFAULT_SECURITY
 
@@ -47,7 +47,7 @@ def test_rate_interval_is_the_one_written_on_both_paths() -> None:
     assert (rate.bytes_per_interval, rate.interval_usecs) == (200_000, 20_000)
     nic = build(PV + 'vif = [ "rate=10MB/s@20ms" ]\n')["nics"][0]
     assert (nic["rate_bytes_per_interval"], nic["rate_interval_usecs"]) == (200_000, 20_000)
-    from libxl.formats.xl import parse_xl
+    from libxl.domain.formats.xl import parse_xl
     built = build_config(parse_xl(PV + 'vif = [ "rate=10MB/s@20ms" ]\n'))["nics"][0]
     assert (built["rate_bytes_per_interval"], built["rate_interval_usecs"]) == (200_000, 20_000)
     assert parse_vif("rate=10MB/s@20ms").bandwidth_out_average == 10240  # libvirt's KB/s, unchanged
@@ -385,7 +385,7 @@ def test_keys_of_another_guest_type_are_warned_about() -> None:
 def test_xl_conf_spellings_xl_still_reads(tmp_path: Path) -> None:
     """defaultbridge/vifscript (deprecated) lose to vif.default.* wherever they stand;
     run_hotplug_scripts reaches every guest, as xl writes it."""
-    from libxl.hostconf import load_host_settings
+    from libxl.frontends.hostconf import load_host_settings
 
     conf = tmp_path / "xl.conf"
     conf.write_text('vif.default.bridge = "br-new"\ndefaultbridge = "br-old"\nvifscript = "vif-nat"\n'
@@ -398,7 +398,7 @@ def test_xl_conf_spellings_xl_still_reads(tmp_path: Path) -> None:
 
 
 def test_the_hosts_cpu_count_is_asked_once_and_a_failure_leaves_it_unknown() -> None:
-    from libxl.hostconf import with_host_cpus
+    from libxl.frontends.hostconf import with_host_cpus
 
     assert with_host_cpus(HostSettings(), lambda: 8).cpus == 8
     assert with_host_cpus(HostSettings(cpus=4), lambda: 8).cpus == 4

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from libxl.domain.formats.xlcfg import format_cfg, parse_cfg, quote
 from libxl.errors import ConfigError
-from libxl.formats.xlcfg import format_cfg, parse_cfg, quote
 
 
 def values(text: str) -> dict:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from libxl.domain.formats.xl import parse_xl
+from libxl.domain.formats.xlcfg import parse_cfg
+from libxl.domain.formats.xm import format_xm, parse_xm
 from libxl.errors import ConfigError
-from libxl.formats.xl import parse_xl
-from libxl.formats.xlcfg import parse_cfg
-from libxl.formats.xm import format_xm, parse_xm
 
 HVM = """name = "g"
 memory = 394

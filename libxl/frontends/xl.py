@@ -4,7 +4,7 @@ Not through the domain model: each key lands in the libxl field xl puts it in, w
 defaults (an HVM guest gets libxl's stdvga and VNC unless the file says otherwise, ``on_reboot``
 restart, ``on_soft_reset`` soft-reset, the host's xl.conf under every guest), so a file gives the
 guest ``xl create`` would give. The value grammars are shared with the converters:
-``libxl.formats.diskspec`` (xl-disk-configuration(5)), ``vifspec`` (xl-network-configuration(5),
+``libxl.domain.formats.diskspec`` (xl-disk-configuration(5)), ``vifspec`` (xl-network-configuration(5),
 ``rate=``), ``pcispec`` (xl-pci-configuration(5)), ``cpulist`` (``cpus=``) and ``cpuid``.
 
 Where xl is lenient the file is read the same way and a warning says what xl did (a number that
@@ -26,21 +26,21 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from libxl.domain.formats import diskspec, vifspec
+from libxl.domain.formats.cpuid import CpuidError, cpuid_from_legacy, cpuid_from_string
+from libxl.domain.formats.cpulist import parse_xl_cpus
+from libxl.domain.formats.pcispec import parse_pci_spec
+from libxl.domain.formats.xencommon import Cfg
+from libxl.domain.formats.xl import RUN_STRATEGY_KEY, read_run_strategy
+from libxl.domain.formats.xlcfg import parse_cfg
+from libxl.domain.model import NIL_UUID_REFUSAL, canonical_uuid, is_nil_uuid, too_many_vcpus
 from libxl.errors import ConfigError
-from libxl.formats import diskspec, vifspec
-from libxl.formats.cpuid import CpuidError, cpuid_from_legacy, cpuid_from_string
-from libxl.formats.cpulist import parse_xl_cpus
-from libxl.formats.pcispec import parse_pci_spec
-from libxl.formats.xencommon import Cfg
-from libxl.formats.xl import RUN_STRATEGY_KEY, read_run_strategy
-from libxl.formats.xlcfg import parse_cfg
 from libxl.frontends import xldevices
+from libxl.frontends.hostconf import HostSettings
 from libxl.frontends.xldevices import disk_json, vfb_json
 from libxl.frontends.xldevices import put as _put
 from libxl.frontends.xldevices import tokens as _tokens
 from libxl.frontends.xlvalues import XlValues
-from libxl.hostconf import HostSettings
-from libxl.model import NIL_UUID_REFUSAL, canonical_uuid, is_nil_uuid, too_many_vcpus
 
 JSON = dict[str, Any]
 
@@ -58,7 +58,6 @@ _VIRIDIAN = ("base", "freq", "time_ref_count", "reference_tsc", "hcall_remote_tl
              "cpu_hotplug")
 _BIOS = ("rombios", "seabios", "ovmf")
 _PASSTHROUGH = ("default", "disabled", "enabled", "sync_pt", "share_pt")
-_DISK_BACKENDS = ("phy", "tap", "qdisk", "standalone")
 #: xl's XENFIRMWAREDIR as Debian's xen-utils-4.17 is built (upstream's default is /usr/lib/xen/boot).
 _XEN_FIRMWARE_DIR = "/usr/lib/xen-4.17/boot"
 #: The sound cards libxl 4.17 starts qemu with (its libxl__qemu_soundhw); any other name, ``all``

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from libxl.formats import diskspec
-from libxl.model import canonical_uuid
+from libxl.domain.formats import diskspec
+from libxl.domain.model import canonical_uuid
 
 JSON = dict[str, Any]
 

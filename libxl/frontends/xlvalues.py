@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from libxl.domain.formats.xlcfg import Setting, Value
 from libxl.errors import ConfigError
-from libxl.formats.xlcfg import Setting, Value
 
 _C_LONG = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 
@@ -116,13 +116,6 @@ class XlValues:
         if isinstance(value, list):
             return [str(v) for v in value if not isinstance(v, list)], None
         return None, None if value is None else str(value)
-
-    def string_list(self, key: str) -> list[str] | None:
-        """xlu_cfg_get_list_as_string_list without xl's fallback: None when absent or not a list."""
-        value = self.raw(key)
-        if not isinstance(value, list):
-            return None
-        return [str(v) for v in value if not isinstance(v, list)]
 
 
 __all__ = ["XlValues", "c_strtol", "atom_text"]

@@ -3,7 +3,7 @@
 The files are libvirt's Xen test corpus (../shared/corpus/xlconfigdata: the same guests as domain
 XML and as xl.cfg), read into memory first so only parsing is timed. Measured, each on the same
 files: domain XML -> model; domain XML -> model -> libxl JSON (what a cold start does per file);
-xl.cfg syntax alone (``libxl.formats.xlcfg.parse_cfg``) and xl.cfg -> model (``parse_xl``); and
+xl.cfg syntax alone (``libxl.domain.formats.xlcfg.parse_cfg``) and xl.cfg -> model (``parse_xl``); and
 libxlutil's ``xlu_cfg_init`` + ``xlu_cfg_readdata`` + ``xlu_cfg_destroy``, which parse the syntax
 only, so the like-for-like ratio is C against ``parse_cfg``.
 
@@ -24,11 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from libxl.config import build_config
+from libxl.domain.formats.domxml import parse_domain_xml
+from libxl.domain.formats.xl import parse_xl
+from libxl.domain.formats.xlcfg import parse_cfg
 from libxl.errors import ConfigError
-from libxl.formats.domxml import parse_domain_xml
-from libxl.formats.xl import parse_xl
-from libxl.formats.xlcfg import parse_cfg
+from libxl.frontends.libvirt import build_config
 from tests.bench.common import ROOT, Row
 
 BENCH = "parse"

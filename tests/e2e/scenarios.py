@@ -677,10 +677,10 @@ def s_create_cut_short(e: E2E) -> str:
     rows = e.names_by_domid()
     if rows.get(ours_id) != "(null)" or rows.get(theirs_id) != "(null)":
         raise ScenarioFailed(f"xl list does not show domids {ours_id}, {theirs_id} as (null): {rows}")
-    inventory = json.loads(d.check(f"cat {STATE_DIR}/inventory.json", 30))
-    inventory["domains"].append({"name": "e2e-k3", "uuid": str(ours), "file": f"{DESIRED}/e2e-k3.cfg",
-                                 "content_hash": None, "adopted": False})
-    d.write(f"{STATE_DIR}/inventory.json", json.dumps(inventory))
+    # The agent is stopped: its inventory database gets the row a create records first.
+    d.write("/root/record.py", "import sqlite3, sys\nwith sqlite3.connect(sys.argv[1]) as db:\n"
+            "    db.execute('INSERT INTO owned (name, uuid, file) VALUES (?, ?, ?)', sys.argv[2:5])\n")
+    d.check(f"python3 /root/record.py {STATE_DIR}/inventory.db e2e-k3 {ours} {DESIRED}/e2e-k3.cfg", 30)
     d.write(f"{DESIRED}/e2e-k3.cfg", xl_cfg("e2e-k3"))
     e.start_agent()
     new_id = e.wait("e2e-k3 running", lambda: e.running("e2e-k3"))
@@ -735,7 +735,7 @@ def s_create_timing(e: E2E) -> str:
 
 _LIST_COST = """
 import json, time
-from libxl.binding.host import RealHost
+from libxl.hosts.binding.host import RealHost
 host = RealHost()
 guests = [d for d in host.list_domains() if d.domid]
 start = time.perf_counter()

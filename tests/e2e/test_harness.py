@@ -16,7 +16,7 @@ import libvirt_peer
 import pytest
 import scenarios
 
-from agent.cli import main as cli_main
+from agent.cli.main import main as cli_main
 
 
 @pytest.mark.parametrize("variant", [

@@ -23,12 +23,12 @@ import atheris
 
 with atheris.instrument_imports():
     from agent.config import AgentConfigError, load_config
+    from libxl.domain.formats import diskspec, vifspec
+    from libxl.domain.formats.domxml import format_domain_xml, parse_domain_xml
+    from libxl.domain.formats.sxpr import parse_sxpr
+    from libxl.domain.formats.xl import parse_xl
+    from libxl.domain.formats.xm import parse_xm
     from libxl.errors import ConfigError
-    from libxl.formats import diskspec, vifspec
-    from libxl.formats.domxml import format_domain_xml, parse_domain_xml
-    from libxl.formats.sxpr import parse_sxpr
-    from libxl.formats.xl import parse_xl
-    from libxl.formats.xm import parse_xm
 
 _CONFIG = Path(tempfile.mkdtemp(prefix="xr-atheris-")) / "xenreconcile.toml"
 

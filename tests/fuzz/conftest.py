@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from libxl.domain.formats.domxml import parse_domain_xml
+from libxl.domain.formats.xl import format_xl
+from libxl.domain.formats.xm import format_xm
 from libxl.errors import ConfigError
-from libxl.formats.domxml import parse_domain_xml
-from libxl.formats.xl import format_xl
-from libxl.formats.xm import format_xm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_CORPUS = REPO_ROOT.parent / "shared" / "corpus"

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
+from libxl.domain.formats.domxml import format_domain_xml, parse_domain_xml
 from libxl.errors import ConfigError
-from libxl.formats.domxml import format_domain_xml, parse_domain_xml
 
 _XML_TOKENS = ["<domain type='xen'>", "</domain>", "<name>a</name>", "<memory>1</memory>",
                "<os><type>hvm</type></os>", "<devices>", "</devices>", "<disk>", "<!DOCTYPE d [",

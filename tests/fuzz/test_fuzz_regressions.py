@@ -12,11 +12,11 @@ import pytest
 from fuzz_helpers import FILE, outcome
 
 from agent.config import AgentConfigError, load_config
+from libxl.domain.formats.domxml import format_domain_xml, parse_domain_xml
+from libxl.domain.formats.sxpr import parse_sexpr, parse_sxpr
+from libxl.domain.formats.xl import format_xl, parse_xl
+from libxl.domain.formats.xlcfg import MAX_LIST_DEPTH, parse_cfg
 from libxl.errors import ConfigError
-from libxl.formats.domxml import format_domain_xml, parse_domain_xml
-from libxl.formats.sxpr import parse_sexpr, parse_sxpr
-from libxl.formats.xl import format_xl, parse_xl
-from libxl.formats.xlcfg import MAX_LIST_DEPTH, parse_cfg
 
 _GUEST = 'name = "g"\nmemory = 64\n'
 

@@ -12,11 +12,11 @@ from fuzz_helpers import FUZZ, NASTY, outcome, watchdog
 from hypothesis import given
 from hypothesis import strategies as st
 
+from libxl.domain.formats import diskspec, vifspec
+from libxl.domain.formats.xl import parse_xl
+from libxl.domain.formats.xlcfg import quote
+from libxl.domain.formats.xm import parse_xm
 from libxl.errors import ConfigError
-from libxl.formats import diskspec, vifspec
-from libxl.formats.xl import parse_xl
-from libxl.formats.xlcfg import quote
-from libxl.formats.xm import parse_xm
 
 _DISK_PARTS = ["target=", "format=", "vdev=", "access=", "devtype=", "backend=", "backendtype=", "script=",
                "discard", "no-discard", "cdrom", "colo", "phy:", "file:", "tap:", "tap:aio:", "qcow2:",

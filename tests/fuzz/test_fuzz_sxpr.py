@@ -9,7 +9,7 @@ from fuzz_helpers import FUZZ, mutated, outcome, token_soup
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libxl.formats.sxpr import parse_sxpr
+from libxl.domain.formats.sxpr import parse_sxpr
 
 _SXPR_TOKENS = ["(", ")", "(domain", "(name a)", "(memory 1)", "(image", "(hvm", "(linux", "(device",
                 "(vbd", "(vif", "(vfb", "(pci", "(dev", "(vnc 1)", "(vncunused 0)", "(vncdisplay",

@@ -26,12 +26,12 @@ from fuzz_helpers import FUZZ, mutated, outcome, token_soup
 from hypothesis import given
 from hypothesis import strategies as st
 
+from libxl.domain.formats.defaults import with_defaults
+from libxl.domain.formats.xl import format_xl, parse_xl
+from libxl.domain.formats.xlcfg import parse_cfg
+from libxl.domain.formats.xm import format_xm, parse_xm
+from libxl.domain.model import CPU, Domain
 from libxl.errors import ConfigError
-from libxl.formats.defaults import with_defaults
-from libxl.formats.xl import format_xl, parse_xl
-from libxl.formats.xlcfg import parse_cfg
-from libxl.formats.xm import format_xm, parse_xm
-from libxl.model import CPU, Domain
 
 _CFG_TOKENS = ["name", "memory", "vif", "disk", " = ", "+=", "[", "]", ",", ";", "\n", "'", '"', '"""',
                "'''", "#", "\\", "\\\n", "0x1f", "-3", "1.5", "'a'", '"b\\x41"', "\\777", " "]

@@ -41,9 +41,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script
     sys.path.insert(0, str(REPO))
 
-from libxl.backend import DomainInfo  # noqa: E402
 from libxl.errors import BackendError, XenReconcileError  # noqa: E402
-from libxl.sim import SimHost  # noqa: E402
+from libxl.hosts.backend import DomainInfo  # noqa: E402
+from libxl.hosts.sim import SimHost  # noqa: E402
 from reconcilers.apply import Reconciler  # noqa: E402
 from reconcilers.desired import DesiredSet, load_desired  # noqa: E402
 from reconcilers.plan import INVALID  # noqa: E402

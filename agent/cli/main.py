@@ -1,0 +1,89 @@
+"""The ``xenreconcile`` command: one argparse tree, one module per verb group.
+
+Each module in ``COMMANDS`` exposes ``register(subparsers)`` and sets ``func`` on its parsers; the
+function returns the exit status. Keeping verbs in their own modules lets the CLI grow without one
+file that knows every floor of the project. They are imported plainly (not by name through
+importlib), so a renamed or missing verb module fails at import and tools see the dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from types import ModuleType
+from typing import NoReturn
+
+from agent.cli.commands import convert, hosts, lifecycle, reconcile, remote, render, run, validate
+from agent.cli.errors import one_line, report
+
+#: Verb modules, in the order ``--help`` lists them.
+COMMANDS: tuple[ModuleType, ...] = (validate, render, hosts, convert, reconcile, run, lifecycle, remote)
+
+
+#: Verbs whose usage errors cannot exit 2, because 2 means something else there: plan's 2 is
+#: "changes pending" (terraform's -detailed-exitcode), so a typo in a CI job must read as an error.
+_USAGE_STATUS = {"plan": 1}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``xenreconcile VERB: problem (see --help)``, status 2
+    (or the verb's own, ``_USAGE_STATUS``). Subparsers are made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        verb = self.prog.split()[-1]
+        self.exit(_USAGE_STATUS.get(verb, 2), f"{self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="xenreconcile",
+        description="Declarative reconciliation agent for Xen hosts (libxl).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one verb. Every failure it raises ends here as one line and an exit status (agent.cli.errors);
+    usage errors are one line from ``_Parser`` (status 2, plan's 1)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the verb's own parser, so plan's usage status applies
+        verb_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if getattr(args, "uri", None) is not None:  # xen+ssh:// and xen+unix:// run elsewhere
+            from agent.cli.remote import dispatch
+
+            code = dispatch(parser, args)
+            if code is not None:
+                return code
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `xenreconcile list | head`: the reader left, so nothing more to say
+        _silence_stdout()
+        return 0
+    except Exception as err:  # noqa: BLE001 (the one error path: one line, never a traceback)
+        return report(args.command, err)
+
+
+def verb_parser(parser: argparse.ArgumentParser, verb: str) -> argparse.ArgumentParser:
+    """The subparser of ``verb`` in the tree ``build_parser`` made."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[verb]
+    return parser
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush into the closed pipe is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (captured in-process): nothing to flush
+        pass
+
