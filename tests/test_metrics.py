@@ -191,3 +191,20 @@ def test_a_backend_error_reaches_status_redacted_and_escaped() -> None:
     assert secret not in (status.last_error or "") and "key=***" in (status.last_error or "")
     assert "\x1b" not in json.dumps(status.to_json()) and "\\x1b[2J" in (status.last_error or "")
     assert book.record("db", "in-sync").last_error is None
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.001, 0.003, 0.5, 7.0, 500.0])
+def test_many_reconciles_observed_at_once_read_as_one_by_one(seconds: float) -> None:
+    """A full resync observes its guests in one call per result: the same series as a call each."""
+    def samples(metrics: AgentMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in metrics.registry.collect() if family.name.startswith("xenreconcile_reconcile")
+                for s in family.samples if not s.name.endswith("_created")}
+
+    at_once, one_by_one = AgentMetrics(), AgentMetrics()
+    at_once.observe_reconcile("success", seconds, 3)
+    at_once.observe_reconcile("error", seconds, 2)
+    for result in ("success", "success", "success", "error", "error"):
+        one_by_one.observe_reconcile(result, seconds)
+    assert samples(at_once) == pytest.approx(samples(one_by_one))  # the sum: up to float rounding
+    assert at_once.registry.get_sample_value("xenreconcile_reconcile_time_seconds_count") == 5

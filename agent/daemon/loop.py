@@ -36,7 +36,7 @@ from agent.config import AgentConfig
 from agent.daemon.desiredcache import DesiredCache
 from agent.daemon.metrics import AgentMetrics, DomainView
 from agent.daemon.queue import Outcome, QueueSettings, WorkerPool, WorkQueue
-from agent.daemon.results import TERMINAL, report
+from agent.daemon.results import TERMINAL, report, report_all
 from agent.daemon.systemd import Notifier
 from agent.daemon.timedbackend import TimedBackend
 from agent.daemon.watch import Change, DesiredWatcher
@@ -259,10 +259,9 @@ class Controller:
             return False
         per_domain = (time.perf_counter() - start) / max(1, len(results))
         failed = [r for r in results if r.error]
-        for result in results:
-            report(self.metrics, result, desired, rid, per_domain)
-            if result.error:
-                self.queue.add_rate_limited(result.name)
+        report_all(self.metrics, results, desired, rid, per_domain)
+        for result in failed:
+            self.queue.add_rate_limited(result.name)
         if failed:
             self._full_sync_failed(f"{len(failed)} domain(s) failed: {', '.join(r.name for r in failed)}")
             return True

@@ -7,6 +7,8 @@ reconciler is the one writer of status, ``reconcilers.apply``).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from agent import log as agentlog
 from agent.daemon.metrics import AgentMetrics
 from reconcilers import status as st
@@ -19,13 +21,32 @@ TERMINAL = (st.INVALID, st.CONFLICT)
 
 def report(metrics: AgentMetrics, result: Result, desired: DesiredSet, rid: str, seconds: float) -> None:
     """Metrics, a log line per applied action, a summary when something happened."""
-    label = "error" if result.error else ("invalid" if result.status in TERMINAL else "success")
-    metrics.observe_reconcile(label, seconds)
+    metrics.observe_reconcile(_label(result), seconds)
     if not result.quiet or agentlog.debug_enabled():  # an in-sync domain says nothing at info level
-        want = desired.domains.get(result.name)
-        current = result.recorded
-        file = str(want.file) if want else (current.file if current else None)
-        _log_result(result, current, file, rid, seconds)
+        _log(result, desired, rid, seconds)
+
+
+def report_all(metrics: AgentMetrics, results: list[Result], desired: DesiredSet, rid: str,
+               seconds: float) -> None:
+    """``report`` of every result of a full resync, each reconcile timed ``seconds``: the metrics
+    take one call per result label, not one per guest (a tenth of a no-op resync at 10,000)."""
+    for label, count in Counter(map(_label, results)).items():
+        metrics.observe_reconcile(label, seconds, count)
+    verbose = agentlog.debug_enabled()
+    for result in results:
+        if verbose or not result.quiet:
+            _log(result, desired, rid, seconds)
+
+
+def _label(result: Result) -> str:
+    return "error" if result.error else ("invalid" if result.status in TERMINAL else "success")
+
+
+def _log(result: Result, desired: DesiredSet, rid: str, seconds: float) -> None:
+    want = desired.domains.get(result.name)
+    current = result.recorded
+    file = str(want.file) if want else (current.file if current else None)
+    _log_result(result, current, file, rid, seconds)
 
 
 def _log_result(result: Result, current: st.Status | None, file: str | None, rid: str,
