@@ -387,19 +387,24 @@ class DiffMemo:
     dicts costs a fraction of normalising and diffing them, which made most of a no-op resync.
     Results are shared, so callers only read them (they refer to the memo's own copies of the
     configs). The full plan drops names it no longer plans (``keep``): one entry per planned domain.
+
+    The desired config of a guest is the very object of the last call while its file is unchanged
+    (a loaded desired set is never changed, and ``ports.resolve`` keeps its result per object), so
+    that side is known equal by identity; the retrieved config is a fresh copy from the host each
+    time and is always compared.
     """
 
     def __init__(self) -> None:
-        self._last: dict[str, tuple[LibxlConfig, LibxlConfig, DomainDiff]] = {}
+        self._last: dict[str, tuple[LibxlConfig, LibxlConfig, LibxlConfig, DomainDiff]] = {}
 
     def diff(self, name: str, desired: LibxlConfig, actual: LibxlConfig) -> DomainDiff:
         last = self._last.get(name)
-        if last is not None and last[0] == desired and last[1] == actual:
-            return last[2]
-        # Private copies (a miss only): a caller changing its dicts later cannot fake a hit.
-        desired, actual = copy.deepcopy(desired), copy.deepcopy(actual)
-        result = diff_domain(desired, actual)
-        self._last[name] = (desired, actual, result)
+        if last is not None and (last[0] is desired or last[1] == desired) and last[2] == actual:
+            return last[3]
+        # Private copies (a miss only): a retrieved config changed later cannot fake a hit.
+        mine, theirs = copy.deepcopy(desired), copy.deepcopy(actual)
+        result = diff_domain(mine, theirs)
+        self._last[name] = (desired, mine, theirs, result)
         return result
 
     def keep(self, names: set[str]) -> None:
