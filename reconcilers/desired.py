@@ -77,7 +77,10 @@ class DesiredDomain:
         uuid = (self.config.get("c_info") or {}).get("uuid") or (self.domain.uuid if self.domain else None)
         return uuid.lower() if uuid else None
 
-    @property
+    # The two below are cached (in the instance's ``__dict__``, past the frozen ``__setattr__``):
+    # the plan asks them of every guest on every resync, and the fields they read never change.
+
+    @functools.cached_property
     def power_state(self) -> str:
         """running (the default), paused or stopped, from the project's ``<metadata>`` (an xl.cfg is
         started running, as ``xl create`` starts it); a guest whose run strategy is ``Halted`` is
@@ -86,7 +89,7 @@ class DesiredDomain:
             return "stopped"
         return (self.domain.power_state if self.domain else None) or "running"
 
-    @property
+    @functools.cached_property
     def run_strategy(self) -> str:
         """When a guest that is not running is (re)started: ``libxl.domain.model.RUN_STRATEGIES``."""
         chosen = self.domain.run_strategy if self.domain else self.xl_run_strategy

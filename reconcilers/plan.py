@@ -498,7 +498,8 @@ def plan_domain(name: str, desired: DesiredSet, actual: dict[str, ActualDomain],
         return out
     if act is None and _plan_migration(out, want, actual, policy, inventory):
         return out
-    error = _invalid_error(name, desired, inventory.domains.get(act.info.uuid.lower()) if act else None)
+    error = _invalid_error(name, desired, inventory.domains.get(act.info.uuid.lower()) if act else None) \
+        if desired.invalid else None  # (``last_good`` holds invalid files only)
     if act is not None and act.info.state == "dying":
         out.note(PENDING, "domain is being destroyed", st.PENDING)
         return out
@@ -557,8 +558,8 @@ def plan(desired: DesiredSet, actual: list[ActualDomain], policy: Policy, invent
     by_name = index_actual(actual)
     remains = remains_by_name(actual, inventory)
     names = set(desired.domains) | set(desired.conflicts) | desired.invalid_names() | set(remains)
-    names |= {n for n, a in by_name.items()
-              if n and not in_migration(n) and is_owned(a.info, inventory, policy)}
+    names |= {n for n, a in by_name.items()  # a desired name is in already: asked nothing more
+              if n not in names and n and not in_migration(n) and is_owned(a.info, inventory, policy)}
     names |= set(inventory.departed)
     domains = [plan_domain(n, desired, by_name, policy, inventory, memo, remains.get(n))
                for n in sorted(names)]
