@@ -46,6 +46,8 @@ from reconcilers.state import Departure, Inventory, OwnedDomain, StateDir
 
 #: States in which a domain's config is worth retrieving (dead and dying ones are only destroyed).
 _LIVE = ("running", "blocked", "paused")
+#: What the status book records for a guest without autoport displays.
+_NO_PORTS = DisplayPorts()
 
 
 @dataclass
@@ -206,8 +208,12 @@ class Reconciler:
 
     def _execute(self, plan: pl.Plan, actual: list[pl.ActualDomain], desired: DesiredSet) -> list[Result]:
         inventory = self._inventory_copy()
-        owned = {a.info.domid for a in actual if pl.is_owned(a.info, inventory, self.policy)}
-        owned_uuids = {a.info.name: a.info.uuid for a in actual if a.info.domid in owned}
+        owned: set[int] = set()
+        owned_uuids: dict[str, str] = {}
+        for info in (a.info for a in actual):  # one pass (a resync lists every guest)
+            if pl.is_owned(info, inventory, self.policy):
+                owned.add(info.domid)
+                owned_uuids[info.name] = info.uuid
         results = {d.name: Result(d.name, d.outcome, notes=list(d.notes)) for d in plan.domains}
         for action in plan.actions:
             result = results[action.domain]
@@ -235,7 +241,7 @@ class Reconciler:
             result.recorded = self.status.record(
                 dom.name, result.status, file=str(dom.file) if dom.file else None, error=result.error,
                 action=result.applied[-1].kind if result.applied else None,
-                ports=self.ports.get(dom.name) or DisplayPorts())
+                ports=self.ports.get(dom.name) or _NO_PORTS)
             if result.quiet and result.status == st.IN_SYNC and not _declared(dom.name, desired):
                 self.status.forget(dom.name)  # an unmanaged guest left alone: nothing to report
         return [results[d.name] for d in plan.domains]
