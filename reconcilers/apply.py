@@ -231,6 +231,7 @@ class Reconciler:
                 result.applied.append(action)
         self._keep_departures([d for d in plan.domains if results[d.name].ok])
         known = desired.domains.keys() | {a.info.name for a in actual}  # once: not a set per domain
+        ports = self.ports.snapshot()  # with those the actions above assigned; one lock, not one per guest
         for dom in plan.domains:
             result = results[dom.name]
             if not dom.actions and not dom.notes and dom.name not in known:
@@ -241,7 +242,7 @@ class Reconciler:
             result.recorded = self.status.record(
                 dom.name, result.status, file=str(dom.file) if dom.file else None, error=result.error,
                 action=result.applied[-1].kind if result.applied else None,
-                ports=self.ports.get(dom.name) or _NO_PORTS)
+                ports=ports.get(dom.name, _NO_PORTS))
             if result.quiet and result.status == st.IN_SYNC and not _declared(dom.name, desired):
                 self.status.forget(dom.name)  # an unmanaged guest left alone: nothing to report
         return [results[d.name] for d in plan.domains]
