@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 import uuid as uuid_mod
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -207,6 +208,19 @@ def test_domain_config_hands_out_a_private_copy_each_call(host):
     assert second == host.domain_config(domid) and second["disks"] is not host.domain_config(domid)["disks"]
     host.set_memory_target(domid, 262144)
     assert host.domain_config(domid)["b_info"]["target_memkb"] == 262144
+
+
+def test_a_config_value_libxl_json_would_refuse_is_still_handed_out_as_a_private_copy(host):
+    """The sim takes values libxl's JSON would not (here a Path and a tuple, beside plain JSON
+    data): they come back as they went in, a fresh copy per call."""
+    odd = config("odd")
+    odd["b_info"]["kernel"] = PurePosixPath("/boot/vmlinuz")
+    odd["b_info"]["xr_test"] = {"cpus": (0, 1)}
+    domid = host.create(odd)
+    first = host.domain_config(domid)
+    assert first["b_info"]["kernel"] == PurePosixPath("/boot/vmlinuz")
+    first["b_info"]["xr_test"]["cpus"] = ()
+    assert host.domain_config(domid)["b_info"]["xr_test"] == {"cpus": (0, 1)}
 
 
 def test_cdrom_insert_and_eject_only_on_cdroms(host):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import marshal
 import os
 import pickle
 import threading
@@ -130,8 +131,8 @@ class SimHost:
         self._watch_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._kept_census: Census | None = None
-        #: Domain key -> (its committed config, that config pickled): ``_copy_of``.
-        self._config_copies: dict[str, tuple[LibxlConfig, bytes]] = {}
+        #: Domain key -> (its committed config, a loader, that config serialised): ``_copy_of``.
+        self._config_copies: dict[str, tuple[LibxlConfig, Callable[[bytes], Any], bytes]] = {}
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -354,14 +355,20 @@ class SimHost:
         """A private copy of domain ``key``'s committed ``config``, as libxl hands out a fresh
         ``libxl_domain_config`` per call. A committed record is never changed (a change replaces
         it), so its serialised form is kept while that very config is current, and a copy is one
-        ``pickle.loads``: a resync retrieves every guest's config, and a recursive copy per call was
-        a fifth of a no-op resync at 10,000 guests."""
+        ``marshal.loads``: a resync retrieves every guest's config, and a recursive copy per call was
+        a fifth of a no-op resync at 10,000 guests. ``marshal`` takes JSON-shaped data (a third
+        faster than ``pickle`` at 10,000 guests: it interns the keys instead of making new strings);
+        a value it cannot take (the sim accepts what libxl's JSON would refuse) goes by ``pickle``."""
         kept = self._config_copies.get(key)
         if kept is None or kept[0] is not config:
             if len(self._config_copies) > 2 * len(self._store.current().get("domains", ())) + 16:
                 self._config_copies.clear()  # destroyed guests' entries: domids are not reused soon
-            kept = self._config_copies[key] = (config, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
-        return pickle.loads(kept[1])
+            try:
+                kept = (config, marshal.loads, marshal.dumps(config))
+            except ValueError:
+                kept = (config, pickle.loads, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
+            self._config_copies[key] = kept
+        return kept[1](kept[2])
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
         return self._make("domain_create", config, paused)
