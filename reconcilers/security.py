@@ -127,6 +127,8 @@ def mode_problem(st: os.stat_result, uid: int) -> str | None:
     """Why a file or directory with this stat may not be trusted, or None."""
     if owner := _owner_problem(st, uid):
         return owner
+    if not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None  # the common case, asked of every desired file on every rescan
     writable = [who for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH)) if st.st_mode & bit]
     if writable:
         return f"writable by {' and '.join(writable)} (mode {stat.S_IMODE(st.st_mode):04o})"
