@@ -10,6 +10,7 @@ number and its spec and raises ``ValueError`` with xl's reason where ``xl create
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from libxl.domain.formats import diskspec
@@ -69,6 +70,15 @@ def atoi(text: str) -> int:
         return 0
 
 
+def each_item(text: str, what: str, take: Callable[[str, str], bool]) -> None:
+    """Hand each ``key=value`` item of a ``what`` spec to ``take``, in order; an item without ``=``,
+    or one whose key ``take`` does not know (it returns False), is refused as xl refuses it."""
+    for token in tokens(text):
+        key, eq, value = token.partition("=")
+        if not (eq and take(key, value)):
+            raise ValueError(f"unknown string {token!r} in {what} spec")
+
+
 def pairs(text: str, known: tuple[str, ...], what: str) -> dict[str, str]:
     """The ``key=value`` items of a spec whose keys must all be ``known`` (xl stops at an item
     without ``=``)."""
@@ -114,16 +124,19 @@ def pvcalls(devid: int, text: str) -> JSON:
 
 def usbctrl(devid: int, text: str) -> JSON:
     ctrl: JSON = {"devid": devid}
-    for token in tokens(text):
-        key, eq, value = token.partition("=")
-        if key == "type" and eq:
+
+    def take(key: str, value: str) -> bool:
+        if key == "type":
             if value not in ("auto", "pv", "devicemodel", "qusb"):
                 raise ValueError(f"invalid usb controller type {value!r}")
             ctrl["type"] = value
-        elif key in ("version", "ports") and eq:
+        elif key in ("version", "ports"):
             ctrl[key] = atoi(value)
         else:
-            raise ValueError(f"unknown string {token!r} in usbctrl spec")
+            return False
+        return True
+
+    each_item(text, "usbctrl", take)
     return ctrl
 
 
@@ -131,62 +144,76 @@ def usbdev(devid: int, text: str) -> JSON:
     """A host USB device; xl leaves its number to libxl."""
     dev: JSON = {}
     host: JSON = {}
-    for token in tokens(text):
-        key, eq, value = token.partition("=")
-        if key == "type" and eq:
+
+    def take(key: str, value: str) -> bool:
+        if key == "type":
             if value != "hostdev":
                 raise ValueError(f"invalid usb device type {value!r}")
-        elif key in ("hostbus", "hostaddr") and eq:
+        elif key in ("hostbus", "hostaddr"):
             host[key] = strtoul(value)
-        elif key in ("controller", "port") and eq:
+        elif key in ("controller", "port"):
             dev["ctrl" if key == "controller" else "port"] = atoi(value)
         else:
-            raise ValueError(f"unknown string {token!r} in usbdev spec")
+            return False
+        return True
+
+    each_item(text, "usbdev", take)
     dev["type.hostdev"] = host
     return dev
 
 
 def vdispl(devid: int, text: str) -> JSON:
     dev: JSON = {"devid": devid}
-    for token in tokens(text):
-        key, eq, value = token.partition("=")
-        if key == "backend" and eq:
+
+    def take(key: str, value: str) -> bool:
+        if key == "backend":
             dev["backend_domname"] = value
-        elif key == "be-alloc" and eq:
+        elif key == "be-alloc":
             if strtoul(value):
                 dev["be_alloc"] = True
-        elif key == "connectors" and eq:
-            connectors = []
-            for item in (c for c in value.split(";") if c):
-                unique_id, _, size = item.partition(":")
-                width, x, height = size.partition("x")
-                if not (x and width.isdigit() and height.isdigit()):
-                    raise ValueError(f"cannot parse connector resolution {item!r}")
-                connectors.append({"unique_id": unique_id, "width": int(width), "height": int(height)})
-            dev["connectors"] = connectors
+        elif key == "connectors":
+            dev["connectors"] = _connectors(value)
         else:
-            raise ValueError(f"unknown string {token!r} in vdispl spec")
+            return False
+        return True
+
+    each_item(text, "vdispl", take)
     if not dev.get("connectors"):
         raise ValueError("at least one connector should be specified")
     return dev
 
 
+def _connectors(value: str) -> list[JSON]:
+    """``id:WxH;...``: each connector of a ``vdispl`` spec and its resolution."""
+    connectors = []
+    for item in (c for c in value.split(";") if c):
+        unique_id, _, size = item.partition(":")
+        width, x, height = size.partition("x")
+        if not (x and width.isdigit() and height.isdigit()):
+            raise ValueError(f"cannot parse connector resolution {item!r}")
+        connectors.append({"unique_id": unique_id, "width": int(width), "height": int(height)})
+    return connectors
+
+
 def vkb(devid: int, text: str) -> JSON:
     dev: JSON = {"devid": devid}
-    for token in tokens(text):
-        key, eq, value = token.partition("=")
-        if key == "backend" and eq:
+
+    def take(key: str, value: str) -> bool:
+        if key == "backend":
             dev["backend_domname"] = value
-        elif key == "backend-type" and eq:
+        elif key == "backend-type":
             if value not in ("qemu", "linux"):
                 raise ValueError(f"unknown backend-type {value!r} in vkb spec")
             dev["backend_type"] = value
-        elif key == "unique-id" and eq:
+        elif key == "unique-id":
             dev["unique_id"] = value
-        elif key in _VKB_NUMBERS and eq:
+        elif key in _VKB_NUMBERS:
             dev[_VKB_NUMBERS[key]] = strtoul(value)
         else:
-            raise ValueError(f"unknown string {token!r} in vkb spec")
+            return False
+        return True
+
+    each_item(text, "vkb", take)
     if "backend_type" not in dev:
         raise ValueError("backend-type should be set in vkb spec")
     touch = [dev.get(k) for k in ("multi_touch_width", "multi_touch_height", "multi_touch_num_contacts")]
