@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from libxl.domain.formats.xlcfg import Setting, Value
+from libxl.domain.formats.xlcfg import Setting, SettingsReader, Value
 from libxl.errors import ConfigError
 
 _C_LONG = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
@@ -39,19 +39,12 @@ def atom_text(value: Value) -> str | None:
 
 
 @dataclass
-class XlValues:
+class XlValues(SettingsReader):
     """Typed reads of one file's settings, with xl's tolerance and our warnings."""
     settings: dict[str, Setting]
     file: str | None
     warnings: list[ConfigError] = field(default_factory=list)
     read: set[str] = field(default_factory=set)
-
-    def line(self, key: str) -> int | None:
-        setting = self.settings.get(key)
-        return setting.line if setting else None
-
-    def error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(message, file=self.file, line=self.line(key), element=key)
 
     def warn(self, key: str, message: str) -> None:
         self.warnings.append(self.error(key, message))
@@ -59,11 +52,6 @@ class XlValues:
     def has(self, key: str) -> bool:
         self.read.add(key)
         return key in self.settings
-
-    def raw(self, key: str) -> Value | None:
-        self.read.add(key)
-        setting = self.settings.get(key)
-        return None if setting is None else setting.value
 
     def string(self, key: str) -> str | None:
         """xlu_cfg_get_string: an atom's text; a list is warned about and ignored, as xl does."""

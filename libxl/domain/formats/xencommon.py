@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from libxl.domain.formats import vifspec
 from libxl.domain.formats.pcispec import parse_pci_spec
-from libxl.domain.formats.xlcfg import Setting, Value
+from libxl.domain.formats.xlcfg import Setting, SettingsReader, Value
 from libxl.domain.model import (
     CPUSET,
     LIFECYCLE_ACTIONS,
@@ -69,7 +69,7 @@ class Unread:
     detail: str = ""
 
 
-class Cfg:
+class Cfg(SettingsReader):
     """Typed access to parsed settings; every error names the file, the line and the key.
 
     Every key read is remembered, so ``unused`` lists what the reader left behind: the keys a
@@ -83,8 +83,7 @@ class Cfg:
 
     def leave(self, key: str, detail: str) -> None:
         """Record a part of ``key``'s value that the model has no place for (a PCI option...)."""
-        setting = self.settings.get(key)
-        self.left.append(Unread(key, setting.line if setting else None, detail))
+        self.left.append(Unread(key, self.line(key), detail))
 
     def unused(self) -> list[Unread]:
         """Settings no reader asked for, in file order, then the parts of values left behind."""
@@ -93,15 +92,6 @@ class Cfg:
 
     def has(self, key: str) -> bool:
         return key in self.settings
-
-    def error(self, key: str, message: str) -> ConfigError:
-        setting = self.settings.get(key)
-        return ConfigError(message, file=self.file, line=setting.line if setting else None, element=key)
-
-    def raw(self, key: str) -> Value | None:
-        self.read.add(key)
-        setting = self.settings.get(key)
-        return None if setting is None else setting.value
 
     def str(self, key: str) -> str | None:
         value = self.raw(key)

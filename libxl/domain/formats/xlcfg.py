@@ -44,6 +44,27 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", re.S)
 
 
+class SettingsReader:
+    """Reads of one file's parsed settings (``parse_cfg``) that remember every key asked for, so
+    the reader can tell what it left behind; errors name the file, the key and its line. The xl
+    and xm model readers (``xencommon.Cfg``) and the libxl one (``xlvalues.XlValues``) build on it."""
+    settings: dict[str, Setting]
+    file: str | None
+    read: set[str]
+
+    def line(self, key: str) -> int | None:
+        setting = self.settings.get(key)
+        return setting.line if setting else None
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, file=self.file, line=self.line(key), element=key)
+
+    def raw(self, key: str) -> Value | None:
+        self.read.add(key)
+        setting = self.settings.get(key)
+        return None if setting is None else setting.value
+
+
 def _unescape(body: str) -> str:
     def one(m: re.Match[str]) -> str:
         code = m.group(1)
