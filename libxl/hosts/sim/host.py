@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -99,6 +99,32 @@ _REASON_ACTION = {"poweroff": "on_poweroff", "reboot": "on_reboot", "crash": "on
                   "watchdog": "on_watchdog", "soft_reset": "on_soft_reset"}
 
 
+
+_T = TypeVar("_T")
+#: An ``xl list`` row of a domain record without its CPU time: the fields before it, the time the
+#: domain started running (None: not running), and its display ports.
+_Row = tuple[tuple[Any, ...], float | None, tuple[int | None, int | None]]
+
+
+def _row_fields(dom: dict[str, Any]) -> _Row:
+    """What ``list_domains`` says of a domain record, but for the CPU time (it grows per call)."""
+    c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
+    ports = dom.get("ports") or {}
+    name = listed_name(dom)  # "" until xenstore has the domain, and with it our marker
+    fixed = (name, dom["domid"], c_info["uuid"], dom["state"], dom["memory_kib"], b_info["max_memkb"],
+             len(b_info.get("avail_vcpus", [])), b_info.get("max_vcpus", 1), dom["shutdown_reason"],
+             (c_info.get("xsdata") or {}).get(OWNER_KEY) if name else None)
+    started = dom["started"] if dom["state"] in ("running", "paused") else None
+    return fixed, started, (ports.get("vnc"), ports.get("spice"))
+
+
+def _serialised(config: LibxlConfig) -> tuple[Callable[[bytes], Any], bytes]:
+    try:
+        return marshal.loads, marshal.dumps(config)
+    except ValueError:
+        return pickle.loads, pickle.dumps(config, pickle.HIGHEST_PROTOCOL)
+
+
 class SimHost:
     """The simulated host. Every public operation raises ``BackendError`` on failure."""
 
@@ -131,8 +157,10 @@ class SimHost:
         self._watch_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._kept_census: Census | None = None
-        #: Domain key -> (its committed config, a loader, that config serialised): ``_copy_of``.
-        self._config_copies: dict[str, tuple[LibxlConfig, Callable[[bytes], Any], bytes]] = {}
+        #: Domain key -> (its committed config, (a loader, that config serialised)): ``_copy_of``.
+        self._config_copies: dict[str, tuple[Any, tuple[Callable[[bytes], Any], bytes]]] = {}
+        #: Domain key -> (its committed record, its ``xl list`` row but the CPU time): ``list_domains``.
+        self._rows: dict[str, tuple[Any, _Row]] = {}
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -306,19 +334,9 @@ class SimHost:
         rows = [DomainInfo(name="Domain-0", domid=0, uuid=DOM0_UUID, state="running",
                            memory_kib=state["dom0_memory_kib"], max_memory_kib=self._dom0_max_kib(state),
                            vcpus_online=state["nr_cpus"], vcpus_max=state["nr_cpus"])]
-        for dom in sorted(state["domains"].values(), key=lambda d: d["domid"]):
-            c_info, b_info = dom["config"]["c_info"], dom["config"]["b_info"]
-            running = dom["state"] in ("running", "paused")
-            ports = dom.get("ports") or {}
-            name = listed_name(dom)  # "" until xenstore has the domain, and with it our marker
-            rows.append(DomainInfo(
-                name=name, domid=dom["domid"], uuid=c_info["uuid"], state=dom["state"],
-                memory_kib=dom["memory_kib"], max_memory_kib=b_info["max_memkb"],
-                vcpus_online=len(b_info.get("avail_vcpus", [])), vcpus_max=b_info.get("max_vcpus", 1),
-                shutdown_reason=dom["shutdown_reason"],
-                owner=(c_info.get("xsdata") or {}).get(OWNER_KEY) if name else None,
-                cpu_time_ns=int((now - dom["started"]) * 1e9) if running else 0,
-                vnc_port=ports.get("vnc"), spice_port=ports.get("spice")))
+        for key, dom in sorted(state["domains"].items(), key=lambda item: item[1]["domid"]):
+            fixed, started, ports = self._kept(self._rows, key, dom, _row_fields)
+            rows.append(DomainInfo(*fixed, int((now - started) * 1e9) if started is not None else 0, *ports))
         return rows
 
     def io_stats(self) -> dict[int, IoStats]:
@@ -353,22 +371,24 @@ class SimHost:
 
     def _copy_of(self, key: str, config: LibxlConfig) -> LibxlConfig:
         """A private copy of domain ``key``'s committed ``config``, as libxl hands out a fresh
-        ``libxl_domain_config`` per call. A committed record is never changed (a change replaces
-        it), so its serialised form is kept while that very config is current, and a copy is one
-        ``marshal.loads``: a resync retrieves every guest's config, and a recursive copy per call was
-        a fifth of a no-op resync at 10,000 guests. ``marshal`` takes JSON-shaped data (a third
-        faster than ``pickle`` at 10,000 guests: it interns the keys instead of making new strings);
-        a value it cannot take (the sim accepts what libxl's JSON would refuse) goes by ``pickle``."""
-        kept = self._config_copies.get(key)
-        if kept is None or kept[0] is not config:
-            if len(self._config_copies) > 2 * len(self._store.current().get("domains", ())) + 16:
-                self._config_copies.clear()  # destroyed guests' entries: domids are not reused soon
-            try:
-                kept = (config, marshal.loads, marshal.dumps(config))
-            except ValueError:
-                kept = (config, pickle.loads, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
-            self._config_copies[key] = kept
-        return kept[1](kept[2])
+        ``libxl_domain_config`` per call: one ``marshal.loads`` of its serialised form (``_kept``;
+        a resync retrieves every guest's config, and a recursive copy per call was a fifth of a
+        no-op resync at 10,000 guests). ``marshal`` takes JSON-shaped data (a third faster than
+        ``pickle`` at 10,000 guests: it interns the keys instead of making new strings); a value it
+        cannot take (the sim accepts what libxl's JSON would refuse) goes by ``pickle``."""
+        loads, blob = self._kept(self._config_copies, key, config, _serialised)
+        return loads(blob)
+
+    def _kept(self, cache: dict[str, tuple[Any, _T]], key: str, source: Any, make: Callable[[Any], _T]) -> _T:
+        """What ``make`` derives from domain ``key``'s committed ``source`` (its record, its config),
+        kept in ``cache`` while that very object is current: a committed record is never changed (a
+        change replaces it), and a resync lists every guest and retrieves every config."""
+        kept = cache.get(key)
+        if kept is None or kept[0] is not source:
+            if len(cache) > 2 * len(self._store.current().get("domains", ())) + 16:
+                cache.clear()  # destroyed guests' entries: domids are not reused soon
+            kept = cache[key] = (source, make(source))
+        return kept[1]
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
         return self._make("domain_create", config, paused)
