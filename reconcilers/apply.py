@@ -129,6 +129,8 @@ class Reconciler:
         self.status = status if status is not None else st.StatusBook()
         self._lock = threading.Lock()
         self._diffs = DiffMemo()  # a no-op resync mostly re-diffs unchanged pairs of configs
+        #: The domains dict of the last desired set and its guests with displays (``_displayed``).
+        self._displays: tuple[object, list[str]] = (None, [])
         self.inventory: Inventory = self.state.load()
         self.ports = PortAllocator(self.state, (policy.display_port_min, policy.display_port_max))
 
@@ -165,15 +167,25 @@ class Reconciler:
                     record: bool = True) -> DesiredSet:
         """``desired`` with each autoport guest's display ports written in (``reconcilers.ports``),
         so the plan compares what the guest was created with (``record``: see ``resolve``)."""
-        configs = None
+        displayed = self._displayed(desired)
+        if not displayed:
+            return desired
+        configs = {a.info.name: a.config for a in actual if a.config is not None}
         domains = dict(desired.domains)
-        for name, want in desired.domains.items():
-            if want.domain is None or not want.domain.devices.graphics:
-                continue  # no display the agent chooses a port for (``ports.autoport_kinds``)
-            if configs is None:
-                configs = {a.info.name: a.config for a in actual if a.config is not None}
-            domains[name] = self.ports.resolve(want, configs.get(name), record=record)
-        return desired if configs is None else replace(desired, domains=domains)
+        for name in displayed:
+            domains[name] = self.ports.resolve(desired.domains[name], configs.get(name), record=record)
+        return replace(desired, domains=domains)
+
+    def _displayed(self, desired: DesiredSet) -> list[str]:
+        """The desired guests with a display the agent may choose a port for
+        (``ports.autoport_kinds``), found once per desired set: a rescan that changed nothing hands
+        over the very same ``domains`` dict (``load_desired``), and a resync asks every time."""
+        kept = self._displays  # once: a worker's reconcile may replace it meanwhile
+        if kept[0] is not desired.domains:
+            kept = self._displays = (desired.domains, [
+                name for name, want in desired.domains.items()
+                if want.domain is not None and want.domain.devices.graphics])
+        return kept[1]
 
     def _inventory_copy(self) -> Inventory:
         with self._lock:
@@ -310,7 +322,7 @@ class Reconciler:
                 entry = OwnedDomain(name, uuid)
             if want is None or entry is None:
                 return
-            if (entry.file, entry.content_hash) == (str(want.file), want.content_hash):
+            if entry.content_hash == want.content_hash and entry.file == str(want.file):
                 return
             updated = replace(entry, file=str(want.file), content_hash=want.content_hash)
             self.state.put(updated, self.inventory.add(updated))
