@@ -268,8 +268,16 @@ def _listed(directory: Path, base: Directory, known: dict[str, Path] | None = No
     except OSError as exc:
         raise ConfigError(f"cannot list desired directory: {exc.strerror}", file=str(directory)) from None
     known = known or {}
-    return [known.get(name) or directory / name for name, is_dir in entries
-            if is_desired_name(name) and not is_dir]
+    out = []
+    for name, is_dir in entries:
+        if is_dir:
+            continue
+        path = known.get(name)  # a name of the last scan passed ``is_desired_name`` then
+        if path is None and is_desired_name(name):
+            path = directory / name
+        if path is not None:
+            out.append(path)
+    return out
 
 
 def desired_paths(directory: Path) -> list[Path]:
