@@ -241,7 +241,7 @@ class Reconciler:
                 result.status = st.ERROR
             else:
                 result.applied.append(action)
-        self._keep_departures([d for d in plan.domains if results[d.name].ok])
+        self._keep_departures(plan.domains, results)
         known = desired.domains.keys() | {a.info.name for a in actual}  # once: not a set per domain
         ports = self.ports.snapshot()  # with those the actions above assigned; one lock, not one per guest
         for dom in plan.domains:
@@ -264,9 +264,10 @@ class Reconciler:
         (display ports kept), so the next attempt is reported as a transition."""
         return Result(name, st.ERROR, error=error, recorded=self.status.record(name, st.ERROR, error=error))
 
-    def _keep_departures(self, planned: list[pl.DomainPlan]) -> None:
-        """Record or drop the departures the plan decided on (in one transaction for all of them)."""
-        changes = [d for d in planned if d.record is not None or d.clear_departure]
+    def _keep_departures(self, planned: list[pl.DomainPlan], results: dict[str, Result]) -> None:
+        """Record or drop the departures the plan decided on for the names whose actions all
+        succeeded (in one transaction for all of them)."""
+        changes = [d for d in planned if (d.record is not None or d.clear_departure) and results[d.name].ok]
         if not changes:
             return
         with self._lock:

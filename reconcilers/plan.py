@@ -571,6 +571,8 @@ def plan(desired: DesiredSet, actual: list[ActualDomain], policy: Policy, invent
 def _unnamed_invalid(desired: DesiredSet, planned: list[DomainPlan]) -> list[DomainPlan]:
     """Invalid files that no planned domain speaks for (they never parsed, so declare no name we
     know): each still gets a note, keyed by its file name, so a broken file is never silent."""
+    if not desired.invalid:
+        return []
     spoken = {n.message for d in planned for n in d.notes if n.kind == INVALID}
     out = []
     for path, err in sorted(desired.invalid.items()):
