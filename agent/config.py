@@ -78,7 +78,7 @@ class AgentConfig:
     # Host lifecycle (agent.lifecycle; README "Host lifecycle"): what `host-shutdown` does to the
     # owned guests when the host goes down, and where saved images live.
     on_host_shutdown: str = "shutdown"
-    host_shutdown_parallel: int = 4
+    host_shutdown_parallel: int = 0
     host_shutdown_timeout: float = 300.0
     save_dir: str = "/var/lib/xen/save"
     display_port_min: int = DEFAULT_POLICY.display_port_min
@@ -275,7 +275,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "owner": _nonempty_str,
     "dump_dir": _absolute_path,
     "on_host_shutdown": _choice(HOST_SHUTDOWN_ACTIONS),
-    "host_shutdown_parallel": _integer(1),
+    "host_shutdown_parallel": _integer(0),
     "host_shutdown_timeout": _number(0.0),
     "save_dir": _absolute_path,
     "display_port_min": _port,

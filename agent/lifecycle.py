@@ -101,11 +101,13 @@ class HostShutdown:
 def host_shutdown(backend: Backend, inventory: Inventory, policy: Policy, *, mode: str, parallel: int,
                   timeout: float, save_dir: Path,
                   clock: Callable[[], float] = time.monotonic) -> list[GuestOutcome]:
-    """Shut down, save or leave every owned live guest, ``parallel`` at a time; the departures of
-    saved guests are added to ``inventory`` (the caller records them: ``StateDir.record_departures``)."""
+    """Shut down, save or leave every owned live guest, ``parallel`` at a time (0: all at once);
+    the departures of saved guests are added to ``inventory`` (the caller records them:
+    ``StateDir.record_departures``)."""
     guests = owned_live_guests(backend.list_domains(), inventory, policy)
     run = HostShutdown(backend, mode, clock() + timeout, save_dir, inventory, clock)
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="host-shutdown") as pool:
+    at_once = parallel or max(1, len(guests))
+    with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="host-shutdown") as pool:
         outcomes = list(pool.map(run.one, guests))
     for outcome in outcomes:
         if outcome.departure is not None:

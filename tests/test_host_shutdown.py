@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO_ROOT
 from reconcile_fixtures import OWNER, config, domain_xml
 
+from agent.config import AgentConfig
 from agent.lifecycle import host_shutdown
 from libxl.hosts import saveimage
 from libxl.hosts.sim import SimHost
@@ -91,6 +92,23 @@ def test_parallelism_bounds_the_guests_in_flight(tmp_path: Path) -> None:
     world.host.shutdown = slow_shutdown  # type: ignore[method-assign]
     assert len(world.run("shutdown", parallel=2)) == 5
     assert peak == 2
+
+
+def test_parallel_zero_asks_every_guest_at_once(tmp_path: Path) -> None:
+    """The default, xendomains' way: no guest's shutdown waits for another's (here each shutdown
+    waits until all five have been asked, which a bounded pool would never reach)."""
+    world = World(tmp_path, names=("a", "b", "c", "d", "e"))
+    everyone = threading.Barrier(5, timeout=10)
+    real = world.host.shutdown
+
+    def shutdown_together(domid: int, timeout: float) -> bool:
+        everyone.wait()
+        return real(domid, timeout)
+
+    world.host.shutdown = shutdown_together  # type: ignore[method-assign]
+    assert AgentConfig().host_shutdown_parallel == 0
+    outcomes = world.run("shutdown", parallel=0)
+    assert sorted(o.name for o in outcomes if o.outcome == "shut-down") == ["a", "b", "c", "d", "e"]
 
 
 def test_save_writes_images_and_the_next_reconcile_restores_them(world: World) -> None:

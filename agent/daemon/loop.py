@@ -112,7 +112,8 @@ class Controller:
         self._clock = clock
         self._raw_backend = backend
         self.backend = TimedBackend(backend, self.metrics)
-        self.reconciler = Reconciler(self.backend, settings.policy(), settings.state_dir)
+        self.reconciler = Reconciler(self.backend, settings.policy(), settings.state_dir,
+                                     parallel=settings.workers)
         #: Read here (metrics, /status, STATUS=); only the reconciler writes it (reconcilers.apply).
         self.status = self.reconciler.status
         self.queue = WorkQueue(QueueSettings(settings.backoff_base, settings.backoff_cap, settings.rate_limit,

@@ -9,14 +9,22 @@ below libxl's 128 MiB floor), the create fails before libxl is asked, with one s
 the memory needed and free, instead of libxl's bare ERROR_NOMEM.
 
 ``AutoballoonBackend`` wraps any ``Backend`` (the real binding and the simulated host alike) and
-only changes ``create``; ``libxl.hosts.uri.open_backend(uri, host=...)`` applies it, so the agent and the
-CLI get the same behaviour from one place.
+only changes ``create`` and ``restore``; ``libxl.hosts.uri.open_backend(uri, host=...)`` applies it,
+so the agent and the CLI get the same behaviour from one place.
+
+Guests are built side by side (the agent's workers, a full resync's boot storm), so the memory
+check must not let two builds count the same free pages: each build in flight holds its estimate
+until libxl returns, and a build whose guest does not fit beside them waits for them to finish
+before it looks again (and balloons, when it must, with nobody else building). xl takes one lock
+around every create for the same reason; here, builds that fit together still go at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from libxl.errors import BackendError
@@ -58,6 +66,9 @@ class AutoballoonBackend:
         self.backend = backend
         self.mode = mode
         self._wait, self._poll, self._sleep, self._clock = wait, poll, sleep, clock
+        self._building = threading.Condition()
+        #: KiB promised to builds libxl has not returned from (``memory_needed`` of each).
+        self._in_flight = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.backend, name)
@@ -66,8 +77,30 @@ class AutoballoonBackend:
         return self.mode == "on" or (self.mode == "auto" and not has_dom0_mem(xen_cmdline))
 
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
-        self.make_room(config)
-        return self.backend.create(config, paused=paused)
+        with self._room_for(config):
+            return self.backend.create(config, paused=paused)
+
+    def restore(self, path: str, config: LibxlConfig, *, paused: bool = False) -> int:
+        with self._room_for(config):
+            return self.backend.restore(path, config, paused=paused)
+
+    @contextlib.contextmanager
+    def _room_for(self, config: LibxlConfig) -> Iterator[None]:
+        """Hold ``config``'s memory while its guest is built: at once when it fits beside the builds
+        in flight, else after they are done (then ``make_room`` may balloon dom0)."""
+        need = memory_needed(config)
+        with self._building:
+            while self._in_flight and self.backend.host_info().free_memory_kib < self._in_flight + need:
+                self._building.wait()
+            if not self._in_flight:
+                self.make_room(config)
+            self._in_flight += need
+        try:
+            yield
+        finally:
+            with self._building:
+                self._in_flight -= need
+                self._building.notify_all()
 
     def _refuse(self, name: str, message: str) -> BackendError:
         # Transient: memory frees up when other guests stop, so the agent retries with backoff.

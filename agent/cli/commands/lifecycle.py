@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "host-shutdown", help="shut down, save or leave the owned guests as the host goes down",
         description="What xenreconcile-guests.service runs at host shutdown: on_host_shutdown "
                     "(shutdown | save | leave) for the guests this agent owns, and only those, "
-                    "host_shutdown_parallel at a time, destroying what is left after "
+                    "host_shutdown_parallel at a time (0: all at once), destroying what is left after "
                     "host_shutdown_timeout. Saved guests are restored when the agent starts.")
     _settings_flags(down)
     down.set_defaults(func=cmd_host_shutdown)

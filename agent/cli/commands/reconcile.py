@@ -78,8 +78,9 @@ def _reconciler(args: argparse.Namespace, *, read_only: bool) -> Reconciler:
     policy = Policy(prune=args.prune, restart=args.restart, allow_empty=args.allow_empty, adopt=args.adopt,
                     shutdown_timeout=args.shutdown_timeout, owner=args.owner)
     # The agent's host settings: a create here balloons dom0 (or refuses) as the agent would.
-    backend = open_backend(args.uri, host=_settings(args).host_settings(), read_only=read_only)
-    return Reconciler(backend, policy, args.state_dir)
+    settings = _settings(args)
+    backend = open_backend(args.uri, host=settings.host_settings(), read_only=read_only)
+    return Reconciler(backend, policy, args.state_dir, parallel=settings.workers)
 
 
 def _settings(args: argparse.Namespace) -> AgentConfig:
