@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import log as agentlog
+from agent.collector import collector_paused
 from agent.config import AgentConfig
 from agent.daemon.desiredcache import DesiredCache
 from agent.daemon.metrics import AgentMetrics, DomainView
@@ -289,24 +290,10 @@ class Controller:
             self._full_sync_failed(f"unexpected {type(err).__name__}: {err}")
             return False
 
-    @contextlib.contextmanager
-    def _collector_paused(self) -> Iterator[None]:
-        """In the agent process, the cyclic garbage collector waits while a full resync runs.
-
-        A resync holds every guest's retrieved config at once (at 10,000 guests, a quarter of a
-        million containers): young objects that survive, to the collector, so its generation
-        counters walked them again and again, full collections included (about a third of a
-        no-op resync's CPU). Reference counting frees them when the resync drops them; garbage in
-        cycles, if any, waits for the first collection after the resync.
-        """
-        if not self._freeze_heap or not gc.isenabled():
-            yield
-            return
-        gc.disable()
-        try:
-            yield
-        finally:
-            gc.enable()
+    def _collector_paused(self) -> contextlib.AbstractContextManager[None]:
+        """In the agent process (not a test sharing its interpreter), no cyclic collection while a
+        full resync runs (``agent.collector``)."""
+        return collector_paused() if self._freeze_heap else contextlib.nullcontext()
 
     def _full_sync_failed(self, why: str) -> None:
         self.state.last_full_sync_error = why

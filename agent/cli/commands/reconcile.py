@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli.errors import CommandError
+from agent.collector import collector_paused
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
 from libxl.errors import safe
 from libxl.frontends.hostconf import with_host_cpus
@@ -156,8 +157,9 @@ def run_apply(args: argparse.Namespace) -> int:
         reconciler = _reconciler(args, read_only=False)
         try:
             desired = _desired(args, reconciler.backend)
-            results = reconciler.reconcile_all(desired)
-            after = reconciler.plan(desired)
+            with collector_paused():  # every guest's configs held at once (agent.collector)
+                results = reconciler.reconcile_all(desired)
+                after = reconciler.plan(desired)
         finally:
             reconciler.backend.close()
     failed = [r for r in results if not r.ok]
