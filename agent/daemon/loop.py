@@ -37,7 +37,7 @@ from agent.config import AgentConfig
 from agent.daemon.desiredcache import DesiredCache
 from agent.daemon.metrics import AgentMetrics, DomainView
 from agent.daemon.queue import Outcome, QueueSettings, WorkerPool, WorkQueue
-from agent.daemon.results import TERMINAL, report, report_all
+from agent.daemon.results import TERMINAL, report
 from agent.daemon.systemd import Notifier
 from agent.daemon.timedbackend import TimedBackend
 from agent.daemon.watch import Change, DesiredWatcher
@@ -221,7 +221,7 @@ class Controller:
             except XenReconcileError as err:
                 result = self.reconciler.failed(name, str(err))
             seconds = time.perf_counter() - start
-        report(self.metrics, result, desired, rid, seconds)
+        report(self.metrics, [result], desired, rid, seconds)
         after = self.status.get(name)
         if self.state.ready and (before and before.state) != (after and after.state):
             self.notifier.status(self.status_line())  # STATUS= follows every guest that changes state
@@ -261,7 +261,7 @@ class Controller:
             return False
         per_domain = (time.perf_counter() - start) / max(1, len(results))
         failed = [r for r in results if r.error]
-        report_all(self.metrics, results, desired, rid, per_domain)
+        report(self.metrics, results, desired, rid, per_domain)
         for result in failed:
             self.queue.add_rate_limited(result.name)
         if failed:

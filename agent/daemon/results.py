@@ -19,17 +19,12 @@ from reconcilers.desired import DesiredSet
 TERMINAL = (st.INVALID, st.CONFLICT)
 
 
-def report(metrics: AgentMetrics, result: Result, desired: DesiredSet, rid: str, seconds: float) -> None:
-    """Metrics, a log line per applied action, a summary when something happened."""
-    metrics.observe_reconcile(_label(result), seconds)
-    if not result.quiet or agentlog.debug_enabled():  # an in-sync domain says nothing at info level
-        _log(result, desired, rid, seconds)
-
-
-def report_all(metrics: AgentMetrics, results: list[Result], desired: DesiredSet, rid: str,
-               seconds: float) -> None:
-    """``report`` of every result of a full resync, each reconcile timed ``seconds``: the metrics
-    take one call per result label, not one per guest (a tenth of a no-op resync at 10,000)."""
+def report(metrics: AgentMetrics, results: list[Result], desired: DesiredSet, rid: str,
+           seconds: float) -> None:
+    """Metrics, a log line per applied action, a summary when something happened, for the results
+    of one reconcile (a key's: one; a full resync's: every guest, each timed ``seconds``). The
+    metrics take one call per result label, not one per guest (a tenth of a no-op resync at
+    10,000); an in-sync domain says nothing at info level."""
     for label, count in Counter(map(_label, results)).items():
         metrics.observe_reconcile(label, seconds, count)
     verbose = agentlog.debug_enabled()
