@@ -26,7 +26,7 @@ from libxl.frontends.hostconf import (
 )
 from libxl.hosts.uri import DEFAULT_AGENT_SOCKET
 from reconcilers.policy import PRUNE_POLICIES, RESTART_POLICIES, Policy
-from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
+from reconcilers.securitypolicy import DEFAULT_SECURITY, SecurityPolicy
 
 #: The reconciler's defaults, which the settings of the same names start from.
 DEFAULT_POLICY = Policy()

@@ -52,7 +52,7 @@ from libxl.frontends.libvirt import build_config
 from libxl.frontends.xl import read_xl_config
 from libxl.hosts.backend import LibxlConfig
 from reconcilers import security as sec
-from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy
+from reconcilers.securitypolicy import DEFAULT_SECURITY, SecurityPolicy
 
 #: Names editors and tools leave next to the files they save.
 

@@ -15,7 +15,8 @@ The policy check is pure; the file-mode check judges each component's own descri
 ``libxl.domain.formats.readfile`` opens it (never a second ``stat`` by path that a swap could outrun).
 Both return ``ConfigError``s that name the file (and line and element), so the loader marks the
 file invalid (its guest keeps running on the last good version) and ``validate`` prints the same
-lines in CI.
+lines in CI. The policy's settings and their defaults are ``reconcilers.securitypolicy``, which the
+agent's settings table reads without loading these checks.
 """
 
 from __future__ import annotations
@@ -35,62 +36,12 @@ from libxl.domain.formats.readfile import Role, Trust, open_regular
 from libxl.domain.model import XEN_NS
 from libxl.errors import ConfigError
 from reconcilers import qemu_specs as qs
+from reconcilers.securitypolicy import LIBXL_FIRMWARE_DIR, XEN_SCRIPT_DIR, SecurityPolicy
 
-#: pygrub where upstream (/usr/lib/xen/bin), Debian's xen-utils-4.17 (/usr/lib/xen-4.17/bin) and
-#: distributions that link it into the PATH (/usr/bin) install it.
-DEFAULT_BOOTLOADERS = ("/usr/bin/pygrub", "/usr/lib/xen/bin/pygrub", "/usr/lib/xen-4.17/bin/pygrub")
-#: qemu as upstream Xen, Debian (qemu-system-x86 for Xen) and libvirt's examples name it.
-DEFAULT_DEVICE_MODELS = ("/usr/lib/xen/bin/qemu-system-i386", "/usr/lib/xen-4.17/bin/qemu-system-i386",
-                         "/usr/bin/qemu-system-i386", "/usr/lib/xen/bin/qemu-dm",
-                         "/usr/lib64/xen/bin/qemu-dm")
-#: libxl's XEN_SCRIPT_DIR: where a bare hotplug script name (``vif-bridge``) is looked up.
-XEN_SCRIPT_DIR = "/etc/xen/scripts"
-DEFAULT_SCRIPT_DIRS = (XEN_SCRIPT_DIR,)
-#: libxl's firmware directory, where it looks up a relative hvmloader, BIOS or shim name.
-LIBXL_FIRMWARE_DIR = "/usr/lib/xen/boot"
-#: Where upstream Xen, Debian's xen-4.17 and the ovmf/seabios/qemu packages install guest firmware.
-DEFAULT_FIRMWARE_DIRS = (LIBXL_FIRMWARE_DIR, "/usr/lib/xen-4.17/boot", "/usr/lib64/xen/boot",
-                         "/usr/share/ovmf", "/usr/share/OVMF", "/usr/share/seabios", "/usr/share/qemu")
-#: librbd options that name no dom0 file: the cephx user and the monitors (a ``<host>`` element).
-DEFAULT_RBD_OPTIONS = ("id", "mon_host", "auth_supported")
 #: libxl's private bin directory, where it runs a bootloader given without a path.
 _LIBXL_BINDIR = re.compile(r"/usr/lib(?:64)?/xen(?:-[0-9.]+)?/bin")
 #: pygrub options that choose where it writes the kernel it extracts from the guest's disk, in dom0.
 _BOOTLOADER_OUTPUT = re.compile(r"(?:^|\s)--output")
-
-
-@dataclass(frozen=True)
-class SecurityPolicy:
-    """The agent's settings of the same names (``etc/xenreconcile.toml``); defaults are strict."""
-    strict_modes: bool = True
-    allowed_bootloaders: tuple[str, ...] = DEFAULT_BOOTLOADERS
-    allow_device_model_args: bool = False
-    allow_pci_passthrough: bool = False
-    allow_usb_passthrough: bool = False
-    hotplug_script_dirs: tuple[str, ...] = DEFAULT_SCRIPT_DIRS
-    allowed_device_models: tuple[str, ...] = DEFAULT_DEVICE_MODELS
-    #: Directories serial ``file:``/``pipe:``/``unix:`` paths, socket channels and VNC sockets may be in.
-    allowed_chardev_dirs: tuple[str, ...] = ()
-    #: Host device nodes a serial port may open (``/dev/ttyS0``).
-    allowed_chardev_devices: tuple[str, ...] = ()
-    #: Serial ports on TCP/UDP/telnet/websocket (connect or listen) and PV Calls.
-    allow_dom0_sockets: bool = False
-    #: Directories 9p shares may export.
-    allowed_9p_dirs: tuple[str, ...] = ()
-    allow_vtpm: bool = False
-    #: iomem, ioports, irqs, dtdev and device_tree.
-    allow_raw_hardware: bool = False
-    #: Directories system/ACPI/SMBIOS firmware, hvmloader overrides, PVH shims and stub domain images
-    #: may come from.
-    allowed_firmware_dirs: tuple[str, ...] = DEFAULT_FIRMWARE_DIRS
-    #: VNC/SPICE listening beyond loopback without a password.
-    allow_open_display: bool = False
-    allowed_rbd_options: tuple[str, ...] = DEFAULT_RBD_OPTIONS
-    #: HVM device models must run deprivileged (``dm_restrict``), never as ``device_model_user`` root.
-    require_dm_restrict: bool = False
-
-
-DEFAULT_SECURITY = SecurityPolicy()
 
 
 @dataclass(frozen=True)
@@ -606,7 +557,5 @@ def first_error(errors: list[PolicyError]) -> ConfigError:
                        file=first.file, line=first.line, element=first.element)
 
 
-__all__ = ["DEFAULT_BOOTLOADERS", "DEFAULT_DEVICE_MODELS", "DEFAULT_FIRMWARE_DIRS", "DEFAULT_RBD_OPTIONS",
-           "DEFAULT_SCRIPT_DIRS", "DEFAULT_SECURITY", "LIBXL_FIRMWARE_DIR", "XEN_SCRIPT_DIR", "CHECKS",
-           "SecurityPolicy", "PolicyError", "Where", "check_file_modes", "check_policy", "file_trust",
+__all__ = ["CHECKS", "PolicyError", "Where", "check_file_modes", "check_policy", "file_trust",
            "locate", "mode_problem", "policy_errors", "first_error", "script_path"]

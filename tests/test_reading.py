@@ -27,7 +27,8 @@ from libxl.errors import ConfigError
 from libxl.frontends.hostconf import XL_CONF_KEYS, read_conf
 from libxl.hosts.uri import open_backend
 from reconcilers.desired import load_desired
-from reconcilers.security import SecurityPolicy, check_file_modes
+from reconcilers.security import check_file_modes
+from reconcilers.securitypolicy import SecurityPolicy
 
 FOREIGN = 65534  # nobody
 #: A hang is a failure, not a slow pass: each possibly blocking call runs under this watchdog.

@@ -22,14 +22,8 @@ from reconcilers import status as st
 from reconcilers.apply import Reconciler
 from reconcilers.desired import load_desired
 from reconcilers.policy import Policy
-from reconcilers.security import (
-    DEFAULT_SECURITY,
-    SecurityPolicy,
-    check_file_modes,
-    check_policy,
-    mode_problem,
-    script_path,
-)
+from reconcilers.security import check_file_modes, check_policy, mode_problem, script_path
+from reconcilers.securitypolicy import DEFAULT_SECURITY, SecurityPolicy
 from tests.agent_helpers import names_on_host, running, settings, wait_for
 
 HEAD = "<domain type='xen' xmlns:xen='http://libvirt.org/schemas/domain/xen/1.0'><name>evil</name>"

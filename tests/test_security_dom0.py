@@ -19,7 +19,8 @@ from test_security import HEAD, hvm, load_one_file, only_error
 
 from agent.cli.main import main
 from libxl.hosts.uri import open_backend
-from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy, check_policy, policy_errors
+from reconcilers.security import check_policy, policy_errors
+from reconcilers.securitypolicy import DEFAULT_SECURITY, SecurityPolicy
 from tests.agent_helpers import names_on_host, running, settings, wait_for
 
 XL_HEAD = 'name = "evil"\ntype = "hvm"\nmemory = 128\n'

@@ -16,7 +16,7 @@ from libxl.frontends.hostconf import HostSettings
 from libxl.frontends.libvirt import build_config
 from libxl.frontends.xl import SOUNDHW_MODELS, read_xl_config
 from reconcilers.desired import DesiredDomain, parse_desired_file
-from reconcilers.security import DEFAULT_SECURITY
+from reconcilers.securitypolicy import DEFAULT_SECURITY
 
 PV = 'name = "g"\nmemory = 128\nkernel = "/boot/vmlinuz"\n'
 HVM = 'name = "g"\nmemory = 128\ntype = "hvm"\n'

@@ -48,7 +48,7 @@ from reconcilers.apply import Reconciler  # noqa: E402
 from reconcilers.desired import DesiredSet, load_desired  # noqa: E402
 from reconcilers.plan import INVALID  # noqa: E402
 from reconcilers.policy import Policy  # noqa: E402
-from reconcilers.security import DEFAULT_SECURITY, SecurityPolicy  # noqa: E402
+from reconcilers.securitypolicy import DEFAULT_SECURITY, SecurityPolicy  # noqa: E402
 from tests.reconcile_fixtures import domain_xml  # noqa: E402
 
 OWNER = "soak"

@@ -24,7 +24,7 @@ from libxl.domain.formats.load import read_desired_bytes
 from libxl.errors import REDACTED, ConfigError, redact
 from libxl.frontends.hostconf import HostSettings
 from reconcilers.desired import DesiredDomain, parse_desired_file
-from reconcilers.security import SecurityPolicy
+from reconcilers.securitypolicy import SecurityPolicy
 
 
 def render(path: Path, policy: SecurityPolicy | None, host: HostSettings) -> DesiredDomain | ConfigError:

@@ -24,7 +24,8 @@ from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
 from libxl.domain.formats.load import is_desired_name, read_desired_bytes
 from libxl.errors import ConfigError, safe
 from reconcilers.desired import DesiredDomain, parse_desired_file
-from reconcilers.security import SecurityPolicy, policy_errors
+from reconcilers.security import policy_errors
+from reconcilers.securitypolicy import SecurityPolicy
 
 
 @dataclass
