@@ -17,13 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from libxl.frontends.hostconf import (
-    AUTOBALLOON_MODES,
-    DEFAULT_LIBXL_CONF,
-    DEFAULT_XL_CONF,
-    HostSettings,
-    load_host_settings,
-)
+from libxl.frontends.hostsettings import AUTOBALLOON_MODES, DEFAULT_LIBXL_CONF, DEFAULT_XL_CONF, HostSettings
 from libxl.hosts.uri import DEFAULT_AGENT_SOCKET
 from reconcilers.policy import PRUNE_POLICIES, RESTART_POLICIES, Policy
 from reconcilers.securitypolicy import DEFAULT_SECURITY, SecurityPolicy
@@ -124,7 +118,11 @@ class AgentConfig:
 
     def host_settings(self) -> HostSettings:
         """xl.conf and libxl.conf as the files say, under the overrides of this file; raises
-        ConfigError (file, line, key) for a malformed host file."""
+        ConfigError (file, line, key) for a malformed host file. The reader is imported here: it sits on
+        the xl.cfg parser and the domain model, which a verb that reads no host file (host-shutdown) never
+        loads."""
+        from libxl.frontends.hostconf import load_host_settings
+
         nested = {"on": True, "off": False}.get(self.nested_hvm)
         return load_host_settings(self.xl_conf, self.libxl_conf,
                                   {"autoballoon": self.autoballoon, "nested_hvm": nested})

@@ -47,7 +47,8 @@ from libxl.domain.formats.readfile import (
 from libxl.domain.formats.xlcfg import config_text
 from libxl.domain.model import DEFAULT_RUN_STRATEGY, Domain
 from libxl.errors import ConfigError
-from libxl.frontends.hostconf import HostSettings, apply_host_settings
+from libxl.frontends.hostconf import apply_host_settings
+from libxl.frontends.hostsettings import HostSettings
 from libxl.frontends.libvirt import build_config
 from libxl.frontends.xl import read_xl_config
 from libxl.hosts.backend import LibxlConfig

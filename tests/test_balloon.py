@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from libxl.errors import BackendError
-from libxl.frontends.hostconf import HostSettings
+from libxl.frontends.hostsettings import HostSettings
 from libxl.hosts.backend import HostInfo
 from libxl.hosts.balloon import MIN_DOM0_KIB, AutoballoonBackend, has_dom0_mem, memory_needed
 from libxl.hosts.sim import GIB_KIB, SimHost

@@ -10,7 +10,8 @@ from agent.config import load_config
 from libxl.domain.formats.domxml import parse_domain_xml
 from libxl.domain.formats.xl import parse_xl
 from libxl.errors import ConfigError
-from libxl.frontends.hostconf import HostSettings, apply_host_settings, load_host_settings
+from libxl.frontends.hostconf import apply_host_settings, load_host_settings
+from libxl.frontends.hostsettings import HostSettings
 from libxl.frontends.libvirt import build_config
 from reconcilers.desired import load_desired
 

@@ -386,7 +386,7 @@ def test_odd_json_shapes_never_raise() -> None:
 
 def test_the_host_xl_conf_is_not_the_file_s_to_justify(tmp_path: Path) -> None:
     """A vif script the operator set in xl.conf fills the file's vifs but is not held against it."""
-    from libxl.frontends.hostconf import HostSettings
+    from libxl.frontends.hostsettings import HostSettings
     from reconcilers.desired import load_desired
     desired = tmp_path / "desired"
     desired.mkdir()

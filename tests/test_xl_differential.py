@@ -32,7 +32,8 @@ import pytest
 import realxl
 
 from libxl.errors import ConfigError
-from libxl.frontends.hostconf import DEFAULT_XL_CONF, load_host_settings
+from libxl.frontends.hostconf import load_host_settings
+from libxl.frontends.hostsettings import DEFAULT_XL_CONF
 from libxl.frontends.xl import SOUNDHW_MODELS
 from reconcilers.desired import DesiredDomain, parse_desired_file
 

@@ -12,7 +12,7 @@ import pytest
 
 from libxl.domain.formats.vifspec import parse_vif, parse_vif_rate
 from libxl.errors import ConfigError
-from libxl.frontends.hostconf import HostSettings
+from libxl.frontends.hostsettings import HostSettings
 from libxl.frontends.libvirt import build_config
 from libxl.frontends.xl import SOUNDHW_MODELS, read_xl_config
 from reconcilers.desired import DesiredDomain, parse_desired_file

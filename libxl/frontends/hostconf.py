@@ -10,14 +10,15 @@ agent's own settings (``overrides``). Both files use the xl.cfg syntax (libxl.do
 this module does not know are ignored, as xl and libvirt ignore them.
 
 ``apply_host_settings`` is pure: it returns a new libxl config with the defaults filled in where
-the guest's own file left a value unset, which is exactly when xl's defaults apply.
+the guest's own file left a value unset, which is exactly when xl's defaults apply. The settings'
+shape and the files' default paths are ``libxl.frontends.hostsettings``.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,35 +26,11 @@ from libxl.domain.formats.readfile import Missing, read_regular
 from libxl.domain.formats.xlcfg import Value, config_text, parse_cfg
 from libxl.domain.model import Domain
 from libxl.errors import ConfigError
+from libxl.frontends.hostsettings import AUTOBALLOON_MODES, DEFAULT_LIBXL_CONF, DEFAULT_XL_CONF, HostSettings
 from libxl.frontends.libvirt import nested_hvm_for
 
-DEFAULT_XL_CONF = "/etc/xen/xl.conf"
-DEFAULT_LIBXL_CONF = "/etc/libvirt/libxl.conf"
-AUTOBALLOON_MODES = ("auto", "on", "off")
 #: xl.conf's and libxl.conf's read limit: these are small files; anything larger is not one.
 _MAX_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class HostSettings:
-    """What the host's configuration adds to every guest. None: the file did not say."""
-    vif_bridge: str | None = None
-    vif_script: str | None = None
-    vif_backend: str | None = None
-    vif_gatewaydev: str | None = None
-    blkdev_start: str | None = None
-    claim_mode: bool | None = None
-    max_grant_frames: int | None = None
-    max_maptrack_frames: int | None = None
-    #: xl.conf's run_hotplug_scripts: whether libxl (rather than udev) runs the hotplug scripts.
-    run_hotplug_scripts: bool | None = None
-    #: auto (on unless Xen's command line has dom0_mem=), on or off; see libxl.hosts.balloon.
-    autoballoon: str = "auto"
-    #: libvirt's nested_hvm: whether host-passthrough HVM guests get nested virtualisation.
-    nested_hvm: bool | None = None
-    #: The host's cpu count: xl cuts cpu lists (``cpus="all"``, ``cpus=["4-47"]``) to it. None: this
-    #: machine's count as the OS reports it (in dom0, set it from the hypervisor's when they differ).
-    cpus: int | None = None
 
 
 def _string(value: Value) -> str:
@@ -188,5 +165,5 @@ def apply_host_settings(domain: Domain, config: dict[str, Any], host: HostSettin
     return out
 
 
-__all__ = ["DEFAULT_XL_CONF", "DEFAULT_LIBXL_CONF", "AUTOBALLOON_MODES", "HostSettings", "read_conf",
-           "load_host_settings", "apply_host_settings", "with_host_cpus", "XL_CONF_KEYS", "LIBXL_CONF_KEYS"]
+__all__ = ["read_conf", "load_host_settings", "apply_host_settings", "with_host_cpus", "XL_CONF_KEYS",
+           "LIBXL_CONF_KEYS"]

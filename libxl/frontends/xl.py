@@ -36,7 +36,7 @@ from libxl.domain.formats.xlcfg import parse_cfg
 from libxl.domain.model import NIL_UUID_REFUSAL, canonical_uuid, is_nil_uuid, too_many_vcpus
 from libxl.errors import ConfigError
 from libxl.frontends import xldevices
-from libxl.frontends.hostconf import HostSettings
+from libxl.frontends.hostsettings import HostSettings
 from libxl.frontends.xldevices import disk_json, vfb_json
 from libxl.frontends.xldevices import put as _put
 from libxl.frontends.xldevices import tokens as _tokens

@@ -30,7 +30,7 @@ from libxl.hosts.backend import Backend
 from libxl.hosts.balloon import AutoballoonBackend
 
 if TYPE_CHECKING:  # the settings are read by libxl.frontends.hostconf, which sits on the formats
-    from libxl.frontends.hostconf import HostSettings
+    from libxl.frontends.hostsettings import HostSettings
 
 SSH_HINT = "use ssh instead: xen+ssh://[user@]host/system (xenreconcile opens no network port of its own)"
 #: Where the agent listens for ``xen+unix:///system`` (status and list, root only).

@@ -22,7 +22,7 @@ from typing import Any
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
 from libxl.domain.formats.load import read_desired_bytes
 from libxl.errors import REDACTED, ConfigError, redact
-from libxl.frontends.hostconf import HostSettings
+from libxl.frontends.hostsettings import HostSettings
 from reconcilers.desired import DesiredDomain, parse_desired_file
 from reconcilers.securitypolicy import SecurityPolicy
 
