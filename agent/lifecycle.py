@@ -20,8 +20,7 @@ from pathlib import Path
 from libxl.errors import XenReconcileError
 from libxl.hosts import saveimage
 from libxl.hosts.backend import Backend, DomainInfo
-from reconcilers import plan as pl
-from reconcilers.apply import set_aside
+from reconcilers.ownership import in_migration, is_owned
 from reconcilers.policy import Policy
 from reconcilers.state import SAVED, Departure, Inventory, OwnedDomain
 
@@ -49,8 +48,8 @@ class GuestOutcome:
 
 def owned_live_guests(domains: list[DomainInfo], inventory: Inventory, policy: Policy) -> list[DomainInfo]:
     """The guests host-shutdown acts on: owned, running or paused, not mid-migration (pure)."""
-    return [d for d in domains if d.name and d.state in _LIVE and not pl.in_migration(d.name)
-            and pl.is_owned(d, inventory, policy)]
+    return [d for d in domains if d.name and d.state in _LIVE and not in_migration(d.name)
+            and is_owned(d, inventory, policy)]
 
 
 @dataclass
@@ -83,7 +82,7 @@ class HostShutdown:
             config = self.backend.domain_config(guest.domid)
             self.save_dir.mkdir(parents=True, exist_ok=True)
             if image.exists():
-                set_aside(image)  # an image never restored: kept, but not in the way
+                saveimage.set_aside(image)  # an image never restored: kept, but not in the way
             self.backend.save(guest.domid, str(image))
         except (XenReconcileError, OSError) as err:
             return self.stop(guest, f"save failed ({err}); shut down instead")

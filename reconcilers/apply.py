@@ -39,6 +39,7 @@ from typing import Any
 from libxl.errors import XenReconcileError
 from libxl.hosts.backend import OWNER_KEY, Backend, DomainEvent, LibxlConfig
 from libxl.hosts.display import DisplayPorts
+from libxl.hosts.saveimage import set_aside
 from reconcilers import actions as ac
 from reconcilers import plan as pl
 from reconcilers import status as st
@@ -46,6 +47,7 @@ from reconcilers.actions import ActionKind
 from reconcilers.desired import DesiredSet
 from reconcilers.diff import DiffMemo
 from reconcilers.handover import Adoption, adoption
+from reconcilers.ownership import is_owned
 from reconcilers.policy import Policy
 from reconcilers.ports import PortAllocator
 from reconcilers.state import Departure, Inventory, OwnedDomain, StateDir
@@ -106,19 +108,6 @@ def for_create(config: LibxlConfig, owner: str) -> LibxlConfig:
     return out
 
 
-def set_aside(image: Path) -> Path:
-    """Rename a save image that will not be restored (``NAME.xr-save.set-aside-TIME``): kept for the
-    operator, never read again by the agent."""
-    target = image.with_name(f"{image.name}.set-aside-{time.strftime('%Y%m%dT%H%M%S')}")
-    try:
-        image.rename(target)
-    except FileNotFoundError:
-        return target  # nothing left to keep
-    except OSError as err:
-        raise XenReconcileError(f"{image}: cannot set the save image aside: {err.strerror}") from err
-    return target
-
-
 class Reconciler:
     """Makes one host match desired sets, one name or all of them at a time.
 
@@ -156,7 +145,7 @@ class Reconciler:
         for info in self.backend.list_domains():
             config = None
             relevant = info.name in desired.domains and only in (None, info.name) and (
-                self.policy.adopt or pl.is_owned(info, inventory, self.policy))
+                self.policy.adopt or is_owned(info, inventory, self.policy))
             if relevant and info.state in _LIVE:
                 try:
                     config = self.backend.domain_config(info.domid)
@@ -231,7 +220,7 @@ class Reconciler:
         owned: set[int] = set()
         owned_uuids: dict[str, str] = {}
         for info in (a.info for a in actual):  # one pass (a resync lists every guest)
-            if pl.is_owned(info, inventory, self.policy):
+            if is_owned(info, inventory, self.policy):
                 owned.add(info.domid)
                 owned_uuids[info.name] = info.uuid
         results = {d.name: Result(d.name, d.outcome, notes=list(d.notes)) for d in plan.domains}

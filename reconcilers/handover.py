@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libxl.hosts.backend import DomainInfo
-from reconcilers import plan as pl
 from reconcilers.desired import DesiredSet
+from reconcilers.ownership import is_owned
 from reconcilers.policy import Policy
 from reconcilers.state import Inventory, OwnedDomain
 
@@ -44,7 +44,7 @@ def adoption(name: str, desired: DesiredSet, domains: list[DomainInfo], inventor
         return Adoption(name, False, "no guest of that name runs on the host"), None
     if by_name.domid == 0:
         return Adoption(name, False, "Domain-0 is never adopted"), None
-    if pl.is_owned(by_name, inventory, policy):
+    if is_owned(by_name, inventory, policy):
         return Adoption(name, False, "already owned by this agent"), None
     if by_name.state not in _LIVE:
         return Adoption(name, False, f"the guest is {by_name.state}"), None

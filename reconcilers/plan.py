@@ -7,9 +7,9 @@ fixes its kind); each hot change of the diff becomes its action through one tabl
 Level-triggered: the same inputs give the same plan whatever event led here, and a plan computed
 right after a successful apply is empty.
 
-Ownership gates every destructive or hotplug action: a domain is ours when its xsdata marker is
-our owner id or the inventory lists its uuid; Domain-0 never is. Anything else with a desired name
-is reported (``Unowned``) and left alone, unless ``Policy.adopt``.
+Ownership gates every destructive or hotplug action (``reconcilers.ownership``): a domain is ours
+when its xsdata marker is our owner id or the inventory lists its uuid; Domain-0 never is. Anything
+else with a desired name is reported (``Unowned``) and left alone, unless ``Policy.adopt``.
 
 Host lifecycle: a guest that left by suspend (``xl save``, ``xl migrate``) is never re-created from
 its unchanged file; the two ends of a migration (``NAME--incoming``, ``NAME--migratedaway``) are
@@ -55,6 +55,7 @@ from reconcilers.actions import (
 )
 from reconcilers.desired import DesiredDomain, DesiredSet
 from reconcilers.diff import Change, DiffMemo, diff_domain
+from reconcilers.ownership import in_migration, is_owned
 from reconcilers.policy import Policy
 from reconcilers.state import Departure, Inventory, OwnedDomain
 
@@ -187,18 +188,6 @@ class Plan:
                 "notes": [n.to_json() for n in self.notes],
                 "domains": {d.name: {"file": str(d.file) if d.file else None, "outcome": d.outcome}
                             for d in self.domains}}
-
-
-def is_owned(info: DomainInfo, inventory: Inventory, policy: Policy) -> bool:
-    """Ours: our marker in xsdata, or our inventory lists the uuid. Domain-0 never."""
-    if info.domid == 0:
-        return False
-    return info.owner == policy.owner or inventory.owns(info.uuid)
-
-
-def in_migration(name: str) -> bool:
-    """One end of an ``xl migrate`` in progress: never touched, never planned on its own."""
-    return name.endswith((INCOMING_SUFFIX, MIGRATED_AWAY_SUFFIX))
 
 
 def held_by(want: DesiredDomain, departure: Departure | None) -> tuple[str, str] | None:

@@ -5,16 +5,20 @@
 the config's length, the config as libxl JSON), so a restore at boot can compare the saved guest with
 what its desired file says *before* asking libxl for anything. Both backends use this module: the
 real one hands libxl the file descriptor positioned after the header, the simulated host writes its
-own small stream there. Pure byte handling; the files are opened by the callers.
+own small stream there. Byte handling, the files opened by the callers; and ``set_aside``, which
+renames an image that will not be restored (``host-shutdown`` finding an old one in the way, a
+restore that no longer matches its desired file).
 """
 
 from __future__ import annotations
 
 import json
 import struct
+import time
+from pathlib import Path
 from typing import BinaryIO
 
-from libxl.errors import BackendError
+from libxl.errors import BackendError, XenReconcileError
 from libxl.hosts.backend import LibxlConfig
 
 MAGIC = b"xenreconcile save image v1\n"
@@ -59,3 +63,16 @@ def image_config(path: str) -> LibxlConfig:
             return read_header(source, path)
     except OSError as err:
         raise BackendError("restore", f"{path}: cannot read: {err.strerror or err}", transient=False) from err
+
+
+def set_aside(image: Path) -> Path:
+    """Rename a save image that will not be restored (``NAME.xr-save.set-aside-TIME``): kept for the
+    operator, never read again by the agent."""
+    target = image.with_name(f"{image.name}.set-aside-{time.strftime('%Y%m%dT%H%M%S')}")
+    try:
+        image.rename(target)
+    except FileNotFoundError:
+        return target  # nothing left to keep
+    except OSError as err:
+        raise XenReconcileError(f"{image}: cannot set the save image aside: {err.strerror}") from err
+    return target
