@@ -23,12 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from libxl.errors import BackendUnavailable
-from libxl.hosts.uri import SSHOptions
+from libxl.hosts.uri import REMOTE_VERB, SSHOptions
 
 #: Bumped when the request or reply shape changes; the remote side refuses other versions.
 PROTOCOL = 1
-#: The hidden verb that answers requests (agent/cli/commands/remote.py).
-REMOTE_VERB = "_remote"
 #: ssh's own exit status for its failures (connection, authentication, host key).
 _SSH_FAILED = 255
 
@@ -117,4 +115,4 @@ def parse_reply(opts: SSHOptions, returncode: int, stdout: bytes, stderr: str) -
             f"unexpected reply from {_where(opts)} (exit {returncode}): {said}") from None
 
 
-__all__ = ["PROTOCOL", "REMOTE_VERB", "Reply", "ssh_argv", "call", "parse_reply"]
+__all__ = ["PROTOCOL", "Reply", "ssh_argv", "call", "parse_reply"]

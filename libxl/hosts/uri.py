@@ -37,6 +37,8 @@ SSH_HINT = "use ssh instead: xen+ssh://[user@]host/system (xenreconcile opens no
 DEFAULT_AGENT_SOCKET = "/run/xenreconcile/agent.sock"
 #: The remote program ``xen+ssh://`` runs, unless ``?command=`` names another.
 DEFAULT_REMOTE_COMMAND = "xenreconcile"
+#: The hidden verb of that program that answers requests (agent/cli/commands/remote.py, libxl.hosts.ssh).
+REMOTE_VERB = "_remote"
 _FORMS = "test:///default, test:///ABS/PATH.json, xen:///system, xen+ssh://[user@]host/system or xen+unix:///system"
 
 
@@ -294,4 +296,4 @@ def _open(uri: str, read_only: bool) -> Backend:
 
 
 __all__ = ["ParsedURI", "SSHOptions", "parse_uri", "open_backend", "SSH_HINT", "DEFAULT_AGENT_SOCKET",
-           "DEFAULT_REMOTE_COMMAND"]
+           "DEFAULT_REMOTE_COMMAND", "REMOTE_VERB"]

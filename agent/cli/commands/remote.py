@@ -20,7 +20,6 @@ import contextlib
 import io
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,7 @@ from agent.cli.errors import CommandError, describe, one_line
 from agent.cli.replies import status_url
 from agent.config import AgentConfig, AgentConfigError, load_config
 from libxl.errors import ConfigError
-from libxl.hosts.ssh import PROTOCOL, REMOTE_VERB
-from libxl.hosts.uri import parse_uri
+from libxl.hosts.uri import REMOTE_VERB, parse_uri
 
 #: Verbs a remote caller may run, and whether they open this host through ``--uri``.
 SERVED_VERBS = {"list": True, "plan": True, "status": False}
@@ -154,12 +152,18 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 
 
 def _refusal(problem: str) -> dict[str, Any]:
+    from libxl.hosts.ssh import PROTOCOL
+
     return {"protocol": PROTOCOL, "exit": 1, "stdout": "",
             "stderr": f"xenreconcile {REMOTE_VERB}: {one_line(problem)}\n"}
 
 
 def answer(request: Any) -> dict[str, Any]:
     """The reply envelope for one decoded request."""
+    import tempfile
+
+    from libxl.hosts.ssh import PROTOCOL
+
     if not isinstance(request, dict) or request.get("protocol") != PROTOCOL:
         got = request.get("protocol") if isinstance(request, dict) else None
         return _refusal(f"protocol {got!r} not spoken here (this side: {PROTOCOL})")
