@@ -4,6 +4,15 @@ Each module in ``COMMANDS`` exposes ``register(subparsers)`` and sets ``func`` o
 function returns the exit status. Keeping verbs in their own modules lets the CLI grow without one
 file that knows every floor of the project. They are imported plainly (not by name through
 importlib), so a renamed or missing verb module fails at import and tools see the dependency.
+
+Every verb pays for the imports of all of them, so a verb module imports at module level only what
+its ``register`` needs (argparse, the settings' defaults: ``agent.config``, ``reconcilers.policy``,
+``reconcilers.state``) and the rest inside the command functions that use it: lxml, the domain model
+and the front ends, the planner and executor, the daemon, structlog, prometheus_client. Start-up is
+what this buys: ``host-shutdown`` runs at host power-off, where a slow (even emulated) dom0 makes
+each import cost many times what it does here, and it needs only the settings, the state directory,
+``agent.lifecycle`` and the host; every verb loads only what it uses (tests/test_cli_startup.py).
+Types used only in annotations are imported under ``TYPE_CHECKING``.
 """
 
 from __future__ import annotations

@@ -20,14 +20,17 @@ import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from libxl.domain.formats.xencommon import Unread
-from libxl.domain.formats.xmlshape import Lost
-from libxl.domain.model import Domain
 from libxl.errors import ConfigError
 
-#: A native reader: the model and the settings it had no place for (reported as dropped).
-Reader = Callable[[str, str], tuple[Domain, list[Unread]]]
+if TYPE_CHECKING:  # the domain model and formats are loaded by the conversion that runs, not by --help
+    from libxl.domain.formats.xencommon import Unread
+    from libxl.domain.formats.xmlshape import Lost
+    from libxl.domain.model import Domain
+
+    #: A native reader: the model and the settings it had no place for (reported as dropped).
+    Reader = Callable[[str, str], tuple[Domain, list[Unread]]]
 
 
 def _xl_in(text: str, file: str) -> tuple[Domain, list[Unread]]:

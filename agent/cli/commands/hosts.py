@@ -13,7 +13,6 @@ import json
 import sys
 
 from agent.cli.errors import report
-from agent.log import configure as configure_logging
 from libxl.errors import BackendError, XenReconcileError
 from libxl.hosts.backend import Backend, DomainInfo
 from libxl.hosts.display import ports_in
@@ -74,6 +73,8 @@ def open_backend(uri: str) -> Backend:
 
 def run(args: argparse.Namespace) -> int:
     """A bad URI, an unreachable or unreadable host: one line (agent.cli.errors), status 1."""
+    from agent.log import configure as configure_logging
+
     # stdout is the table (or JSON): libxl's own warnings go to stderr, its chatter nowhere.
     configure_logging(level="warning", stream=sys.stderr)
     try:

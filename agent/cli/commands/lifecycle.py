@@ -15,10 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
-from agent.lifecycle import host_shutdown
 from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError
-from reconcilers.apply import Reconciler
-from reconcilers.desired import load_desired
 from reconcilers.state import StateDir, StateError
 
 
@@ -65,6 +62,7 @@ def _fail(verb: str, err: Exception | str, code: int = 1) -> int:
 
 
 def cmd_host_shutdown(args: argparse.Namespace) -> int:
+    from agent.lifecycle import host_shutdown
     from libxl.hosts.uri import open_backend
 
     try:
@@ -101,10 +99,24 @@ def _through_agent(settings: AgentConfig, verb: str, names: list[str]) -> dict[s
     return query(settings.socket_path, " ".join([verb, *names]))
 
 
+def _adopt_here(settings: AgentConfig, state: StateDir, names: list[str]) -> dict[str, Any]:
+    """Adopt ``names`` in this process, which holds the state directory (no agent runs)."""
+    from libxl.hosts.uri import open_backend
+    from reconcilers.apply import Reconciler
+    from reconcilers.desired import load_desired
+
+    backend = open_backend(settings.uri, host=settings.host_settings())
+    try:
+        desired = load_desired(Path(settings.desired_dir), security=settings.security(),
+                               host=settings.host_settings())
+        done = Reconciler(backend, settings.policy(), state.path).adopt(names, desired)
+    finally:
+        backend.close()
+    return {"adopt": {a.name: {"adopted": a.adopted, "detail": a.detail} for a in done}}
+
+
 def _edit_record(verb: str, args: argparse.Namespace) -> dict[str, Any]:
     """Ask the running agent, or change the state directory ourselves when no agent holds it."""
-    from libxl.hosts.uri import open_backend
-
     settings = _load(args)
     state = StateDir(Path(settings.state_dir))
     try:
@@ -114,14 +126,7 @@ def _edit_record(verb: str, args: argparse.Namespace) -> dict[str, Any]:
                 cleared = inventory.clear_departures(args.names)
                 state.record_departures(cleared=cleared)
                 return {"cleared": cleared, "unknown": [n for n in args.names if n not in cleared]}
-            backend = open_backend(settings.uri, host=settings.host_settings())
-            try:
-                desired = load_desired(Path(settings.desired_dir), security=settings.security(),
-                                       host=settings.host_settings())
-                done = Reconciler(backend, settings.policy(), state.path).adopt(args.names, desired)
-            finally:
-                backend.close()
-            return {"adopt": {a.name: {"adopted": a.adopted, "detail": a.detail} for a in done}}
+            return _adopt_here(settings, state, args.names)
     except StateError as err:
         if "in use by another xenreconcile" not in str(err):
             raise

@@ -19,23 +19,21 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.cli.errors import CommandError
-from agent.collector import collector_paused
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
 from libxl.errors import safe
-from libxl.frontends.hostconf import with_host_cpus
-from libxl.hosts.backend import Backend
-from reconcilers import plan as pl
-from reconcilers.apply import Reconciler, Result
-from reconcilers.desired import DesiredSet, load_desired
 from reconcilers.policy import DEFAULT_OWNER, PRUNE_POLICIES, RESTART_POLICIES, Policy
 from reconcilers.state import DEFAULT_STATE_DIR, StateDir
 
+if TYPE_CHECKING:  # the planner, the executor and the desired-file readers load when a verb runs
+    from libxl.hosts.backend import Backend
+    from reconcilers import plan as pl
+    from reconcilers.apply import Reconciler, Result
+    from reconcilers.desired import DesiredSet
+
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_RESTART_REQUIRED = 0, 1, 2, 3
-#: Notes that mean the desired state cannot be reached as written.
-BLOCKING_NOTES = (pl.CONFLICT, pl.UNOWNED, pl.INVALID, pl.PENDING)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _reconciler(args: argparse.Namespace, *, read_only: bool) -> Reconciler:
     """``read_only`` (plan): a simulated host that does not exist yet is seen empty, not created."""
     from libxl.hosts.uri import open_backend  # late: xen:/// loads the native binding only when asked for
+    from reconcilers.apply import Reconciler
 
     policy = Policy(prune=args.prune, restart=args.restart, allow_empty=args.allow_empty, adopt=args.adopt,
                     shutdown_timeout=args.shutdown_timeout, owner=args.owner)
@@ -94,6 +93,9 @@ def _settings(args: argparse.Namespace) -> AgentConfig:
 def _desired(args: argparse.Namespace, backend: Backend) -> DesiredSet:
     """The desired set under the agent's security policy and host settings (xl.conf defaults, the
     host's cpu count), so the CLI refuses what the agent refuses and builds the guests it would."""
+    from libxl.frontends.hostconf import with_host_cpus
+    from reconcilers.desired import load_desired
+
     settings = _settings(args)
     host = with_host_cpus(settings.host_settings(), lambda: backend.host_info().nr_cpus)
     desired = load_desired(args.dir, security=settings.security(), host=host)
@@ -127,11 +129,16 @@ def format_plan(plan: pl.Plan) -> str:
 
 
 def _blocked(notes: list[pl.Note]) -> bool:
-    return any(n.kind in BLOCKING_NOTES for n in notes)
+    """Whether a note says the desired state cannot be reached as written."""
+    from reconcilers.plan import CONFLICT, INVALID, PENDING, UNOWNED
+
+    return any(n.kind in (CONFLICT, UNOWNED, INVALID, PENDING) for n in notes)
 
 
 def _restart_required(notes: list[pl.Note]) -> bool:
-    return any(n.kind == pl.RESTART_REQUIRED for n in notes)
+    from reconcilers.plan import RESTART_REQUIRED
+
+    return any(n.kind == RESTART_REQUIRED for n in notes)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -153,6 +160,8 @@ def _result_json(result: Result) -> dict[str, Any]:
 
 
 def run_apply(args: argparse.Namespace) -> int:
+    from agent.collector import collector_paused
+
     with StateDir(args.state_dir).exclusive():  # never beside a running agent on the same host
         reconciler = _reconciler(args, read_only=False)
         try:

@@ -17,18 +17,22 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
-from libxl.domain.formats.load import read_desired_bytes
 from libxl.errors import REDACTED, ConfigError, redact
-from libxl.frontends.hostsettings import HostSettings
-from reconcilers.desired import DesiredDomain, parse_desired_file
-from reconcilers.securitypolicy import SecurityPolicy
+
+if TYPE_CHECKING:
+    from libxl.frontends.hostsettings import HostSettings
+    from reconcilers.desired import DesiredDomain
+    from reconcilers.securitypolicy import SecurityPolicy
 
 
 def render(path: Path, policy: SecurityPolicy | None, host: HostSettings) -> DesiredDomain | ConfigError:
     """One file as the agent would take it, or why it would refuse it."""
+    from libxl.domain.formats.load import read_desired_bytes
+    from reconcilers.desired import parse_desired_file
+
     try:  # as validate reads: a regular file only (never a FIFO or device), bounded
         data = read_desired_bytes(path)
     except ConfigError as err:

@@ -11,27 +11,22 @@ import contextlib
 import json
 import signal
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent import log as agentlog
 from agent.cli.commands.hosts import domain_rows, with_display_ports
 from agent.cli.errors import CommandError
 from agent.cli.replies import status_document, status_url
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, AgentConfigError, load_config
-from agent.daemon.endpoints import Endpoints, MetricsServer
-from agent.daemon.loop import Controller
-from agent.daemon.metrics import AgentMetrics
-from agent.daemon.socket_api import AgentSocket
-from agent.daemon.systemd import Notifier
 from libxl.errors import BackendUnavailable, ConfigError, XenReconcileError, safe
-from libxl.hosts.backend import Backend
 from libxl.hosts.uri import open_backend, parse_uri
 from reconcilers.state import StateDir, StateError
+
+if TYPE_CHECKING:  # the daemon (prometheus_client, watchdog, structlog) loads when `run` runs
+    from agent.daemon.socket_api import AgentSocket
+    from libxl.hosts.backend import Backend
 
 DEFAULT_STATUS_URL = f"http://{AgentConfig().metrics_listen}"
 #: The largest /status reply read (10,000 guests make about 5 MiB); a bigger one is not an agent's.
@@ -84,6 +79,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from agent import log as agentlog
+
     overrides = _overrides(args)
     try:
         settings = load_config(args.config, overrides)
@@ -118,6 +115,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, overrides: dict[str, Any], settings: AgentConfig, backend: Backend,
            log: Any) -> int:
     """The agent proper, while this process holds the state directory."""
+    from agent.daemon.endpoints import Endpoints, MetricsServer
+    from agent.daemon.loop import Controller
+    from agent.daemon.metrics import AgentMetrics
+    from agent.daemon.systemd import Notifier
+
     metrics = AgentMetrics()
     try:
         controller = Controller(settings, backend, metrics=metrics, notifier=Notifier(),
@@ -154,6 +156,8 @@ def start_agent_socket(path: str, status: Callable[[], dict[str, Any]], backend:
                        log: Any, verbs: dict[str, Callable[..., Any]] | None = None) -> AgentSocket | None:
     """The xen+unix:///system listener; a failure is logged, not fatal (HTTP /status still works).
     ``verbs`` are the operator's requests that change the agent's record (adopt, clear)."""
+    from agent.daemon.socket_api import AgentSocket
+
     if not path:
         return None
     def rows() -> list[dict[str, object]]:
@@ -194,6 +198,9 @@ def format_status(doc: dict[str, Any]) -> list[str]:
 def cmd_status(args: argparse.Namespace) -> int:
     """Errors (a bad --url or --uri, no agent there, a reply that is not a status document) go to
     agent.cli.main's one error path: one line, status 1."""
+    import urllib.error
+    import urllib.request
+
     if args.uri is not None:  # agent.cli.remote.dispatch serves the remote ones: never fall back to --url
         parse_uri(args.uri)  # a bad URI is a ConfigError naming the bad part
         raise CommandError(f"--uri {args.uri!r}: status asks xen+ssh://[user@]host/system or "

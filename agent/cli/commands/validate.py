@@ -18,14 +18,15 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.cli.errors import describe, one_line
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfigError, load_config
-from libxl.domain.formats.load import is_desired_name, read_desired_bytes
 from libxl.errors import ConfigError, safe
-from reconcilers.desired import DesiredDomain, parse_desired_file
-from reconcilers.security import policy_errors
-from reconcilers.securitypolicy import SecurityPolicy
+
+if TYPE_CHECKING:
+    from reconcilers.desired import DesiredDomain
+    from reconcilers.securitypolicy import SecurityPolicy
 
 
 @dataclass
@@ -46,6 +47,8 @@ def collect(paths: list[Path]) -> tuple[list[Path], list[str]]:
 
     A path that cannot be looked at (missing, too long, a symlink loop, a file used as a directory,
     no permission) is one problem line with the system's reason, and the other paths still count."""
+    from libxl.domain.formats.load import is_desired_name
+
     files: list[Path] = []
     problems: list[str] = []
     for path in paths:
@@ -84,6 +87,9 @@ def _conflicts(valid: dict[Path, DesiredDomain]) -> list[str]:
 def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Report:
     """Read every file as the agent reads it (parse, libxl config build, and with ``security`` its
     policy): a domain XML file through the domain model, an xl.cfg through the xl front end."""
+    from libxl.domain.formats.load import read_desired_bytes
+    from reconcilers.desired import parse_desired_file
+
     files, problems = collect(paths)
     valid: dict[Path, DesiredDomain] = {}
     warnings: list[str] = []
@@ -112,6 +118,8 @@ def validate(paths: list[Path], security: SecurityPolicy | None = None) -> Repor
 def _policy_lines(path: Path, data: bytes, parsed: DesiredDomain, security: SecurityPolicy) -> list[str]:
     """Every policy violation of a file that parses (the agent reports only the first); read
     without host settings, its config is the file's own."""
+    from reconcilers.security import policy_errors
+
     return [str(e) for e in policy_errors(parsed.config, security, path, data)]
 
 
