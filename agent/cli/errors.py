@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import TextIO
 
 from libxl.errors import XenReconcileError, printable
@@ -59,6 +58,8 @@ def report(verb: str, err: BaseException, stream: TextIO | None = None) -> int:
     """Print the one line for ``err`` and return the exit status it stands for."""
     out = stream if stream is not None else sys.stderr
     if not isinstance(err, XenReconcileError | OSError) and os.environ.get(DEBUG_ENV) == "1":
+        import traceback  # only for a bug report: every verb imports this module at start-up
+
         traceback.print_exception(err, file=out)
     print(f"xenreconcile {verb}: {one_line(describe(err))}", file=out)
     return status_of(err)
