@@ -231,6 +231,34 @@ def _live_tuning(host: Any) -> dict[str, Any]:
     return {"bitmap": laid_out, "null": null, "refusals": refusals}
 
 
+def _contexts(host: Any, config: Any) -> dict[str, Any]:
+    """Which libxl contexts calls run on: two threads inside a call at once, then one more call
+    after both returned, each doing a real ``json_roundtrip`` on the context it holds."""
+    import threading
+
+    barrier = threading.Barrier(2)
+    held: dict[str, int] = {}
+    kept: dict[str, bool] = {}
+
+    def call(tag: str) -> None:
+        with host._borrowed("test"):
+            held[tag] = int(host._ffi.cast("uintptr_t", host._ctx))
+            barrier.wait(timeout=30)  # both threads hold a context here
+            kept[tag] = host.json_roundtrip(config) == host.json_roundtrip(config)
+
+    threads = [threading.Thread(target=call, args=(tag,)) for tag in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    call_after = {}
+    with host._borrowed("test"):
+        call_after["ctx"] = int(host._ffi.cast("uintptr_t", host._ctx))
+    main = int(host._ffi.cast("uintptr_t", host._main_ctx))
+    return {"at_once": sorted(held.values()), "after": call_after["ctx"], "main": main, "kept": kept,
+            "allocated": len(host._contexts)}
+
+
 def _serve(request: dict[str, Any]) -> Any:
     import structlog
 
@@ -253,9 +281,9 @@ def _serve(request: dict[str, Any]) -> Any:
             # The event thread's wait step: times out with nothing armed, returns at once when woken.
             wake_r, wake_w = os.pipe()
             out = host._ffi.new("libxl_event **")
-            timed_out = host._lib.xr_wait_event(host._ctx, wake_r, 50, out)
+            timed_out = host._lib.xr_wait_event(host._main_ctx, wake_r, 50, out)
             os.write(wake_w, b"x")
-            woken = host._lib.xr_wait_event(host._ctx, wake_r, 600_000, out)
+            woken = host._lib.xr_wait_event(host._main_ctx, wake_r, 600_000, out)
             return {"timed_out": timed_out, "woken": woken}
         if request["op"] == "create":
             return [_create(host, config) for config in request["configs"]]
@@ -273,6 +301,8 @@ def _serve(request: dict[str, Any]) -> Any:
             return refused
         if request["op"] == "live_tuning":
             return _live_tuning(host)
+        if request["op"] == "contexts":
+            return _contexts(host, request["config"])
         answers = []
         for config in request["configs"]:
             try:

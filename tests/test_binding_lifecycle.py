@@ -42,3 +42,17 @@ def test_restore_refuses_non_images_and_configs_libxl_refuses(tmp_path: Path) ->
     assert "No such file or directory" in answers[1]["error"]
     assert answers[2]["error"].startswith("restore:") and answers[2]["transient"] is False
     assert all(not a.get("restored") for a in answers)
+
+
+def test_calls_in_flight_at_once_each_hold_their_own_libxl_context() -> None:
+    """libxl holds a context's lock through a domain build: two creates on one context run one
+    after the other. Two calls at once run on two contexts, neither the one events wait on; a
+    context is reused once its call returned (the pool grows only with the calls in flight)."""
+    config = {"c_info": {"type": "pv", "name": "web"}, "b_info": {"max_memkb": 65536}}
+    seen = realxl.run_under_shim({"op": "contexts", "config": config})
+    first, second = seen["at_once"]
+    assert first != second
+    assert seen["main"] not in seen["at_once"]
+    assert seen["after"] in seen["at_once"]
+    assert seen["allocated"] == 3  # the events' context and one per call in flight
+    assert seen["kept"] == {"a": True, "b": True}  # libxl answered on both contexts

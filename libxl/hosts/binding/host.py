@@ -5,6 +5,13 @@ layouts. Each libxl call is synchronous (``ao_how = NULL``; cffi releases the GI
 runs with a per-thread capture of libxl's log lines: they go to structlog as they arrive and, when
 the call fails, into the ``BackendError`` message, which is where an operator looks first.
 
+libxl holds a context's lock through the compute-bound parts of an operation (a PV domain build
+loads and copies the kernel under it), so calls made from several threads on one context run one
+after the other, and a boot storm's creates side by side would gain nothing. Each call therefore
+borrows a context from a pool (the first one made, then more as calls overlap, each with libxl's
+selective SIGCHLD reaping, which libxl requires of every context when a process has several): as
+many contexts as calls in flight, as ``xl`` has one per process.
+
 Domain death/shutdown events come from a dedicated thread that waits in libxl's event loop (with a
 wake-up pipe so ``close`` can stop it before freeing the context) and re-arms death watches for
 domains that appeared since, every few seconds.
@@ -13,12 +20,13 @@ domains that appeared since, every few seconds.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -36,6 +44,7 @@ _PERMANENT_ERRORS = {"INVAL", "NI", "VNUMA_CONFIG_INVALID", "FEATURE_REMOVED", "
                      "NOTFOUND", "DOMAIN_NOTFOUND"}
 _SHUTDOWN_REASONS = {0: "poweroff", 1: "reboot", 2: "suspend", 3: "crash", 4: "watchdog",
                      5: "soft_reset"}
+_T = TypeVar("_T")
 _PRIVCMD = ("/dev/xen/privcmd", "/proc/xen/privcmd")
 _NIL_UUID = "00000000-0000-0000-0000-000000000000"
 #: How often the event thread looks for new domains to watch.
@@ -78,6 +87,16 @@ def _bind_logger(native: Any) -> None:
     _native = native
 
 
+def _borrowing(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run the whole method on one borrowed context (``RealHost._borrowed``): the calls it makes
+    directly on ``_ctx`` as well as through ``_call``."""
+    @functools.wraps(method)
+    def run(self: RealHost, *args: Any, **kwargs: Any) -> _T:
+        with self._borrowed(method.__name__):
+            return method(self, *args, **kwargs)
+    return run
+
+
 def _privcmd_problem() -> str | None:
     """Why this process cannot talk to the hypervisor, or None when it should be able to."""
     present = [p for p in _PRIVCMD if os.path.exists(p)]
@@ -106,13 +125,10 @@ class RealHost:
         self._wake: tuple[int, int] | None = None
         self._callback: Callable[[DomainEvent], None] | None = None
         _hosts[self._key] = self
-        pctx = self._ffi.new("libxl_ctx **")
-        plogger = self._ffi.new("xentoollog_logger **")
-        user = self._ffi.cast("void *", self._key)
         lines = self._begin_capture()
         # A failed alloc is reported once, in the exception: its log lines are only debug noise.
         self._tls.quiet = True
-        rc = self._lib.xr_ctx_alloc(pctx, user, log_level, plogger)
+        rc, ctx, logger = self._alloc_context(log_level)
         self._tls.lines = self._tls.quiet = None
         if rc != 0:
             del _hosts[self._key]
@@ -121,17 +137,62 @@ class RealHost:
             if problem is not None:
                 raise BackendUnavailable(f"{problem} (libxl_ctx_alloc failed: {detail})")
             raise BackendUnavailable(f"cannot open a libxl context: {detail}")
-        self._ctx = pctx[0]
-        self._logger = plogger[0]
-        self._lib.xr_childproc_setmode(self._ctx)
+        self._log_level = log_level
+        #: The context death events are armed and waited on (never lent: a long call on it would hold
+        #: the events back); calls borrow the others.
+        self._main_ctx: Any = ctx
+        self._contexts: list[tuple[Any, Any]] = [(ctx, logger)]
+        self._free: list[Any] = []
+        self._pool_lock = threading.Lock()
         # Our own xenstore connection (libxl keeps its handle private), for the owner marker.
         self._xsh = self._lib.xs_open(0)
         if self._xsh == self._ffi.NULL:
             err = os.strerror(self._ffi.errno)
-            self._lib.libxl_ctx_free(self._ctx)
-            self._lib.xr_logger_free(self._logger)
+            self._lib.libxl_ctx_free(ctx)
+            self._lib.xr_logger_free(logger)
             del _hosts[self._key]
             raise BackendUnavailable(f"cannot connect to xenstored: {err}")
+
+    def _alloc_context(self, log_level: int) -> tuple[int, Any, Any]:
+        """(rc, ctx, logger): one more libxl context logging to this host, with libxl's selective
+        SIGCHLD reaping (every context of the process must have it)."""
+        pctx = self._ffi.new("libxl_ctx **")
+        plogger = self._ffi.new("xentoollog_logger **")
+        rc = self._lib.xr_ctx_alloc(pctx, self._ffi.cast("void *", self._key), log_level, plogger)
+        if rc != 0:
+            return rc, None, None
+        self._lib.xr_childproc_setmode(pctx[0])
+        return rc, pctx[0], plogger[0]
+
+    @property
+    def _ctx(self) -> Any:
+        """The context this thread borrowed for the call it is in (``_borrowing``)."""
+        return getattr(self._tls, "ctx", None) or self._main_ctx
+
+    @contextlib.contextmanager
+    def _borrowed(self, operation: str) -> Iterator[None]:
+        """A context of its own for this thread while the block runs: a free one, or a new one
+        when every context is in a call (module docstring)."""
+        if getattr(self._tls, "ctx", None) is not None:
+            yield  # nested in a call that already holds one
+            return
+        if self._main_ctx is None:
+            raise BackendError(operation, "the libxl connection is closed", transient=False)
+        with self._pool_lock:
+            ctx = self._free.pop() if self._free else None
+        if ctx is None:
+            rc, ctx, logger = self._alloc_context(self._log_level)
+            if rc != 0:
+                raise BackendError(operation, f"cannot open another libxl context: {self._rc_text(rc)}")
+            with self._pool_lock:
+                self._contexts.append((ctx, logger))
+        self._tls.ctx = ctx
+        try:
+            yield
+        finally:
+            self._tls.ctx = None
+            with self._pool_lock:
+                self._free.append(ctx)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -159,11 +220,16 @@ class RealHost:
         return f"ERROR_{self._rc_name(rc)} ({rc})"
 
     def _call(self, operation: str, func: Any, *args: Any, domain: str | None = None,
-              transient: bool | None = None) -> int:
-        """Run one libxl call with log capture; raise BackendError on a negative return."""
+              transient: bool | None = None, main: bool = False) -> int:
+        """Run one libxl call with log capture, on a borrowed context (``main``: on the one events
+        are waited on); raise BackendError on a negative return."""
         lines = self._begin_capture()
         try:
-            rc = func(self._ctx, *args)
+            if main:
+                rc = func(self._main_ctx, *args)
+            else:
+                with self._borrowed(operation):
+                    rc = func(self._ctx, *args)
         finally:
             self._tls.lines = None
         if rc < 0:
@@ -211,6 +277,7 @@ class RealHost:
 
     # -- host and domains ----------------------------------------------------------------------
 
+    @_borrowing
     def host_info(self) -> HostInfo:
         info = self._ffi.new("libxl_physinfo *")
         self._lib.libxl_physinfo_init(info)
@@ -258,6 +325,7 @@ class RealHost:
         finally:
             self._lib.free(raw)
 
+    @_borrowing
     def list_domains(self) -> list[DomainInfo]:
         count = self._ffi.new("int *")
         lines = self._begin_capture()
@@ -284,6 +352,7 @@ class RealHost:
         """Block and network counters from dom0's sysfs, where xentop reads them."""
         return read_io()
 
+    @_borrowing
     def _dominfo(self, domid: int) -> dict[str, Any] | None:
         """libxl's dominfo JSON for one domain, or None when it no longer exists."""
         info = self._ffi.new("libxl_dominfo *")
@@ -299,6 +368,7 @@ class RealHost:
         finally:
             self._lib.libxl_dominfo_dispose(info)
 
+    @_borrowing
     def domain_config(self, domid: int) -> LibxlConfig:
         with self._struct("domain_config", "domain_config") as cfg:
             self._on_domain("domain_config", self._lib.libxl_retrieve_domain_configuration, domid, cfg,
@@ -307,6 +377,7 @@ class RealHost:
         self._live_tuning(domid, config.setdefault("b_info", {}))
         return config
 
+    @_borrowing
     def json_roundtrip(self, config: LibxlConfig) -> LibxlConfig:
         """``libxl_domain_config_from_json`` then ``_to_json``: what libxl keeps of ``config``."""
         with self._struct("domain_config", "json_roundtrip", config) as cfg:
@@ -314,6 +385,7 @@ class RealHost:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    @_borrowing
     def create(self, config: LibxlConfig, *, paused: bool = False) -> int:
         c_info = config.get("c_info") if isinstance(config, dict) else None
         name = c_info.get("name") if isinstance(c_info, dict) else None  # libxl's parser judges the rest
@@ -389,6 +461,7 @@ class RealHost:
             os.close(fd)
         self.destroy(domid)
 
+    @_borrowing
     def restore(self, path: str, config: LibxlConfig, *, paused: bool = False) -> int:
         name = config.get("c_info", {}).get("name")
         try:
@@ -539,7 +612,8 @@ class RealHost:
                 return
             evgen = self._ffi.new("libxl_evgen_domain_death **")
             try:
-                self._call("watch_events", self._lib.libxl_evenable_domain_death, domid, domid, evgen)
+                self._call("watch_events", self._lib.libxl_evenable_domain_death, domid, domid, evgen,
+                           main=True)
             except BackendError as err:
                 _log.warning("cannot watch domain", domid=domid, error=str(err))
                 return
@@ -549,7 +623,7 @@ class RealHost:
         with self._arm_lock:
             evgen = self._armed.pop(domid, None)
         if evgen is not None:
-            self._lib.libxl_evdisable_domain_death(self._ctx, evgen)
+            self._lib.libxl_evdisable_domain_death(self._main_ctx, evgen)
 
     def _arm_all(self) -> None:
         for info in self.list_domains():
@@ -569,7 +643,7 @@ class RealHost:
         assert self._wake is not None
         out = self._ffi.new("libxl_event **")
         while True:
-            rc = self._lib.xr_wait_event(self._ctx, self._wake[0], _REARM_MS, out)
+            rc = self._lib.xr_wait_event(self._main_ctx, self._wake[0], _REARM_MS, out)
             if rc == 1:
                 return
             if rc == 2:
@@ -580,7 +654,7 @@ class RealHost:
                 time.sleep(1)
                 continue
             event = self._translate(out[0])
-            self._lib.libxl_event_free(self._ctx, out[0])
+            self._lib.libxl_event_free(self._main_ctx, out[0])
             if event is not None and self._callback is not None:
                 self._safely(self._callback, event)
 
@@ -604,8 +678,8 @@ class RealHost:
             _log.error("libxl event handling failed", error=repr(err))
 
     def close(self) -> None:
-        """Stop the event thread, drop the watches, free the context (idempotent)."""
-        if self._ctx is None:
+        """Stop the event thread, drop the watches, free every context (idempotent)."""
+        if self._main_ctx is None:
             return
         if self._thread is not None and self._wake is not None:
             os.write(self._wake[1], b"x")
@@ -616,10 +690,14 @@ class RealHost:
         for domid in list(self._armed):
             self._disarm(domid)
         self._lib.xs_close(self._xsh)
-        self._lib.libxl_ctx_free(self._ctx)
-        self._lib.xr_logger_free(self._logger)
-        self._ctx = None
+        with self._pool_lock:
+            contexts, self._contexts, self._free = self._contexts, [], []
+        for ctx, logger in contexts:
+            self._lib.libxl_ctx_free(ctx)
+            self._lib.xr_logger_free(logger)
+        self._main_ctx = None
         _hosts.pop(self._key, None)
+
 
 
 def _not_found(operation: str, domid: int, detail: str) -> BackendError:
