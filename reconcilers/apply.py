@@ -27,7 +27,6 @@ that touches an existing domain the executor checks the domid against the snapsh
 from __future__ import annotations
 
 import copy
-import functools
 import threading
 import time
 import uuid as uuid_mod
@@ -89,12 +88,10 @@ def _declared(name: str, desired: DesiredSet) -> bool:
 @dataclass(frozen=True)
 class _Step:
     """What an action's handler may need beside its payload: the name it was planned for, the
-    domids owned (an adopt adds to them for the rest of the plan), the desired set, and where a
-    guest built to be started with the rest of its phase goes (None: started as soon as built)."""
+    domids owned (an adopt adds to them for the rest of the plan) and the desired set."""
     name: str
     owned: set[int]
     desired: DesiredSet
-    start_later: list[tuple[str, int]] | None = None
 
 
 def for_create(config: LibxlConfig, owner: str) -> LibxlConfig:
@@ -228,14 +225,14 @@ class Reconciler:
                 owned_uuids[info.name] = info.uuid
         results = {d.name: Result(d.name, d.outcome, notes=list(d.notes)) for d in plan.domains}
 
-        def run_domain(actions: list[pl.Action], start_later: list[tuple[str, int]] | None) -> None:
+        def run_domain(actions: list[pl.Action]) -> None:
             """One domain's actions of one phase, in order; a failure ends that domain's run."""
             result = results[actions[0].domain]
             for action in actions:
                 if result.error is not None:
                     return
                 try:
-                    self._run(action, owned, desired, start_later)
+                    self._run(action, owned, desired)
                 except XenReconcileError as exc:
                     if action.kind == ActionKind.CORE_DUMP:  # like xl: no dump is no reason to keep the wreck
                         result.notes.append(pl.Note(action.domain, pl.CORE_DUMP_FAILED, str(exc)))
@@ -246,10 +243,7 @@ class Reconciler:
                     result.applied.append(action)
 
         for batch in _phases(plan.actions):
-            start_later = [] if self._builds_side_by_side(batch) else None
-            self._side_by_side(functools.partial(run_domain, start_later=start_later), batch)
-            if start_later:
-                self._start_together(start_later, results)
+            self._side_by_side(run_domain, batch)
         self._keep_departures(plan.domains, results)
         known = desired.domains.keys() | {a.info.name for a in actual}  # once: not a set per domain
         ports = self.ports.snapshot()  # with those the actions above assigned; one lock, not one per guest
@@ -267,28 +261,6 @@ class Reconciler:
             if result.quiet and result.status == st.IN_SYNC and not _declared(dom.name, desired):
                 self.status.forget(dom.name)  # an unmanaged guest left alone: nothing to report
         return [results[d.name] for d in plan.domains]
-
-    def _builds_side_by_side(self, batch: list[list[pl.Action]]) -> bool:
-        """Whether this phase builds several guests at once (a boot storm, a restore at boot)."""
-        if self.parallel == 1:
-            return False
-        builds = sum(any(a.kind in _BUILDS for a in actions) for actions in batch)
-        return builds > 1
-
-    def _start_together(self, built: list[tuple[str, int]], results: dict[str, Result]) -> None:
-        """Unpause the guests a phase built paused, once all are built: a guest booting takes the
-        CPU the next one's build needs in dom0 (where libxl loads its kernel, runs the hotplug
-        scripts and starts qemu), so started as each was built the last builds crawled behind the
-        first boots; built first, every guest's memory is also claimed before any runs. One that
-        cannot be unpaused stays paused with the error recorded: the next reconcile unpauses it
-        (the plan's power-state rule), as after an agent killed in between."""
-        for name, domid in built:
-            try:
-                self.backend.unpause(domid)
-            except XenReconcileError as exc:
-                result = results[name]
-                result.error = f"{ActionKind.UNPAUSE}: {exc}"
-                result.status = st.ERROR
 
     def _side_by_side(self, run: Callable[[list[pl.Action]], None], batch: list[list[pl.Action]]) -> None:
         """``run`` each domain's actions, ``parallel`` domains at a time (inline when one would do:
@@ -372,23 +344,22 @@ class Reconciler:
             updated = replace(entry, file=str(want.file), content_hash=want.content_hash)
             self.state.put(updated, self.inventory.add(updated))
 
-    def _run(self, action: pl.Action, owned: set[int], desired: DesiredSet,
-             start_later: list[tuple[str, int]] | None = None) -> None:
+    def _run(self, action: pl.Action, owned: set[int], desired: DesiredSet) -> None:
         """One action through its handler (``_HANDLERS``); raises on failure. An action on an
         existing guest (``OnDomain``) runs only when the guest is ours."""
         payload = action.payload
         if isinstance(payload, ac.OnDomain) and payload.domid not in owned:
             raise XenReconcileError(
                 f"refusing to {action.kind} domid {payload.domid}: not owned by {self.policy.owner}")
-        _HANDLERS[action.kind](self, _Step(action.domain, owned, desired, start_later), payload)
+        _HANDLERS[action.kind](self, _Step(action.domain, owned, desired), payload)
 
     # -- one handler per action kind (``_HANDLERS``) ---------------------------------------------
 
     def _do_create(self, step: _Step, p: ac.Create) -> None:
-        self._create(step, p.config, p.paused)
+        self._create(step.name, p.config, p.paused, step.desired)
 
     def _do_restore(self, step: _Step, p: ac.Restore) -> None:
-        self._create(step, p.config, p.paused, image=p.path)
+        self._create(step.name, p.config, p.paused, step.desired, image=p.path)
 
     def _do_set_aside(self, step: _Step, p: ac.SetAside) -> None:
         set_aside(Path(p.path))
@@ -406,7 +377,7 @@ class Reconciler:
 
     def _do_recreate(self, step: _Step, p: ac.Recreate) -> None:
         self._stop(p.domid)
-        self._create(step, p.config, p.paused)
+        self._create(step.name, p.config, p.paused, step.desired)
 
     def _do_shutdown(self, step: _Step, p: ac.Shutdown) -> None:
         self._stop(p.domid)
@@ -464,14 +435,12 @@ class Reconciler:
         if not gone or any(i.domid == domid for i in self.backend.list_domains()):
             self.backend.destroy(domid)
 
-    def _create(self, step: _Step, config: LibxlConfig, paused: bool, image: str | None = None) -> None:
+    def _create(self, name: str, config: LibxlConfig, paused: bool, desired: DesiredSet,
+                image: str | None = None) -> None:
         """Record the new guest's uuid *before* asking libxl for it: killed mid-create, the agent
         may leave a paused domain that xenstore has no name for yet, and only this record lets the
         next run know that domain is its own remains (``plan.remains_by_name``). libxl makes the
-        domain with ``c_info.uuid`` as its handle, so the uuid chosen here is the one listed. A
-        guest to be started with the rest of its phase is built paused (``_start_together``)."""
-        name, desired = step.name, step.desired
-        later = step.start_later is not None and not paused
+        domain with ``c_info.uuid`` as its handle, so the uuid chosen here is the one listed."""
         ready = for_create(config, self.policy.owner)
         want = desired.domains.get(name)
         if want is not None:
@@ -480,14 +449,12 @@ class Reconciler:
         self._remember(OwnedDomain(name, uuid, *self._origin(name, desired)))
         try:
             if image is None:
-                domid = self.backend.create(ready, paused=paused or later)
+                self.backend.create(ready, paused=paused)
             else:
-                domid = self.backend.restore(image, ready, paused=paused or later)
+                self.backend.restore(image, ready, paused=paused)
         except XenReconcileError:
             self._forget(uuid)  # libxl destroys what a failed create made
             raise
-        if later and step.start_later is not None:
-            step.start_later.append((name, domid))
         if image is not None:  # restored: the image is spent (xendomains and libvirt-guests alike)
             Path(image).unlink(missing_ok=True)
 
@@ -531,9 +498,6 @@ def _phases(actions: list[pl.Action]) -> Iterator[list[list[pl.Action]]]:
     if batch:
         yield list(batch.values())
 
-
-#: The actions that build a guest (each ends with libxl's create or restore).
-_BUILDS = frozenset({ActionKind.CREATE, ActionKind.RESTORE, ActionKind.RECREATE})
 
 #: The one place an action kind meets the code that carries it out. Each handler takes its own
 #: payload class (``reconcilers.actions``); the table is typed loosely because of that.

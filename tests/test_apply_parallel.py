@@ -35,7 +35,6 @@ class Watched:
         self.most = 0
         self.barrier = threading.Barrier(barrier, timeout=10) if barrier else None
         self.fail: set[str] = set()
-        self.fail_unpause: set[int] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.host, name)
@@ -49,7 +48,7 @@ class Watched:
         with self._lock:
             self.in_flight += 1
             self.most = max(self.most, self.in_flight)
-        self._note(f"create {name}" + (" paused" if paused else ""))
+        self._note(f"create {name}")
         try:
             if self.barrier is not None:
                 self.barrier.wait()  # serial creates never get here together: BrokenBarrierError
@@ -59,12 +58,6 @@ class Watched:
         finally:
             with self._lock:
                 self.in_flight -= 1
-
-    def unpause(self, domid: int) -> None:
-        if domid in self.fail_unpause:
-            raise BackendError("unpause", "device model gone", domain=str(domid))
-        self._note(f"unpause {domid}")
-        self.host.unpause(domid)
 
     def shutdown(self, domid: int, timeout: float) -> bool:
         self._note(f"shutdown {domid}")
@@ -131,55 +124,6 @@ def test_results_keep_the_plans_order_whatever_finished_first(tmp_path: Path) ->
     host = Watched(SimHost(shutdown_delay=0.0))
     results = reconciler(tmp_path, host, 5).reconcile_all(load_desired(desired_dir(tmp_path, *names)))
     assert [r.name for r in results] == names
-
-
-def test_a_storm_is_built_paused_then_started_together(tmp_path: Path) -> None:
-    """Several guests built at once are each built paused and unpaused only once every build of
-    the phase is done (a booting guest would take the CPU the next build needs in dom0)."""
-    names = [f"g{i}" for i in range(4)]
-    host = Watched(SimHost(shutdown_delay=0.0))
-    results = reconciler(tmp_path, host, 2).reconcile_all(load_desired(desired_dir(tmp_path, *names)))
-    assert {r.name: r.status for r in results} == dict.fromkeys(names, st.IN_SYNC)
-    creates = [e for e in host.log if e.startswith("create")]
-    assert sorted(creates) == [f"create {n} paused" for n in names]
-    last_build = max(i for i, e in enumerate(host.log) if e.startswith("create"))
-    first_start = min(i for i, e in enumerate(host.log) if e.startswith("unpause"))
-    assert last_build < first_start
-    assert {d.name: d.state for d in host.list_domains() if d.domid} == dict.fromkeys(names, "running")
-
-
-@pytest.mark.parametrize("parallel", [1, 4])
-def test_a_guest_built_alone_starts_at_once(tmp_path: Path, parallel: int) -> None:
-    """One create in its phase (or one domain at a time): built running, no separate unpause."""
-    host = Watched(SimHost(shutdown_delay=0.0))
-    names = ["a", "b"] if parallel == 1 else ["a"]
-    reconciler(tmp_path, host, parallel).reconcile_all(load_desired(desired_dir(tmp_path, *names)))
-    assert host.log == [f"create {n}" for n in names]
-
-
-def test_a_guest_desired_paused_stays_paused_in_a_storm(tmp_path: Path) -> None:
-    directory = desired_dir(tmp_path, "a", "b")
-    paused = "<metadata><xr:state xmlns:xr='https://xenreconcile.dev/schemas/domain/1.0'>paused</xr:state></metadata>"
-    (directory / "p.xml").write_text(domain_xml("p").replace("<name>p</name>", f"<name>p</name>{paused}", 1))
-    host = Watched(SimHost(shutdown_delay=0.0))
-    reconciler(tmp_path, host, 4).reconcile_all(load_desired(directory))
-    states = {d.name: d.state for d in host.list_domains() if d.domid}
-    assert states == {"a": "running", "b": "running", "p": "paused"}
-
-
-def test_a_guest_that_cannot_be_started_is_an_error_and_started_next_time(tmp_path: Path) -> None:
-    host = Watched(SimHost(shutdown_delay=0.0))
-    host.fail_unpause.add(2)  # the sim numbers domains from 1 in creation order: the second one
-    rec = reconciler(tmp_path, host, 4)
-    desired = load_desired(desired_dir(tmp_path, "a", "b", "c"))
-    results = {r.name: r for r in rec.reconcile_all(desired)}
-    stuck = next(d.name for d in host.list_domains() if d.domid == 2)
-    assert results[stuck].status == st.ERROR and "device model gone" in (results[stuck].error or "")
-    assert [r.status for n, r in results.items() if n != stuck] == [st.IN_SYNC, st.IN_SYNC]
-    host.fail_unpause.clear()
-    again = {r.name: r for r in rec.reconcile_all(desired)}
-    assert again[stuck].status == st.IN_SYNC
-    assert {d.state for d in host.list_domains() if d.domid} == {"running"}
 
 
 # -- memory for guests built at once (AutoballoonBackend) -----------------------------------------
