@@ -154,9 +154,12 @@ class Reconciler:
             out.append(pl.ActualDomain(info, config))
         return out
 
-    def plan(self, desired: DesiredSet) -> pl.Plan:
-        """What ``reconcile_all`` would do now (the dry run behind ``xenreconcile plan``)."""
-        actual = self.snapshot(desired)
+    def plan(self, desired: DesiredSet, actual: list[pl.ActualDomain] | None = None) -> pl.Plan:
+        """What ``reconcile_all`` would do now (the dry run behind ``xenreconcile plan``).
+
+        ``actual``: a ``snapshot`` the caller took, so it knows which guests the plan judged (the
+        fault soak guards the very domid a plan found in sync, not one it looked up before or after)."""
+        actual = self.snapshot(desired) if actual is None else actual
         return pl.plan(self._with_ports(desired, actual, record=False), actual, self.policy,
                        self._inventory_copy(), self._diffs)
 

@@ -11,10 +11,14 @@ SIGKILL at random moments and restarted (``run_subprocess``).
 Invariants, checked after every change and at the end (faults off, a final resync):
 
 - no unowned guest is ever touched (same domid, state and config as when it was started);
-- no guest is destroyed because of an invalid file: a converged guest whose file is then broken keeps
-  its domid for as long as the file stays broken;
+- no guest is destroyed because of an invalid file: a guest the agent was done with when its file broke
+  (``settled_domid``) keeps its domid for as long as the file stays broken;
 - at the end the host equals the desired set: every owned guest is desired, every desired guest not
   blocked by an unowned one of the same name runs, and a fresh plan is empty.
+
+The driver keeps a journal beside the host's op log (``driver.jsonl`` next to ``ops.jsonl`` and the
+agent's ``agent.log``, all stamped with the wall clock): every write, change, guard, agent kill and
+check, so a violation can be lined up with what the agent was doing.
 
 Run the full soak with ``python tests/soak/soak_driver.py --changes 1000`` (README "Fault soak").
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -32,7 +37,7 @@ import sys
 import time
 import uuid as _uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,13 +47,13 @@ if str(REPO) not in sys.path:  # run as a script
     sys.path.insert(0, str(REPO))
 
 from libxl.errors import BackendError, XenReconcileError  # noqa: E402
-from libxl.hosts.backend import DomainInfo  # noqa: E402
 from libxl.hosts.sim import SimHost  # noqa: E402
 from reconcilers.apply import Reconciler  # noqa: E402
 from reconcilers.desired import DesiredSet, load_desired  # noqa: E402
-from reconcilers.plan import INVALID  # noqa: E402
+from reconcilers.plan import INVALID, index_actual  # noqa: E402
 from reconcilers.policy import Policy  # noqa: E402
 from reconcilers.securitypolicy import DEFAULT_SECURITY, SecurityPolicy  # noqa: E402
+from reconcilers.status import CRASHED, IN_SYNC  # noqa: E402
 from tests.reconcile_fixtures import domain_xml  # noqa: E402
 
 OWNER = "soak"
@@ -62,6 +67,8 @@ KINDS = {"create": 10, "memory": 12, "disk-add": 6, "disk-remove": 5, "nic-add":
          "kernel": 5, "break": 9, "fix": 9, "delete": 5, "rogue-add": 4, "rogue-file": 2,
          "rogue-remove": 2, "crash": 8}
 BREAKS = ("syntax", "modes", "policy")
+#: ``settled(name)`` as the change methods get it (``World.change``): see ``settled_domid``.
+Settled = Callable[[str], int | None]
 
 
 @dataclass(frozen=True)
@@ -144,11 +151,20 @@ class World:
         self.broken: dict[str, str] = {}
         #: name -> domid that must survive while the file stays broken.
         self.guarded: dict[str, int] = {}
+        #: name -> sha256 of each good version written, in order (what the agent records as applied).
+        self.revisions: dict[str, list[str]] = {}
         self.rogues: dict[str, Rogue] = {}
         #: Every unowned guest ever started, by domid (the agent's op log must never name one).
         self.rogue_domids: dict[int, str] = {}
         self.figures = Figures()
         self._serial = 0
+        #: The driver's own side of the story, one JSON line per event (beside the host's ops.jsonl).
+        self.journal = root / "driver.jsonl"
+
+    def note(self, event: str, **fields: Any) -> None:
+        """One line of the journal."""
+        with open(self.journal, "a") as out:
+            out.write(json.dumps({"t": time.time(), "event": event, **fields}) + "\n")
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -160,11 +176,27 @@ class World:
         return self.dir / f"{name}.xml"
 
     def write(self, name: str, text: str, mode: int = 0o644) -> None:
-        """Atomically, like a config manager (a dotted temporary file renamed over the target)."""
+        """Atomically, like a config manager (a dotted temporary file renamed over the target). A
+        good version (``name`` not in ``broken``) is added to ``revisions``."""
         tmp = self.dir / f".{name}.xml.tmp"
         tmp.write_text(text)
         tmp.chmod(mode)
         os.replace(tmp, self.path(name))
+        revision = None
+        if name not in self.broken:
+            revision = hashlib.sha256(text.encode()).hexdigest()
+            self.revisions.setdefault(name, []).append(revision)
+        self.note("write", name=name, mode=oct(mode), revision=revision)
+
+    def unmistakable(self, name: str) -> bool:
+        """Whether the current version of ``name``'s file tells which write the agent applied when its
+        state records that version: not so when the same bytes were also written before another good
+        version (A, B, A): the record may date from the first A while B is still being applied."""
+        hashes = self.revisions.get(name, [])
+        first = len(hashes) - 1  # where the last run of the current version starts
+        while first > 0 and hashes[first - 1] == hashes[-1]:
+            first -= 1
+        return bool(hashes) and hashes[-1] not in hashes[:first]
 
     def _mac(self) -> str:
         n = self._next()
@@ -176,12 +208,14 @@ class World:
 
     # -- changes -----------------------------------------------------------------------------
 
-    def change(self, host: SimHost, converged: Any) -> str | None:
+    def change(self, host: SimHost, settled: Settled) -> str | None:
         """Make one random change; returns its kind, or None when it did not apply right now.
 
-        ``converged(name)`` tells whether the agent has nothing left to do for ``name``."""
+        ``settled(name)``: the domid of ``name``'s guest when the agent is done with it, else None
+        (``settled_domid``)."""
         kind = self.rng.choices(list(KINDS), weights=list(KINDS.values()))[0]
-        applied = getattr(self, "_" + kind.replace("-", "_"))(host, converged)
+        applied = getattr(self, "_" + kind.replace("-", "_"))(host, settled)
+        self.note("change", kind=kind, applied=bool(applied))
         if applied:
             self.figures.changes[kind] += 1
             return kind
@@ -199,7 +233,7 @@ class World:
         self.write(name, new.render())
         return True
 
-    def _create(self, host: SimHost, converged: Any) -> bool:
+    def _create(self, host: SimHost, settled: Settled) -> bool:
         name = f"g{self._next()}"
         memory = self.rng.choice((128, 256, 512))
         spec = Spec(name, memory_mib=memory, vcpus=self.rng.randint(1, 4),
@@ -210,20 +244,20 @@ class World:
         self.write(name, spec.render())
         return True
 
-    def _memory(self, host: SimHost, converged: Any) -> bool:
+    def _memory(self, host: SimHost, settled: Settled) -> bool:
         def edit(s: Spec) -> Spec:
             if self.rng.random() < 0.7:  # balloon: live
                 return replace(s, current_mib=self.rng.randrange(64, s.memory_mib + 1, 32))
             return replace(s, memory_mib=self.rng.choice((128, 256, 384, 512)), current_mib=None)  # restart
         return self._edit(edit)
 
-    def _disk_add(self, host: SimHost, converged: Any) -> bool:
+    def _disk_add(self, host: SimHost, settled: Settled) -> bool:
         def edit(s: Spec) -> Spec | None:
             free = [f"xvd{c}" for c in "abcdefgh" if f"xvd{c}" not in s.disks]
             return replace(s, disks=(*s.disks, free[0])) if free else None
         return self._edit(edit)
 
-    def _disk_remove(self, host: SimHost, converged: Any) -> bool:
+    def _disk_remove(self, host: SimHost, settled: Settled) -> bool:
         def edit(s: Spec) -> Spec | None:
             if len(s.disks) < 2:
                 return None
@@ -231,10 +265,10 @@ class World:
             return replace(s, disks=tuple(d for d in s.disks if d != gone))
         return self._edit(edit)
 
-    def _nic_add(self, host: SimHost, converged: Any) -> bool:
+    def _nic_add(self, host: SimHost, settled: Settled) -> bool:
         return self._edit(lambda s: replace(s, macs=(*s.macs, self._mac())) if len(s.macs) < 4 else None)
 
-    def _nic_remove(self, host: SimHost, converged: Any) -> bool:
+    def _nic_remove(self, host: SimHost, settled: Settled) -> bool:
         def edit(s: Spec) -> Spec | None:
             if not s.macs:
                 return None
@@ -242,19 +276,21 @@ class World:
             return replace(s, macs=tuple(m for m in s.macs if m != gone))
         return self._edit(edit)
 
-    def _kernel(self, host: SimHost, converged: Any) -> bool:
+    def _kernel(self, host: SimHost, settled: Settled) -> bool:
         return self._edit(lambda s: replace(s, kernel=f"/boot/vmlinuz-{self._next()}"))
 
-    def _break(self, host: SimHost, converged: Any) -> bool:
+    def _break(self, host: SimHost, settled: Settled) -> bool:
         names = self.good()
         if not names:
             return False
         name = self.rng.choice(names)
         how = self.rng.choice(BREAKS)
         spec = self.specs[name]
-        dom = self.domain(host, name)
-        if dom is not None and dom.owner == OWNER and converged(name):  # before the file breaks
-            self.guarded[name] = dom.domid
+        domid = settled(name) if self.unmistakable(name) else None  # before the file breaks
+        if domid is not None:
+            self.guarded[name] = domid
+            self.note("guard", name=name, domid=domid)
+        self.broken[name] = how
         if how == "syntax":
             self.write(name, spec.render()[: self.rng.randrange(10, 60)])
         elif how == "modes":  # a hostile edit anyone could have made: must never be read
@@ -264,10 +300,9 @@ class World:
                                          "'http://libvirt.org/schemas/domain/xen/1.0'>"
                                          "<xen:arg value='-monitor'/></xen:commandline>")
             self.write(name, text)
-        self.broken[name] = how
         return True
 
-    def _fix(self, host: SimHost, converged: Any) -> bool:
+    def _fix(self, host: SimHost, settled: Settled) -> bool:
         if not self.broken:
             return False
         name = self.rng.choice(sorted(self.broken))
@@ -278,7 +313,7 @@ class World:
         self.write(name, self.specs[name].render())
         return True
 
-    def _delete(self, host: SimHost, converged: Any) -> bool:
+    def _delete(self, host: SimHost, settled: Settled) -> bool:
         if not self.specs:
             return False
         name = self.rng.choice(sorted(self.specs))
@@ -286,9 +321,10 @@ class World:
         del self.specs[name]
         self.broken.pop(name, None)
         self.guarded.pop(name, None)
+        self.revisions.pop(name, None)
         return True
 
-    def _rogue_add(self, host: SimHost, converged: Any) -> bool:
+    def _rogue_add(self, host: SimHost, settled: Settled) -> bool:
         name = f"rogue{self._next()}"
         config = {"c_info": {"type": "pv", "name": name, "uuid": str(_uuid.uuid4())},
                   "b_info": {"max_memkb": 65536, "kernel": "/boot/other", "max_vcpus": 1}}
@@ -298,7 +334,7 @@ class World:
             self.rogue_domids[domid] = name
         return True
 
-    def _rogue_file(self, host: SimHost, converged: Any) -> bool:
+    def _rogue_file(self, host: SimHost, settled: Settled) -> bool:
         """A desired file that names an unowned guest: a conflict the agent must leave alone."""
         free = [n for n in self.rogues if n not in self.specs]
         if not free:
@@ -308,7 +344,7 @@ class World:
         self.write(name, self.specs[name].render())
         return True
 
-    def _rogue_remove(self, host: SimHost, converged: Any) -> bool:
+    def _rogue_remove(self, host: SimHost, settled: Settled) -> bool:
         if not self.rogues:
             return False
         name = self.rng.choice(sorted(self.rogues))
@@ -319,7 +355,7 @@ class World:
             self.figures.violations.append(f"unowned {name} vanished before its owner removed it: {err}")
         return True
 
-    def _crash(self, host: SimHost, converged: Any) -> bool:
+    def _crash(self, host: SimHost, settled: Settled) -> bool:
         with quiet(host):
             doms = [d for d in host.list_domains() if d.owner == OWNER and d.state == "running"
                     and d.name not in self.broken]
@@ -330,11 +366,6 @@ class World:
         return True
 
     # -- observing and checking ----------------------------------------------------------------
-
-    @staticmethod
-    def domain(host: SimHost, name: str) -> DomainInfo | None:
-        with quiet(host):
-            return next((d for d in host.list_domains() if d.name == name), None)
 
     @staticmethod
     def _rogue_now(host: SimHost, domid: int) -> Rogue:
@@ -400,14 +431,46 @@ class World:
                     f"good={sorted(good)} broken={sorted(self.broken)} actions={plan.actions}")
 
 
+def settled_domid(reconciler: Reconciler, desired: DesiredSet, name: str) -> int | None:
+    """The domid of ``name``'s guest when the agent is done with it; None when it may still act on it.
+
+    Done means both of these, so that a guarded guest is one the agent cannot legitimately take down
+    once its file breaks (the last good version it keeps in force is the version the guest runs):
+
+    - one look at the host (``reconciler.snapshot``) shows the guest, its config read, and the plan
+      made from that very look has nothing to do: in sync, or crashed and kept (on_crash preserve).
+      The domid returned is the one that plan judged. A guest whose config could not be read (it is
+      ``Pending``: e.g. it died between the listing and the config call because the agent's shutdown
+      request for a restart was already committed) is not done: the agent is in the middle of it;
+    - the agent's state (``reconciler.inventory``) records that it applied this very version of the
+      file (content hash and path), so no reconcile of an earlier version of the file is still to
+      come (two reconciles of one name never run at once) -- a host that merely happens to match the
+      current file (an edit and its revert) is not enough; ``World.unmistakable`` rules out the
+      revert to the very same bytes.
+
+    ``reconciler``: the agent's own (in-process), or a fresh one on its state directory."""
+    want = desired.domains.get(name)
+    if want is None:
+        return None
+    actual = reconciler.snapshot(desired)
+    planned = next((d for d in reconciler.plan(desired, actual).domains if d.name == name), None)
+    act = index_actual(actual).get(name)
+    if planned is None or act is None or planned.actions or planned.outcome not in (IN_SYNC, CRASHED):
+        return None
+    entry = reconciler.inventory.domains.get(act.info.uuid.lower())
+    if entry is None or (entry.file, entry.content_hash) != (str(want.file), want.content_hash):
+        return None
+    return act.info.domid
+
+
 # ---- the in-process variant ------------------------------------------------------------------------
 
-def _changes(world: World, host: SimHost, changes: int, converged: Any) -> Iterator[tuple[int, str | None]]:
+def _changes(world: World, host: SimHost, changes: int, settled: Settled) -> Iterator[tuple[int, str | None]]:
     """Random changes until ``changes`` of them applied (some draws do not apply, e.g. a fix with
     nothing broken); yields (step, kind or None) after each draw."""
     step = 0
     while sum(world.figures.changes.values()) < changes and step < 20 * changes:
-        yield step, world.change(host, converged)
+        yield step, world.change(host, settled)
         step += 1
 
 
@@ -423,12 +486,11 @@ def run_inprocess(root: Path, changes: int, seed: int = 1, *, policy: Policy = P
     reconciler = Reconciler(host, policy, world.state_dir)
     desired: DesiredSet | None = None
 
-    def converged(name: str) -> bool:
+    def settled_now(name: str) -> int | None:
         with quiet(host):
-            plan = reconciler.plan(load_desired(world.dir, desired, security=security))
-        return not any(d.actions for d in plan.domains if d.name == name)
+            return settled_domid(reconciler, load_desired(world.dir, desired, security=security), name)
 
-    for step, kind in _changes(world, host, changes, converged):
+    for step, kind in _changes(world, host, changes, settled_now):
         desired = load_desired(world.dir, desired, security=security)
         if kind is None or world.rng.random() < 0.25:
             names = [None]  # the periodic full resync
@@ -504,21 +566,23 @@ def run_subprocess(root: Path, changes: int, seed: int = 2,
 
     def restart(faults: bool, signum: int = signal.SIGKILL) -> AgentProcess:
         early = agent.kill(signum)
+        world.note("agent-killed", pid=agent.proc.pid, signal=int(signum))
         if early is not None:
             world.figures.violations.append(f"the agent exited on its own (status {early}); see {agent.log}")
         return AgentProcess(root, world, host_path, faults=faults, seed=world.rng.randrange(1 << 30))
 
-    def converged(name: str) -> bool:
-        plan = _fresh_plan(world, host)
-        return not any(d.actions for d in plan.domains if d.name == name)
+    def settled_now(name: str) -> int | None:
+        with quiet(host):  # what the agent recorded in its state directory, and the host now
+            return settled_domid(Reconciler(host, POLICY, world.state_dir), load_desired(world.dir), name)
 
     try:
-        for step, kind in _changes(world, host, changes, converged):
+        for step, kind in _changes(world, host, changes, settled_now):
             time.sleep(world.rng.uniform(0.0, 0.08))
             if time.monotonic() >= kill_at:
                 agent = restart(faults=True)
                 world.figures.kills += 1
                 kill_at = time.monotonic() + world.rng.uniform(*lifetime)
+            world.note("check", step=step, kind=kind)
             world.check(host, f"step {step} ({kind})")
         agent = restart(faults=False)
         deadline = time.monotonic() + 60
