@@ -8,9 +8,9 @@ the call fails, into the ``BackendError`` message, which is where an operator lo
 libxl holds a context's lock through the compute-bound parts of an operation (a PV domain build
 loads and copies the kernel under it), so calls made from several threads on one context run one
 after the other, and a boot storm's creates side by side would gain nothing. Each call therefore
-borrows a context from a pool (the first one made, then more as calls overlap, each with libxl's
-selective SIGCHLD reaping, which libxl requires of every context when a process has several): as
-many contexts as calls in flight, as ``xl`` has one per process.
+borrows a context from a pool that grows as calls overlap (each with libxl's selective SIGCHLD
+reaping, which libxl requires of every context when a process has several): as many contexts as
+calls in flight, as ``xl`` has one per process. The first context is the events' own and never lent.
 
 Domain death/shutdown events come from a dedicated thread that waits in libxl's event loop (with a
 wake-up pipe so ``close`` can stop it before freeing the context) and re-arms death watches for
@@ -128,7 +128,8 @@ class RealHost:
         lines = self._begin_capture()
         # A failed alloc is reported once, in the exception: its log lines are only debug noise.
         self._tls.quiet = True
-        rc, ctx, logger = self._alloc_context(log_level)
+        self._log_level = log_level
+        rc, ctx, logger = self._alloc_context()
         self._tls.lines = self._tls.quiet = None
         if rc != 0:
             del _hosts[self._key]
@@ -137,7 +138,6 @@ class RealHost:
             if problem is not None:
                 raise BackendUnavailable(f"{problem} (libxl_ctx_alloc failed: {detail})")
             raise BackendUnavailable(f"cannot open a libxl context: {detail}")
-        self._log_level = log_level
         #: The context death events are armed and waited on (never lent: a long call on it would hold
         #: the events back); calls borrow the others.
         self._main_ctx: Any = ctx
@@ -153,12 +153,13 @@ class RealHost:
             del _hosts[self._key]
             raise BackendUnavailable(f"cannot connect to xenstored: {err}")
 
-    def _alloc_context(self, log_level: int) -> tuple[int, Any, Any]:
+    def _alloc_context(self) -> tuple[int, Any, Any]:
         """(rc, ctx, logger): one more libxl context logging to this host, with libxl's selective
         SIGCHLD reaping (every context of the process must have it)."""
         pctx = self._ffi.new("libxl_ctx **")
         plogger = self._ffi.new("xentoollog_logger **")
-        rc = self._lib.xr_ctx_alloc(pctx, self._ffi.cast("void *", self._key), log_level, plogger)
+        rc = self._lib.xr_ctx_alloc(pctx, self._ffi.cast("void *", self._key), self._log_level,
+                                   plogger)
         if rc != 0:
             return rc, None, None
         self._lib.xr_childproc_setmode(pctx[0])
@@ -166,7 +167,8 @@ class RealHost:
 
     @property
     def _ctx(self) -> Any:
-        """The context this thread borrowed for the call it is in (``_borrowing``)."""
+        """The context this thread borrowed for the call it is in (``_borrowed``); outside one, the
+        events' own (every public method that uses it directly borrows first: ``_borrowing``)."""
         return getattr(self._tls, "ctx", None) or self._main_ctx
 
     @contextlib.contextmanager
@@ -181,7 +183,7 @@ class RealHost:
         with self._pool_lock:
             ctx = self._free.pop() if self._free else None
         if ctx is None:
-            rc, ctx, logger = self._alloc_context(self._log_level)
+            rc, ctx, logger = self._alloc_context()
             if rc != 0:
                 raise BackendError(operation, f"cannot open another libxl context: {self._rc_text(rc)}")
             with self._pool_lock:
@@ -697,7 +699,6 @@ class RealHost:
             self._lib.xr_logger_free(logger)
         self._main_ctx = None
         _hosts.pop(self._key, None)
-
 
 
 def _not_found(operation: str, domid: int, detail: str) -> BackendError:
