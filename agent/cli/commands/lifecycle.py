@@ -105,10 +105,10 @@ def _adopt_here(settings: AgentConfig, state: StateDir, names: list[str]) -> dic
     from reconcilers.apply import Reconciler
     from reconcilers.desired import load_desired
 
-    backend = open_backend(settings.uri, host=settings.host_settings())
+    host = settings.host_settings()  # xl.conf and libxl.conf, read once for both
+    backend = open_backend(settings.uri, host=host)
     try:
-        desired = load_desired(Path(settings.desired_dir), security=settings.security(),
-                               host=settings.host_settings())
+        desired = load_desired(Path(settings.desired_dir), security=settings.security(), host=host)
         done = Reconciler(backend, settings.policy(), state.path).adopt(names, desired)
     finally:
         backend.close()
