@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli.errors import CommandError, describe, one_line
+from agent.cli.main import build_parser
 from agent.cli.replies import status_url
 from agent.config import AgentConfig, AgentConfigError, load_config
 from libxl.errors import ConfigError
@@ -116,13 +117,9 @@ def _confine(argv: list[str], *, uri: str | None, config: Any) -> None:
     chosen here (a ``--uri xen+ssh://`` would be a second hop, a ``--config`` a file of the
     caller's choosing), and ``status --url`` may only name this host's own agent on loopback over
     http (not ``file://``, not another host)."""
-    from agent.cli.main import (
-        build_parser,  # late: agent.cli.main imports this module (its verb list)
-    )
-
     with contextlib.redirect_stderr(io.StringIO()):
         try:
-            parsed = build_parser().parse_args(argv)
+            parsed = build_parser(argv[0]).parse_args(argv)
         except SystemExit:
             return  # a flag argparse refuses: _run reports argparse's own words
     if getattr(parsed, "uri", None) != uri:
