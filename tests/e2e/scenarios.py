@@ -1195,6 +1195,16 @@ def s_handover(e: E2E) -> str:
             f"domids {sorted(domids.values())} kept")
 
 
+def _host_shutdown_failures(e: E2E, boot: str = "") -> str | None:
+    """Why xenreconcile-guests' last ``host-shutdown`` (in this boot, or ``boot="-b -1"``) was not
+    clean, from its summary line in the journal; None when it reports no failed guest."""
+    log = e.d.sh(f"journalctl {boot} -u xenreconcile-guests.service -o cat --no-pager", 30).out
+    summaries = [line for line in log.splitlines() if line.startswith("host-shutdown (")]
+    if summaries and summaries[-1].endswith(", 0 failed"):
+        return None
+    return f"xenreconcile-guests' host-shutdown said:\n{log[-1500:]}"
+
+
 def s_shutdown_timing(e: E2E) -> str:
     """The host shutdown's agent side, as systemd runs it: the agent stopped, then
     ``xenreconcile-guests`` stopped (on_host_shutdown = "shutdown", the guests in parallel), timed
@@ -1203,6 +1213,9 @@ def s_shutdown_timing(e: E2E) -> str:
     markers = {n: e.markers(n) for n in STORM}
     e.stop_agent()
     took = _timed_stop(e, "xenreconcile-guests.service", STORM)
+    failed = _host_shutdown_failures(e)
+    if failed:  # xendomains' guests: the daemon of their `xl create` may destroy a husk first
+        raise ScenarioFailed(failed)
     d.check("systemctl start xenreconcile-guests.service", 120)
     e.start_agent(on_host_shutdown="shutdown")
     for name in STORM:
@@ -1230,6 +1243,9 @@ def s_reboot_shutdown(e: E2E) -> str:
         guests_log = e.d.sh("journalctl -b -1 -u xenreconcile-guests -o cat --no-pager", 30).out
         raise ScenarioFailed(f"no clean-shutdown line on the console of {not_clean}; "
                              f"xenreconcile-guests at the reboot:\n{guests_log[-800:]}")
+    failed = _host_shutdown_failures(e, "-b -1")
+    if failed:
+        raise ScenarioFailed(failed)
     e.figures.update(agent_boot_storm_s=storm, reboot_shutdown_s=took)
     return (f"{len(STORM)} guests shut down cleanly and booted again, the last {storm:.1f} s after the "
             f"agent started; dom0 back {took:.0f} s after the request")
