@@ -43,8 +43,11 @@ def _logger() -> Any:
 
     return structlog.get_logger("xenreconcile").bind(component="libxl")
 
+
 #: xentoollog levels (xentoollog.h): DEBUG=1 ... DETAIL=3, INFO=5, WARN=7, ERROR=8, CRITICAL=9.
 _XTL_DETAIL, _XTL_WARN, _XTL_ERROR = 3, 7, 8
+#: How a failed call on a domain that does not exist begins (``_rc_text`` of libxl's -21).
+_NOT_FOUND = "ERROR_DOMAIN_NOTFOUND"
 #: libxl errors after which retrying the same request cannot succeed.
 _PERMANENT_ERRORS = {"INVAL", "NI", "VNUMA_CONFIG_INVALID", "FEATURE_REMOVED", "DEVICE_EXISTS",
                      "NOTFOUND", "DOMAIN_NOTFOUND"}
@@ -257,7 +260,7 @@ class RealHost:
         try:
             return self._call(operation, func, domid, *args, domain=str(domid))
         except BackendError as err:
-            if not err.message.startswith("ERROR_DOMAIN_NOTFOUND") and self._dominfo(domid) is None:
+            if not _is_not_found(err) and self._dominfo(domid) is None:
                 raise _not_found(operation, domid, err.message) from None
             raise
 
@@ -370,7 +373,7 @@ class RealHost:
             try:
                 self._call("domain_info", self._lib.libxl_domain_info, info, domid)
             except BackendError as err:
-                if err.message.startswith("ERROR_DOMAIN_NOTFOUND"):
+                if _is_not_found(err):
                     return None
                 raise
             return self._take_json("domain_info", self._lib.libxl_dominfo_to_json(self._ctx, info))
@@ -441,7 +444,7 @@ class RealHost:
                 try:
                     self.destroy(domid)
                 except BackendError as err:
-                    if not err.message.startswith("ERROR_DOMAIN_NOTFOUND"):
+                    if not _is_not_found(err):
                         raise
                 finally:
                     self._tls.quiet = None
@@ -719,8 +722,13 @@ class RealHost:
 
 
 def _not_found(operation: str, domid: int, detail: str) -> BackendError:
-    return BackendError(operation, f"ERROR_DOMAIN_NOTFOUND: domain {domid} does not exist ({detail})",
+    return BackendError(operation, f"{_NOT_FOUND}: domain {domid} does not exist ({detail})",
                         domain=str(domid), transient=False)
+
+
+def _is_not_found(err: BackendError) -> bool:
+    """Whether ``err`` says the domain does not exist (libxl's own error name, or ``_not_found``)."""
+    return err.message.startswith(_NOT_FOUND)
 
 
 def dominfo_from_json(info: dict[str, Any], name: str, owner: str | None) -> DomainInfo:
