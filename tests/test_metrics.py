@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent import VERSION
 from agent.daemon.endpoints import Endpoints, MetricsServer
 from agent.daemon.metrics import AgentMetrics, DomainView
 from agent.daemon.queue import WorkQueue
@@ -109,6 +110,8 @@ def test_scrape_parses_and_has_every_documented_metric(served: tuple[AgentMetric
     assert s[("xenreconcile_watch_rescans_total", ())] == 1
     assert s[("xenreconcile_watch_events_total", (("kind", "file"),))] == 1
     assert s[("xenreconcile_workqueue_unfinished_work_seconds", ())] >= 0
+    build = [labels for name, labels in s if name == "xenreconcile_build_info"]
+    assert build and dict(build[0])["version"] == VERSION  # not "unknown" when installed from the .deb
 
 
 def test_per_domain_series_by_name(served: tuple[AgentMetrics, str, State]) -> None:

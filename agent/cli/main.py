@@ -25,6 +25,7 @@ import os
 import sys
 from typing import NoReturn
 
+from agent import VERSION
 from agent.cli.errors import one_line, report
 
 #: The verb modules (``agent.cli.commands.<module>``) in the order ``--help`` lists them, each with
@@ -61,6 +62,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         prog="xenreconcile",
         description="Declarative reconciliation agent for Xen hosts (libxl).",
     )
+    parser.add_argument("--version", action="version", version=f"xenreconcile {VERSION}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in [m for m, verbs in COMMANDS.items() if verb in verbs] or COMMANDS:
         importlib.import_module(f"agent.cli.commands.{module}").register(sub)

@@ -15,8 +15,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from agent import VERSION
 from agent.daemon.httpd import BoundedHTTPServer, Limits
-from agent.daemon.metrics import version
 from agent.log import get_logger
 
 
@@ -50,7 +50,7 @@ class MetricsServer:
 
 def _make_handler(registry: CollectorRegistry, endpoints: Endpoints) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        server_version = f"xenreconcile/{version()}"
+        server_version = f"xenreconcile/{VERSION}"
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             try:

@@ -19,25 +19,18 @@ import bisect
 import platform
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agent import VERSION
 from libxl.hosts.backend import DomainInfo, IoStats
 from reconcilers.status import DRIFTED, RESTART_REQUIRED, STATES, Status
 
 PREFIX = "xenreconcile"
 _TIME_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _QUEUE_BUCKETS = (1e-5, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0)
-
-
-def version() -> str:
-    try:
-        return metadata.version("xenreconcile")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @dataclass
@@ -213,7 +206,7 @@ class AgentMetrics:
                            registry=reg)
         build = Gauge(f"{PREFIX}_build_info", "Build information (always 1)", ["version", "python"],
                       registry=reg)
-        build.labels(version(), platform.python_version()).set(1)
+        build.labels(VERSION, platform.python_version()).set(1)
         for kind in ("file", "ignore", "swap", "error"):
             self.watch_events.labels(kind)
         #: The per-result children, looked up once (a resync counts one per guest).
