@@ -89,3 +89,10 @@ def test_a_guest_that_does_not_go_down_in_time_is_not_destroyed_here() -> None:
     host = PoweredOff(None, down=False)
     assert shut_down(host) is False
     assert host.calls == ["shutdown"]
+
+
+def test_a_request_to_a_domain_that_is_not_there_is_its_not_found() -> None:
+    host = PoweredOff(None, request_error=_not_found("shutdown", 7, "ERROR_DOMAIN_NOTFOUND (-21)"))
+    with pytest.raises(BackendError, match="NOTFOUND"):
+        shut_down(host)
+    assert host.calls == ["shutdown"]

@@ -439,7 +439,9 @@ class RealHost:
         that request, and libxl timed out waiting for it to take ours (seen on the e2e host)."""
         try:
             self._on_domain("shutdown", self._lib.libxl_domain_shutdown, domid, self._ffi.NULL)
-        except BackendError:
+        except BackendError as err:
+            if _is_not_found(err):  # it was never there: the caller's not-found, as for any call
+                raise
             info = self._dominfo(domid)
             if info is not None and not info.get("shutdown"):
                 raise
