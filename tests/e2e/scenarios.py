@@ -150,8 +150,7 @@ class E2E:
         return {domid: name for name, domid, _ in self.xl_list()}
 
     def markers(self, name: str) -> int:
-        res = self.d.sh(f"grep -c {MARKER} /var/log/xen/console/guest-{name}.log", 30)
-        return int(res.out.strip() or 0) if res.out.strip().isdigit() else 0
+        return _console_count(self, name, MARKER)
 
     def block_vdevs(self, name: str) -> list[int]:
         out = self.d.check(f"xl block-list {quote(name)}", 60)
@@ -974,9 +973,6 @@ SAVED = STORM[:2]
 BOOT_AFTER_REBOOT = 900.0
 MARKS = "/run/xr-e2e-markers.json"
 MARK_BASELINE = f"{GUEST_DIR}/marker-baseline.json"
-#: Started at boot before xendomains and the agent: the CLOCK_MONOTONIC time at which each guest's
-#: console log first shows a boot marker beyond the count recorded before the reboot (what the
-#: boot storm is timed by, against the services' own start time in the same clock).
 #: The dom0-side scripts' count of a guest's boot markers in its console log (0 before it has one).
 COUNT_MARKERS = f"""def count(name):
     try:
@@ -985,6 +981,9 @@ COUNT_MARKERS = f"""def count(name):
     except OSError:
         return 0
 """
+#: Started at boot before xendomains and the agent: the CLOCK_MONOTONIC time at which each guest's
+#: console log first shows a boot marker beyond the count recorded before the reboot (what the
+#: boot storm is timed by, against the services' own start time in the same clock).
 MARKWATCH = f"""import json, os, time
 {COUNT_MARKERS}
 base = json.load(open({MARK_BASELINE!r}))
